@@ -1,0 +1,88 @@
+import { ethers } from "hardhat";
+import type { HardhatEthersSigner } from "@nomicfoundation/hardhat-ethers/signers";
+import type { DrugLedger } from "../../typechain-types";
+import { buildRun, demoRunCodes, RunPayload } from "../../backend/chain/runs";
+import type { RunShape } from "../../backend/codes/run";
+
+export { packRefs, unitRef, caseRef, palletRef, unpackRefs } from "../../backend/codes/refs";
+
+export const Role = { None: 0, Manufacturer: 1, Distributor: 2, Pharmacy: 3, Insurer: 4 } as const;
+export const DAY = 24 * 60 * 60;
+export const ADMIN_DELAY = 3 * DAY;
+
+export interface Actors {
+  admin: HardhatEthersSigner;
+  regulator: HardhatEthersSigner;
+  maker: HardhatEthersSigner;
+  otherMaker: HardhatEthersSigner;
+  distributor: HardhatEthersSigner;
+  pharmacy: HardhatEthersSigner;
+  otherPharmacy: HardhatEthersSigner;
+  insurer: HardhatEthersSigner;
+  otherInsurer: HardhatEthersSigner;
+  outsider: HardhatEthersSigner;
+}
+
+export interface LedgerFixture extends Actors {
+  ledger: DrugLedger;
+  productId: bigint;
+  batchId: bigint;
+  expiresOn: number;
+}
+
+/** Deploys the ledger and onboards one organisation of each kind (two makers, pharmacies and insurers). */
+export async function deployLedger(): Promise<LedgerFixture> {
+  const signers = await ethers.getSigners();
+  const [admin, regulator, maker, otherMaker, distributor, pharmacy, otherPharmacy, insurer, otherInsurer, outsider] =
+    signers as [HardhatEthersSigner, ...HardhatEthersSigner[]] as HardhatEthersSigner[];
+  const ledger = (await ethers.deployContract("DrugLedger", [ADMIN_DELAY, admin!.address])) as unknown as DrugLedger;
+  await ledger.grantRole(await ledger.REGULATOR_ROLE(), regulator!.address);
+  const onboard = async (who: HardhatEthersSigner, role: number, name: string) =>
+    ledger.connect(regulator!).onboard(who.address, role, name, `LIC-${name}`, "110000");
+  await onboard(maker!, Role.Manufacturer, "Maker");
+  await onboard(otherMaker!, Role.Manufacturer, "OtherMaker");
+  await onboard(distributor!, Role.Distributor, "Distributor");
+  await onboard(pharmacy!, Role.Pharmacy, "Pharmacy");
+  await onboard(otherPharmacy!, Role.Pharmacy, "OtherPharmacy");
+  await onboard(insurer!, Role.Insurer, "Insurer");
+  await onboard(otherInsurer!, Role.Insurer, "OtherInsurer");
+  await ledger.connect(maker!).registerProduct("8612345", "Amoxicillin 250mg", "H20000001", "capsule 24/box", 24);
+  const now = (await ethers.provider.getBlock("latest"))!.timestamp;
+  const expiresOn = now + 2 * 365 * DAY;
+  await ledger.connect(maker!).registerBatch(1, "LOT-A1", now - DAY, expiresOn);
+  return {
+    ledger,
+    admin: admin!,
+    regulator: regulator!,
+    maker: maker!,
+    otherMaker: otherMaker!,
+    distributor: distributor!,
+    pharmacy: pharmacy!,
+    otherPharmacy: otherPharmacy!,
+    insurer: insurer!,
+    otherInsurer: otherInsurer!,
+    outsider: outsider!,
+    productId: 1n,
+    batchId: 1n,
+    expiresOn,
+  };
+}
+
+let serialCounter = 1;
+
+/** Commissions a run of demo codes into `batchId`; returns its id and payload. */
+export async function commissionRun(
+  ledger: DrugLedger,
+  maker: HardhatEthersSigner,
+  batchId: bigint,
+  shape: RunShape,
+): Promise<{ runId: number; run: RunPayload }> {
+  const run = buildRun(demoRunCodes("8612345", shape, serialCounter), shape);
+  serialCounter += 100_000;
+  const tx = await ledger
+    .connect(maker)
+    .commission(batchId, shape.unitCount, shape.unitsPerCase, shape.casesPerPallet, run.codes, run.witness);
+  const receipt = await tx.wait();
+  const event = receipt!.logs.map((l) => ledger.interface.parseLog(l)).find((e) => e?.name === "UnitsCommissioned");
+  return { runId: Number(event!.args.runId), run };
+}
