@@ -7,7 +7,13 @@ import { caseRef, packRefs, palletRef, unitRef } from "../../backend/codes/refs"
 const DAY = 86_400;
 
 export interface DemoSummary {
-  participants: Record<string, string>;
+  participants: {
+    manufacturer: string;
+    distributor: string;
+    pharmacy: string;
+    otherPharmacy: string;
+    insurer: string;
+  };
   runId: number;
   sampleCodes: { dispensedAndSettled: string; dispensed: string; inStock: string; atDistributor: string };
 }
