@@ -83,19 +83,8 @@ abstract contract Custody is Commissioning {
         uint32 fromId = _activeHolder();
         uint32 toId = _activeHolder(to);
         if (toId == fromId) revert ShipToSelf();
-        uint256 count = Refs.count(items);
         shipmentId = ++_shipmentCount;
-        uint64 transit = IN_TRANSIT | shipmentId;
-        Run memory run;
-        uint32 cachedRunId;
-        for (uint256 i; i < count; ++i) {
-            uint256 ref = Refs.at(items, i);
-            (uint32 runId, uint8 level, uint32 index) = Refs.decode(ref);
-            if (runId != cachedRunId) (run, cachedRunId) = (_run(runId), runId);
-            _requireExists(run, level, index, ref);
-            _takeFromHolder(runId, run, level, index, ref, fromId);
-            _setEntry(runId, level, index, transit);
-        }
+        uint256 count = _takeAll(items, fromId, IN_TRANSIT | shipmentId);
         _shipments[shipmentId] = Shipment({
             fromId: fromId,
             toId: toId,
@@ -148,17 +137,7 @@ abstract contract Custody is Commissioning {
      */
     function decommission(bytes calldata items, DecommissionReason reason) external {
         uint32 holderId = _activeHolder();
-        uint256 count = Refs.count(items);
-        Run memory run;
-        uint32 cachedRunId;
-        for (uint256 i; i < count; ++i) {
-            uint256 ref = Refs.at(items, i);
-            (uint32 runId, uint8 level, uint32 index) = Refs.decode(ref);
-            if (runId != cachedRunId) (run, cachedRunId) = (_run(runId), runId);
-            _requireExists(run, level, index, ref);
-            _takeFromHolder(runId, run, level, index, ref, holderId);
-            _setEntry(runId, level, index, DECOMMISSIONED | holderId);
-        }
+        _takeAll(items, holderId, DECOMMISSIONED | holderId);
         emit Decommissioned(holderId, reason, items);
     }
 
@@ -187,6 +166,21 @@ abstract contract Custody is Commissioning {
      */
     function shipmentOf(uint40 shipmentId) external view returns (Shipment memory) {
         return _shipments[shipmentId];
+    }
+
+    /// @dev Takes every listed item from `holderId` (see {_takeFromHolder}) and gives it `newEntry`.
+    function _takeAll(bytes calldata items, uint32 holderId, uint64 newEntry) private returns (uint256 count) {
+        count = Refs.count(items);
+        Run memory run;
+        uint32 cachedRunId;
+        for (uint256 i; i < count; ++i) {
+            uint256 ref = Refs.at(items, i);
+            (uint32 runId, uint8 level, uint32 index) = Refs.decode(ref);
+            if (runId != cachedRunId) (run, cachedRunId) = (_run(runId), runId);
+            _requireExists(run, level, index, ref);
+            _takeFromHolder(runId, run, level, index, ref, holderId);
+            _setEntry(runId, level, index, newEntry);
+        }
     }
 
     /**
