@@ -227,10 +227,11 @@ abstract contract Dispensing is Custody {
             if (walk == Walk.Dispense) {
                 if (lane & (LANE_DISPENSED | LANE_SPLIT) != 0) revert UnitAlreadyDispensed(ref);
             } else {
+                // A split pack's field is not a claim place: it must never be read as one.
+                if (lane & LANE_SPLIT != 0) revert UnitIsSplit(ref);
                 if (walk == Walk.Settle && lane & LANE_SETTLED != 0) {
                     revert UnitAlreadySettled(ref, _claimOfLane(runId, index, lane));
                 }
-                if (lane & LANE_SPLIT != 0) revert UnitIsSplit(ref);
                 if (lane & LANE_DISPENSED == 0) revert UnitNotDispensed(ref);
                 if (walk == Walk.Undo) {
                     if (lane & LANE_SETTLED != 0) revert UnitIsSettled(ref);

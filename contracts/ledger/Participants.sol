@@ -56,7 +56,8 @@ abstract contract Participants is AccessControlDefaultAdminRules {
     error InvalidAccount();
     error Suspended(address account);
     error NotSuspended(address account);
-    /// @dev Business roles come with a participant record: use {onboard}, not {grantRole}.
+    /// @dev Business roles come with a participant record: use {onboard} and {suspend}, not {grantRole},
+    /// {revokeRole} or {renounceRole}.
     error BusinessRoleNeedsOnboarding(bytes32 role);
     /// @dev `account` is onboarded but its role cannot hold or receive goods.
     error CannotHoldGoods(address account);
@@ -153,6 +154,13 @@ abstract contract Participants is AccessControlDefaultAdminRules {
     function _grantRole(bytes32 role, address account) internal virtual override returns (bool) {
         if (_businessRole(role) != Role.None) revert BusinessRoleNeedsOnboarding(role);
         return super._grantRole(role, account);
+    }
+
+    /// @dev Business roles are not in AccessControl's table: revoking or renouncing one would emit RoleRevoked and
+    /// change nothing. Suspension is how an organisation loses its powers.
+    function _revokeRole(bytes32 role, address account) internal virtual override returns (bool) {
+        if (_businessRole(role) != Role.None) revert BusinessRoleNeedsOnboarding(role);
+        return super._revokeRole(role, account);
     }
 
     /// @dev The caller's participant id, if it is active and has `role`.
