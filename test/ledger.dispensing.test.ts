@@ -581,3 +581,32 @@ describe("Dispensing", () => {
     });
   });
 });
+
+describe("Dispensing: return windows cannot be stretched", () => {
+  it("returns only doses of a split pack's latest dispensing day: one more dose never reopens older ones", async () => {
+    const f = await loadFixture(dispensingFixture);
+    const u = unitRef(f.runId, 0);
+    await startOfNextDay();
+    await f.ledger.connect(f.pharmacy).dispensePartial(u, 10, RX);
+    await time.increase(30 * DAY);
+    await f.ledger.connect(f.pharmacy).dispensePartial(u, 1, RX);
+    await expect(f.ledger.connect(f.pharmacy).undoDispensePartial(u, 11))
+      .to.be.revertedWithCustomError(f.ledger, "InvalidQuantity")
+      .withArgs(u, 11, 1);
+    await f.ledger.connect(f.pharmacy).undoDispensePartial(u, 1);
+    expect(await dispensingOf(f.ledger, u)).to.deep.equal([false, false, true, 10n, 0n]);
+    await expect(f.ledger.connect(f.pharmacy).undoDispensePartial(u, 1))
+      .to.be.revertedWithCustomError(f.ledger, "InvalidQuantity")
+      .withArgs(u, 1, 0);
+  });
+
+  it("caps the return window at 90 days", async () => {
+    const f = await loadFixture(dispensingFixture);
+    expect(await f.ledger.MAX_RETURN_WINDOW_DAYS()).to.equal(90n);
+    await expect(f.ledger.connect(f.admin).setReturnWindow(91))
+      .to.be.revertedWithCustomError(f.ledger, "ReturnWindowTooLong")
+      .withArgs(91, 90);
+    await f.ledger.connect(f.admin).setReturnWindow(90);
+    expect(await f.ledger.returnWindow()).to.equal(90n);
+  });
+});

@@ -876,3 +876,15 @@ describe("DrugLedger registry", () => {
     });
   });
 });
+
+describe("Batches: manufacture dates", () => {
+  it("refuses a manufacture date in the future, which would stretch the dispensable life (InvalidDates)", async () => {
+    const f = await loadFixture(deployLedger);
+    const now = await time.latest();
+    const manufacturedOn = now + 10 * DAY;
+    const expiresOn = manufacturedOn + 365 * DAY;
+    await expect(f.ledger.connect(f.maker).registerBatch(f.productId, "LOT-FUTURE", manufacturedOn, expiresOn))
+      .to.be.revertedWithCustomError(f.ledger, "InvalidDates")
+      .withArgs(manufacturedOn, expiresOn);
+  });
+});

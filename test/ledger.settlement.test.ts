@@ -560,3 +560,41 @@ describe("Settlement", () => {
     });
   });
 });
+
+describe("Settlement: a full claim table fails fast", () => {
+  it("refuses with SectionClaimTableFull after 256 occupied places instead of running out of gas", async () => {
+    const f = await loadFixture(settlementFixture);
+    const u0 = unitRef(f.runId, 0);
+    const u1 = unitRef(f.runId, 1);
+    await f.ledger.connect(f.pharmacy).dispense(packRefs([u0, u1]), RX);
+    // Locate the claim table's storage: settle once and find the mapping slot holding that claim id.
+    const probeRef = ethers.id("locate");
+    await f.ledger.connect(f.insurer).settle(probeRef, f.pharmacy.address, packRefs([u0]));
+    const located = claimIdFor(f.insurerId, probeRef);
+    const address = await f.ledger.getAddress();
+    const tableKey = (place: bigint) => (BigInt(f.runId) << 40n) | place;
+    const slotOf = (mappingSlot: bigint, place: bigint) =>
+      ethers.keccak256(
+        ethers.AbiCoder.defaultAbiCoder().encode(["uint256", "uint256"], [tableKey(place), mappingSlot]),
+      );
+    let mappingSlot = -1n;
+    for (let s = 0n; s < 256n && mappingSlot < 0n; s++) {
+      if ((await ethers.provider.getStorage(address, slotOf(s, homePlace(located)))) === located) mappingSlot = s;
+    }
+    expect(mappingSlot).to.be.greaterThan(-1n);
+    // Occupy the 256 places a new claim would probe, as thousands of settle-and-reverse cycles would.
+    const victimRef = ethers.id("victim");
+    const home = homePlace(claimIdFor(f.insurerId, victimRef));
+    for (let k = 0n; k < 256n; k++) {
+      const place = (home + k) & TABLE_MASK;
+      await ethers.provider.send("hardhat_setStorageAt", [
+        address,
+        slotOf(mappingSlot, place),
+        ethers.id(`filler-${k}`),
+      ]);
+    }
+    await expect(f.ledger.connect(f.insurer).settle(victimRef, f.pharmacy.address, packRefs([u1])))
+      .to.be.revertedWithCustomError(f.ledger, "SectionClaimTableFull")
+      .withArgs(f.runId, 0);
+  });
+});

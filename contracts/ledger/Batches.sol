@@ -46,7 +46,7 @@ abstract contract Batches is Products {
      * @notice Registers a batch of one of the caller's products.
      * @param productId The product.
      * @param lot Lot (batch) number as printed, at most 20 characters (GS1 AI 10).
-     * @param manufacturedOn Manufacture date (unix seconds).
+     * @param manufacturedOn Manufacture date (unix seconds, not in the future).
      * @param expiresOn Expiry (unix seconds; packs are unusable from this instant on).
      * @return batchId Id used by commissioning runs and events.
      */
@@ -59,7 +59,12 @@ abstract contract Batches is Products {
         uint32 manufacturerId = _activeCaller(Role.Manufacturer);
         _ownProduct(productId, manufacturerId);
         if (bytes(lot).length == 0 || bytes(lot).length > 20) revert InvalidLot();
-        if (expiresOn <= manufacturedOn || expiresOn - manufacturedOn > MAX_SHELF_LIFE) {
+        // A manufacture date in the future would stretch the dispensable life past MAX_SHELF_LIFE.
+        if (
+            manufacturedOn > block.timestamp ||
+            expiresOn <= manufacturedOn ||
+            expiresOn - manufacturedOn > MAX_SHELF_LIFE
+        ) {
             revert InvalidDates(manufacturedOn, expiresOn);
         }
         bytes32 key = keccak256(abi.encode(productId, lot));

@@ -11,9 +11,10 @@ import {Refs} from "./Refs.sol";
  * everything on it; only what leaves its parent gets an entry of its own.
  *
  * A case is *opened* when a unit leaves it (dispensed, decommissioned, or shipped loose). An opened case no
- * longer ships whole, which keeps a dispensed unit's holder, the dispensing pharmacy, fixed for good. Only a unit
- * shipped loose or decommissioned gets an entry of its own, and its case is then flagged LOOSE_UNITS, so that
- * resolving the units of other cases never reads unit entries.
+ * longer ships whole, which keeps a dispensed unit's holder, the dispensing pharmacy, fixed for good. A unit gets
+ * an entry of its own only by leaving its case (shipped loose or decommissioned; receipts and returns then update
+ * that entry), and its case is flagged LOOSE_UNITS, so that resolving the units of other cases never reads unit
+ * entries.
  *
  * A shipment is in transit until its recipient receives it. Receiving fewer items than were shipped records a
  * discrepancy; the missing items stay in transit under the shipment until they are received late or the sender

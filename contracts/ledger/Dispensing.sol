@@ -23,13 +23,16 @@ abstract contract Dispensing is Custody {
     uint256 internal constant LANE_SPLIT = 4;
     uint256 internal constant LANE_FIELD_SHIFT = 3;
     uint256 private constant DAY_MODULUS = 8191;
+    uint16 public constant MAX_RETURN_WINDOW_DAYS = 90;
     /// @dev Settlement's sections of a run: 4,096 units each (see {Settlement}).
     uint256 internal constant SECTION_BITS = 12;
 
     struct SplitPack {
         uint32 dispensed;
         uint32 settled;
+        /// @dev The latest day doses were dispensed, and how many that day: only those can be returned.
         uint16 lastDayCode;
+        uint32 lastDayQuantity;
     }
 
     /// @dev What a walk over units ({_walkUnits}) does to each of them.
@@ -67,6 +70,7 @@ abstract contract Dispensing is Custody {
     error PackNotSplittable(uint256 ref);
     error InvalidQuantity(uint256 ref, uint32 quantity, uint32 available);
     error ReturnWindowClosed(uint256 ref);
+    error ReturnWindowTooLong(uint16 returnWindowDays, uint16 maxDays);
     error UnitAlreadySettled(uint256 ref, bytes32 claimId);
     error DispensedByAnotherPharmacy(uint256 ref, uint32 dispensingPharmacyId);
 
@@ -116,13 +120,20 @@ abstract contract Dispensing is Custody {
         if (quantity == 0 || quantity > available) revert InvalidQuantity(unit, quantity, available);
         _openCase(cases, run, runId, pharmacyId);
         split.dispensed += quantity;
-        split.lastDayCode = uint16(_dayCode());
+        uint16 today = uint16(_dayCode());
+        if (split.lastDayCode == today) {
+            split.lastDayQuantity += quantity;
+        } else {
+            (split.lastDayCode, split.lastDayQuantity) = (today, quantity);
+        }
         _setLane(runId, index, LANE_SPLIT | (split.dispensed == packQuantity ? LANE_DISPENSED : 0));
         emit UnitDispensedPartially(pharmacyId, prescriptionHash, unit, quantity, split.dispensed, packQuantity);
     }
 
     /**
-     * @notice Undoes part of the caller's split dispensing within the return window, up to what is not settled.
+     * @notice Takes back doses of a split pack dispensed on its latest dispensing day, within the return window
+     * counted from that day and up to what is not settled. Doses of earlier days stay dispensed, so dispensing one
+     * more dose can never reopen the window for older ones.
      * @param unit The unit ref.
      * @param quantity Doses taken back.
      */
@@ -136,16 +147,21 @@ abstract contract Dispensing is Custody {
         SplitPack storage split = _splits[runId][index];
         if (!_withinWindow(split.lastDayCode, _dayCode(), _returnWindowDays)) revert ReturnWindowClosed(unit);
         uint32 available = split.dispensed - split.settled;
+        if (split.lastDayQuantity < available) available = split.lastDayQuantity;
         if (quantity == 0 || quantity > available) revert InvalidQuantity(unit, quantity, available);
         split.dispensed -= quantity;
+        split.lastDayQuantity -= quantity;
         _setLane(runId, index, split.dispensed == 0 ? 0 : LANE_SPLIT);
         emit PartialDispensingUndone(pharmacyId, unit, quantity, split.dispensed);
     }
 
     /**
-     * @notice Sets the return window in days (consortium admin).
+     * @notice Sets the return window in days (consortium admin), at most 90. It applies to every unsettled
+     * dispensing, including earlier ones: lengthening it reopens returns of packs dispensed within the new window.
      */
     function setReturnWindow(uint16 returnWindowDays) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        if (returnWindowDays > MAX_RETURN_WINDOW_DAYS)
+            revert ReturnWindowTooLong(returnWindowDays, MAX_RETURN_WINDOW_DAYS);
         _returnWindowDays = returnWindowDays;
         emit ReturnWindowChanged(returnWindowDays);
     }

@@ -20,6 +20,8 @@ import {Refs} from "./Refs.sol";
 abstract contract Settlement is Dispensing {
     uint256 private constant TABLE_BITS = 13;
     uint256 private constant TABLE_MASK = (1 << TABLE_BITS) - 1;
+    /// @dev Far beyond the few dozen places the longest probe runs reach at half load.
+    uint256 private constant MAX_PROBES = 256;
 
     /// @dev Key: runId << 40 | section << 13 | place.
     mapping(uint256 key => bytes32 claimId) private _sectionClaims;
@@ -163,12 +165,15 @@ abstract contract Settlement is Dispensing {
     }
 
     /// @dev Place of `claimId` in the section's table: where it already is, else the first free place probing
-    /// from the claim id. A section holds 4,096 units, so the 8,192-place table is at most half full unless
-    /// settlements are reversed and redone thousands of times over.
+    /// from the claim id. A section holds 4,096 units, so without reversals the 8,192-place table is at most half
+    /// full and a probe run averages under three places. Places are not freed on reversal: an insurer that
+    /// settles and reverses under thousands of fresh claim references fills the table, and the section's
+    /// settlements then fail with {SectionClaimTableFull} after at most `MAX_PROBES` places instead of running
+    /// out of gas; that insurer is the regulator's to suspend.
     function _placeClaim(uint32 runId, uint256 section, bytes32 claimId) internal override returns (uint256) {
         uint256 base = (uint256(runId) << 40) | (section << TABLE_BITS);
         uint256 start = uint256(claimId);
-        for (uint256 probe; probe <= TABLE_MASK; ++probe) {
+        for (uint256 probe; probe < MAX_PROBES; ++probe) {
             uint256 place = (start + probe) & TABLE_MASK;
             bytes32 held = _sectionClaims[base | place];
             if (held == claimId) return place;
