@@ -84,6 +84,9 @@ describe("code hashes, refs and witnesses", () => {
     expect(unpackRefs(packed)).to.deep.equal(refs);
     expect(decodeRef(refs[0]!)).to.deep.equal({ runId: 7, level: Level.Case, index: 42 });
     expect(() => unpackRefs("0x0102")).to.throw(/multiple of 9/);
+    expect(() => encodeRef({ runId: 1, level: Level.Unit, index: 2 ** 32 })).to.throw(RangeError);
+    expect(() => encodeRef({ runId: 0, level: Level.Unit, index: 0 })).to.throw(RangeError);
+    expect(() => packRefs([1n << 72n])).to.throw(/9 bytes/);
   });
 
   it("builds a witness that sorts the hashes, and refuses duplicates", () => {

@@ -11,8 +11,13 @@ export interface ItemRef {
   index: number;
 }
 
+const UINT32_MAX = 0xffffffff;
+
 /** ref = runId << 40 | level << 32 | index — the compact address of a unit, case or pallet on chain. */
 export function encodeRef({ runId, level, index }: ItemRef): bigint {
+  if (!Number.isInteger(runId) || runId < 1 || runId > UINT32_MAX) throw new RangeError(`run id ${runId} out of range`);
+  if (!(level in Level)) throw new RangeError(`unknown level ${level}`);
+  if (!Number.isInteger(index) || index < 0 || index > UINT32_MAX) throw new RangeError(`index ${index} out of range`);
   return (BigInt(runId) << 40n) | (BigInt(level) << 32n) | BigInt(index);
 }
 
@@ -33,6 +38,8 @@ export const PACKED_REF_BYTES = 9;
 
 /** Packs refs into the `bytes` lists the contracts take and emit. */
 export function packRefs(refs: readonly bigint[]): string {
+  const limit = 1n << BigInt(PACKED_REF_BYTES * 8);
+  for (const r of refs) if (r <= 0n || r >= limit) throw new RangeError(`ref ${r} does not fit in 9 bytes`);
   return "0x" + refs.map((r) => r.toString(16).padStart(PACKED_REF_BYTES * 2, "0")).join("");
 }
 
