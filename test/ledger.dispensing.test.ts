@@ -1,9 +1,19 @@
 import { expect } from "chai";
 import { loadFixture, time } from "@nomicfoundation/hardhat-toolbox/network-helpers";
 import { ethers } from "hardhat";
-import type { HardhatEthersSigner } from "@nomicfoundation/hardhat-ethers/signers";
-import type { DrugLedger } from "../typechain-types";
-import { caseRef, commissionRun, DAY, deployLedger, packRefs, palletRef, unitRef } from "./helpers/ledger";
+import {
+  caseRef,
+  commissionRun,
+  DAY,
+  deployLedger,
+  packRefs,
+  palletRef,
+  unitRef,
+  idOf,
+  ship,
+  shipAndReceive,
+  dispensingOf,
+} from "./helpers/ledger";
 
 // ---------------------------------------------------------------------------------------------------------------
 // Local helpers
@@ -13,36 +23,12 @@ const RX = ethers.id("prescription-0001");
 const PACK_QUANTITY = 24;
 const DecommissionReason = { Destroyed: 0, Damaged: 1, Stolen: 2, Sample: 3 } as const;
 
-async function idOf(ledger: DrugLedger, who: HardhatEthersSigner): Promise<bigint> {
-  return (await ledger.participantOf(who.address)).id;
-}
-
-/** Ships `refs` from `from` to `to`; returns the shipment id (from the ShipmentCreated event). */
-async function ship(ledger: DrugLedger, from: HardhatEthersSigner, to: HardhatEthersSigner, refs: bigint[]) {
-  const receipt = await (await ledger.connect(from).ship(to.address, packRefs(refs))).wait();
-  const created = receipt!.logs.map((l) => ledger.interface.parseLog(l)).find((e) => e?.name === "ShipmentCreated");
-  return created!.args.shipmentId as bigint;
-}
-
-async function shipAndReceive(ledger: DrugLedger, from: HardhatEthersSigner, to: HardhatEthersSigner, refs: bigint[]) {
-  const shipmentId = await ship(ledger, from, to, refs);
-  await ledger.connect(to).receiveShipment(shipmentId, packRefs(refs));
-  return shipmentId;
-}
-
 /** Moves the chain to one hour past the next UTC day boundary, so that "N days later" is exactly N day codes. */
 async function startOfNextDay(): Promise<number> {
   const now = await time.latest();
   const target = (Math.floor(now / DAY) + 1) * DAY + 3600;
   await time.increaseTo(target);
   return target;
-}
-
-type DispensingView = [boolean, boolean, boolean, bigint, bigint];
-
-async function dispensingOf(ledger: DrugLedger, ref: bigint): Promise<DispensingView> {
-  const r = await ledger.dispensingOf(ref);
-  return [r.dispensed, r.settled, r.split, r.splitDispensed, r.splitSettled];
 }
 
 /**

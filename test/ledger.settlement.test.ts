@@ -2,8 +2,17 @@ import { expect } from "chai";
 import { loadFixture, time } from "@nomicfoundation/hardhat-toolbox/network-helpers";
 import { ethers } from "hardhat";
 import type { HardhatEthersSigner } from "@nomicfoundation/hardhat-ethers/signers";
-import type { DrugLedger } from "../typechain-types";
-import { caseRef, commissionRun, DAY, deployLedger, packRefs, unitRef } from "./helpers/ledger";
+import {
+  caseRef,
+  commissionRun,
+  DAY,
+  deployLedger,
+  packRefs,
+  unitRef,
+  idOf,
+  shipAndReceive,
+  dispensingOf,
+} from "./helpers/ledger";
 
 // ---------------------------------------------------------------------------------------------------------------
 // Local helpers
@@ -12,10 +21,6 @@ import { caseRef, commissionRun, DAY, deployLedger, packRefs, unitRef } from "./
 const RX = ethers.id("prescription-0001");
 const SECTION = 4096;
 const TABLE_MASK = 8191n;
-
-async function idOf(ledger: DrugLedger, who: HardhatEthersSigner): Promise<bigint> {
-  return (await ledger.participantOf(who.address)).id;
-}
 
 /** Off-chain twin of `claimIdOf`: keccak256(abi.encode(uint32 insurerId, bytes32 claimRef)). */
 function claimIdFor(insurerId: bigint, claimRef: string): string {
@@ -33,25 +38,6 @@ function claimRefsWithPlace(insurerId: bigint, place: bigint, count: number): st
     if (homePlace(claimIdFor(insurerId, ref)) === place) found.push(ref);
   }
   return found;
-}
-
-async function ship(ledger: DrugLedger, from: HardhatEthersSigner, to: HardhatEthersSigner, refs: bigint[]) {
-  const receipt = await (await ledger.connect(from).ship(to.address, packRefs(refs))).wait();
-  const created = receipt!.logs.map((l) => ledger.interface.parseLog(l)).find((e) => e?.name === "ShipmentCreated");
-  return created!.args.shipmentId as bigint;
-}
-
-async function shipAndReceive(ledger: DrugLedger, from: HardhatEthersSigner, to: HardhatEthersSigner, refs: bigint[]) {
-  const shipmentId = await ship(ledger, from, to, refs);
-  await ledger.connect(to).receiveShipment(shipmentId, packRefs(refs));
-  return shipmentId;
-}
-
-type DispensingView = [boolean, boolean, boolean, bigint, bigint];
-
-async function dispensingOf(ledger: DrugLedger, ref: bigint): Promise<DispensingView> {
-  const r = await ledger.dispensingOf(ref);
-  return [r.dispensed, r.settled, r.split, r.splitDispensed, r.splitSettled];
 }
 
 /**

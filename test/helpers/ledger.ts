@@ -4,6 +4,9 @@ import type { DrugLedger } from "../../typechain-types";
 import { buildRun, demoRunCodes, RunPayload } from "../../backend/chain/runs";
 import type { RunShape } from "../../backend/codes/run";
 
+import { packRefs } from "../../backend/codes/refs";
+import type { ContractTransactionResponse } from "ethers";
+
 export { packRefs, unitRef, caseRef, palletRef, unpackRefs } from "../../backend/codes/refs";
 
 export const Role = { None: 0, Manufacturer: 1, Distributor: 2, Pharmacy: 3, Insurer: 4 } as const;
@@ -85,4 +88,46 @@ export async function commissionRun(
   const receipt = await tx.wait();
   const event = receipt!.logs.map((l) => ledger.interface.parseLog(l)).find((e) => e?.name === "UnitsCommissioned");
   return { runId: Number(event!.args.runId), run };
+}
+
+/** The compact participant id of `who`. */
+export async function idOf(ledger: DrugLedger, who: HardhatEthersSigner): Promise<bigint> {
+  return (await ledger.participantOf(who.address)).id;
+}
+
+/** The shipment id a `ship` transaction created (from its ShipmentCreated event). */
+export async function shipmentIdOf(ledger: DrugLedger, tx: ContractTransactionResponse): Promise<bigint> {
+  const receipt = await tx.wait();
+  const event = receipt!.logs.map((l) => ledger.interface.parseLog(l)).find((e) => e?.name === "ShipmentCreated");
+  return event!.args.shipmentId as bigint;
+}
+
+/** Ships `refs` from `from` to `to`; returns the shipment id. */
+export async function ship(
+  ledger: DrugLedger,
+  from: HardhatEthersSigner,
+  to: HardhatEthersSigner,
+  refs: bigint[],
+): Promise<bigint> {
+  return shipmentIdOf(ledger, await ledger.connect(from).ship(to.address, packRefs(refs)));
+}
+
+/** Ships `refs` and has the recipient receive all of them; returns the shipment id. */
+export async function shipAndReceive(
+  ledger: DrugLedger,
+  from: HardhatEthersSigner,
+  to: HardhatEthersSigner,
+  refs: bigint[],
+): Promise<bigint> {
+  const shipmentId = await ship(ledger, from, to, refs);
+  await ledger.connect(to).receiveShipment(shipmentId, packRefs(refs));
+  return shipmentId;
+}
+
+/** dispensingOf as a tuple: dispensed, settled, split, split doses dispensed, split doses settled. */
+export type DispensingView = [boolean, boolean, boolean, bigint, bigint];
+
+export async function dispensingOf(ledger: DrugLedger, ref: bigint): Promise<DispensingView> {
+  const r = await ledger.dispensingOf(ref);
+  return [r.dispensed, r.settled, r.split, r.splitDispensed, r.splitSettled];
 }
