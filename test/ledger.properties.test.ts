@@ -33,6 +33,7 @@ import {
   ModelRevert,
   Role,
   type RunGeometry,
+  type ShipmentState,
   type UnitState,
 } from "./model/reference-model";
 
@@ -240,14 +241,7 @@ interface ChainView {
   settled: boolean[];
   split: boolean[];
   settlement: string[];
-  shipments: {
-    fromId: number;
-    toId: number;
-    itemCount: number;
-    received: number;
-    returned: number;
-    discrepancy: boolean;
-  }[];
+  shipments: ShipmentState[];
 }
 
 const itemAt = (i: number): Item =>
