@@ -9,12 +9,9 @@
  * only when the operation succeeds, as a reverted transaction changes nothing.
  */
 import { AbiCoder, keccak256, ZeroHash } from "ethers";
+import { Level } from "../../backend/codes/refs";
 
-export enum Level {
-  Unit = 0,
-  Case = 1,
-  Pallet = 2,
-}
+export { Level };
 
 export enum Role {
   None = 0,
