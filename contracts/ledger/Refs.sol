@@ -38,10 +38,6 @@ library Refs {
         }
     }
 
-    function encode(uint32 runId, uint8 level, uint32 index) internal pure returns (uint256) {
-        return (uint256(runId) << 40) | (uint256(level) << 32) | index;
-    }
-
     function decode(uint256 ref) internal pure returns (uint32 runId, uint8 level, uint32 index) {
         if (ref >> 72 != 0) revert InvalidRef(ref);
         runId = uint32(ref >> 40);
