@@ -21,6 +21,30 @@ const schema = z.object({
     .enum(["true", "false"])
     .default("true")
     .transform((v) => v === "true"),
+  REDIS_URL: z.string().default("redis://127.0.0.1:6379"),
+  REDIS_CLUSTER_NODES: z
+    .string()
+    .default("")
+    .transform((list, ctx) => {
+      const nodes = list
+        .split(",")
+        .map((s) => s.trim())
+        .filter(Boolean)
+        .map((hostPort) => {
+          const match = /^([^:]+):(\d+)$/.exec(hostPort);
+          if (!match) ctx.addIssue({ code: z.ZodIssueCode.custom, message: `"${hostPort}" is not host:port` });
+          return { host: match?.[1] ?? "", port: Number(match?.[2] ?? 0) };
+        });
+      return nodes;
+    }),
+  START_BLOCK: z.coerce.number().int().min(0).optional(),
+  CONFIRMATIONS: z.coerce.number().int().min(0).default(0),
+  REORG_DEPTH: z.coerce.number().int().min(0).default(64),
+  LOG_RANGE_MAX_BLOCKS: z.coerce.number().int().min(1).default(5000),
+  BATCH_MAX_CODES: z.coerce.number().int().min(1000).default(300_000),
+  POLL_INTERVAL_MS: z.coerce.number().int().min(10).default(1000),
+  CODE_BUCKET_BITS: z.coerce.number().int().min(8).max(24).default(16),
+  LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
 });
 
 export type Config = z.infer<typeof schema>;

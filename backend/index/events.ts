@@ -1,0 +1,770 @@
+/**
+ * Event handlers: how each ledger event changes the index. Handlers are synchronous and work on a
+ * {@link BatchState}; they mirror the contract's own rules (for instance that dispensing, shipping loose or
+ * decommissioning a unit opens its case), since the chain emits the change, not the derived state.
+ */
+import { unpackRefs, decodeRef, Level } from "../codes/refs";
+import type {
+  BatchRecalledEvent,
+  BatchRecallLiftedEvent,
+  BatchRegisteredEvent,
+  DecommissionedEvent,
+  DispensingUndoneEvent,
+  PartialDispensingUndoneEvent,
+  PartialSettlementReversedEvent,
+  ParticipantOnboardedEvent,
+  ParticipantReinstatedEvent,
+  ParticipantSuspendedEvent,
+  ProductRegisteredEvent,
+  ReturnWindowChangedEvent,
+  RoleGrantedEvent,
+  RoleRevokedEvent,
+  SettlementReversedEvent,
+  ShipmentCreatedEvent,
+  ShipmentDiscrepancyEvent,
+  ShipmentReceivedEvent,
+  ShipmentReturnedEvent,
+  UnitDispensedPartiallyEvent,
+  UnitSettledPartiallyEvent,
+  UnitsCommissionedEvent,
+  UnitsDispensedEvent,
+  UnitsSettledEvent,
+} from "../../typechain-types/contracts/DrugLedger";
+import {
+  accountKey,
+  ACTIVITY_KEPT,
+  activityKey,
+  batchKey,
+  claimKey,
+  codeSlot,
+  CONFLICTS_KEY,
+  countersKey,
+  GLOBAL_KEY,
+  participantKey,
+  productKey,
+  RUN_FIELD,
+  runKey,
+  shipmentKey,
+} from "./keys";
+import {
+  DECOMMISSIONED,
+  type DispensingRecord,
+  encodeTrailEntry,
+  IN_TRANSIT,
+  LOOSE_UNITS,
+  OPENED,
+  ownEntry,
+  readRun,
+  refBytes,
+  type RunMeta,
+  type SettlementRecord,
+  TrailKind,
+} from "./model";
+import { type BatchState, fromBytes, Miss, toBytes } from "./state";
+
+/** A decoded ledger event with where and when it happened. */
+export interface LedgerEvent {
+  name: string;
+  args: Record<string, unknown>;
+  block: number;
+  blockHash: string;
+  logIndex: number;
+  time: number;
+  tx: string;
+}
+
+export interface HandlerContext {
+  codeBucketBits: number;
+}
+
+export interface ParticipantRecord {
+  id: number;
+  account: string;
+  role: number;
+  name: string;
+  licence: string;
+  region: string;
+  suspended: boolean;
+  suspensionReason?: string;
+  onboardedAt: number;
+}
+
+export interface ProductRecord {
+  id: number;
+  manufacturerId: number;
+  productCode: string;
+  name: string;
+  approvalNumber: string;
+  packageSpec: string;
+  packQuantity: number;
+}
+
+export interface BatchRecord {
+  id: number;
+  productId: number;
+  manufacturerId: number;
+  lot: string;
+  manufacturedOn: number;
+  expiresOn: number;
+  recalled: boolean;
+  recalls: { action: "recalled" | "lifted"; by: string; reason: string; block: number; time: number }[];
+  runs: number[];
+}
+
+export interface ShipmentRecord {
+  id: number;
+  fromId: number;
+  toId: number;
+  items: string;
+  itemCount: number;
+  received: number;
+  returned: number;
+  outstanding: number;
+  discrepancy: boolean;
+  shippedAt: number;
+  block: number;
+  tx: string;
+  history: { action: "received" | "returned"; items: number; block: number; time: number; tx: string }[];
+}
+
+export interface ClaimRecord {
+  claimId: string;
+  claimRef: string;
+  insurerId: number;
+  pharmacyId: number;
+  unitsSettled: number;
+  unitsReversed: number;
+  dosesSettled: number;
+  firstBlock: number;
+  lastBlock: number;
+  lastTime: number;
+}
+
+type Handler = (ev: LedgerEvent, s: BatchState, ctx: HandlerContext) => void;
+const args = <T>(ev: LedgerEvent): T => ev.args as T;
+const num = (v: bigint): number => Number(v);
+
+// ---- small typed accessors over the state ----
+
+function getJson<T>(s: BatchState, key: string, field: string): T | null {
+  const raw = s.get(key, field);
+  return raw === null ? null : (JSON.parse(fromBytes(raw)) as T);
+}
+
+function setJson(s: BatchState, key: string, field: string, value: unknown): void {
+  s.set(key, field, value === null ? null : toBytes(JSON.stringify(value)));
+}
+
+function update<T>(s: BatchState, key: string, field: string, change: (current: T) => void): T {
+  const current = getJson<T>(s, key, field);
+  if (current === null) throw new Error(`index is missing ${key} ${field}`);
+  change(current);
+  setJson(s, key, field, current);
+  return current;
+}
+
+function add(s: BatchState, key: string, field: string, by: number): void {
+  if (by === 0) return;
+  const raw = s.get(key, field);
+  const next = (raw === null ? 0 : Number(raw)) + by;
+  s.set(key, field, next === 0 ? null : String(next));
+}
+
+function count(s: BatchState, kind: "p" | "b", id: number, counts: Record<string, number>): void {
+  for (const [name, by] of Object.entries(counts)) add(s, countersKey(kind, id), name, by);
+}
+
+/** Appends to a participant's or batch's ring of recent activity. */
+function activity(s: BatchState, kind: "p" | "b", id: number, ev: LedgerEvent, detail: object): void {
+  const key = activityKey(kind, id);
+  const n = Number(s.get(key, "n") ?? 0);
+  setJson(s, key, String(n % ACTIVITY_KEPT), { event: ev.name, block: ev.block, time: ev.time, tx: ev.tx, ...detail });
+  s.set(key, "n", String(n + 1));
+}
+
+function run(s: BatchState, runId: number): RunMeta {
+  const meta = readRun(s, runId);
+  if (meta === null) throw new Error(`index has no run ${runId}`);
+  return meta;
+}
+
+const setOwn = (s: BatchState, runId: number, level: Level, index: number, entry: bigint): void =>
+  s.set(runKey(runId), RUN_FIELD.custody(level, index), entry === 0n ? null : entry.toString());
+
+function appendTrail(
+  s: BatchState,
+  runId: number,
+  level: Level,
+  index: number,
+  kind: TrailKind,
+  ref: number,
+  ev: LedgerEvent,
+): void {
+  const field = RUN_FIELD.trail(level, index);
+  const prior = s.get(runKey(runId), field) ?? "";
+  s.set(runKey(runId), field, prior + encodeTrailEntry({ kind, ref, block: ev.block, time: ev.time }));
+}
+
+/** Groups refs by run, loading the fields every walk needs in one pass. */
+function itemsByRun(s: BatchState, packed: string, fields: (run: RunMeta, level: Level, index: number) => string[]) {
+  const items = unpackRefs(packed).map(decodeRef);
+  let missed = false;
+  const runs = new Map<number, RunMeta>();
+  for (const item of items) {
+    if (runs.has(item.runId)) continue;
+    try {
+      runs.set(item.runId, run(s, item.runId));
+    } catch (err) {
+      if (!(err instanceof Miss)) throw err;
+      missed = true;
+    }
+  }
+  if (missed) throw new Miss();
+  const needed = new Map<number, Set<string>>();
+  for (const item of items) {
+    let set = needed.get(item.runId);
+    if (!set) needed.set(item.runId, (set = new Set()));
+    for (const f of fields(runs.get(item.runId)!, item.level, item.index)) set.add(f);
+  }
+  for (const [runId, set] of needed) {
+    try {
+      s.need(runKey(runId), set);
+    } catch (err) {
+      if (!(err instanceof Miss)) throw err;
+      missed = true;
+    }
+  }
+  if (missed) throw new Miss();
+  return items.map((item) => ({ ...item, run: runs.get(item.runId)! }));
+}
+
+const caseOf = (run: RunMeta, index: number): number => Math.floor(index / run.unitsPerCase);
+
+/** Custody fields a move reads and writes: the item's own entry and trail, and a loose unit's case entry. */
+function moveFields(run: RunMeta, level: Level, index: number): string[] {
+  const fields = [RUN_FIELD.custody(level, index), RUN_FIELD.trail(level, index)];
+  if (level === Level.Unit && run.unitsPerCase > 0) fields.push(RUN_FIELD.custody(Level.Case, caseOf(run, index)));
+  return fields;
+}
+
+/** Unit fields a dispensing or settlement walk reads and writes. */
+function unitFields(run: RunMeta, _level: Level, index: number): string[] {
+  const fields = [RUN_FIELD.dispensing(index), RUN_FIELD.settlement(index)];
+  if (run.unitsPerCase > 0) fields.push(RUN_FIELD.custody(Level.Case, caseOf(run, index)));
+  return fields;
+}
+
+/** Custody._takeFromHolder: a unit leaving its case opens the case (pinned at its holder) and flags it. */
+function detachFromCase(s: BatchState, run: RunMeta, level: Level, index: number, holderId: number): void {
+  if (level !== Level.Unit || run.unitsPerCase === 0) return;
+  const caseIndex = caseOf(run, index);
+  let caseOwn = ownEntry(s, run.runId, Level.Case, caseIndex);
+  if ((caseOwn & OPENED) === 0n) caseOwn = OPENED | BigInt(holderId);
+  setOwn(s, run.runId, Level.Case, caseIndex, caseOwn | LOOSE_UNITS);
+}
+
+/** Custody._openCase: dispensing a unit opens its case where it is. */
+function openCase(s: BatchState, run: RunMeta, index: number, holderId: number): void {
+  if (run.unitsPerCase === 0) return;
+  const caseIndex = caseOf(run, index);
+  if ((ownEntry(s, run.runId, Level.Case, caseIndex) & OPENED) !== 0n) return;
+  setOwn(s, run.runId, Level.Case, caseIndex, OPENED | BigInt(holderId));
+}
+
+/** Adds a count per batch of the units listed. */
+function countPerBatch(s: BatchState, units: { run: RunMeta }[], name: string, sign: 1 | -1): void {
+  const perBatch = new Map<number, number>();
+  for (const u of units) perBatch.set(u.run.batchId, (perBatch.get(u.run.batchId) ?? 0) + 1);
+  for (const [batchId, n] of perBatch) count(s, "b", batchId, { [name]: sign * n });
+}
+
+// ---- handlers ----
+
+const handlers: Record<string, Handler> = {
+  ParticipantOnboarded(ev, s) {
+    const a = args<ParticipantOnboardedEvent.OutputObject>(ev);
+    const id = num(a.participantId);
+    const record: ParticipantRecord = {
+      id,
+      account: a.account.toLowerCase(),
+      role: num(a.role),
+      name: a.name,
+      licence: a.licence,
+      region: a.region,
+      suspended: false,
+      onboardedAt: ev.time,
+    };
+    setJson(s, participantKey(id), String(id), record);
+    s.set(accountKey(record.account), record.account, String(id));
+    add(s, GLOBAL_KEY, "participants", 1);
+    activity(s, "p", id, ev, { role: record.role, region: record.region });
+  },
+
+  ParticipantSuspended(ev, s) {
+    const a = args<ParticipantSuspendedEvent.OutputObject>(ev);
+    const id = num(a.participantId);
+    update<ParticipantRecord>(s, participantKey(id), String(id), (p) => {
+      p.suspended = true;
+      p.suspensionReason = a.reason;
+    });
+    activity(s, "p", id, ev, { reason: a.reason });
+  },
+
+  ParticipantReinstated(ev, s) {
+    const id = num(args<ParticipantReinstatedEvent.OutputObject>(ev).participantId);
+    update<ParticipantRecord>(s, participantKey(id), String(id), (p) => {
+      p.suspended = false;
+      delete p.suspensionReason;
+    });
+    activity(s, "p", id, ev, {});
+  },
+
+  RoleGranted(ev, s) {
+    const a = args<RoleGrantedEvent.OutputObject>(ev);
+    s.set("ro", `${a.role}:${a.account.toLowerCase()}`, "1");
+  },
+
+  RoleRevoked(ev, s) {
+    const a = args<RoleRevokedEvent.OutputObject>(ev);
+    s.set("ro", `${a.role}:${a.account.toLowerCase()}`, null);
+  },
+
+  ProductRegistered(ev, s) {
+    const a = args<ProductRegisteredEvent.OutputObject>(ev);
+    const record: ProductRecord = {
+      id: num(a.productId),
+      manufacturerId: num(a.manufacturerId),
+      productCode: a.productCode,
+      name: a.name,
+      approvalNumber: a.approvalNumber,
+      packageSpec: a.packageSpec,
+      packQuantity: num(a.packQuantity),
+    };
+    setJson(s, productKey(record.id), String(record.id), record);
+    s.set("prc", record.productCode, String(record.id));
+    count(s, "p", record.manufacturerId, { products: 1 });
+    activity(s, "p", record.manufacturerId, ev, { productId: record.id, productCode: record.productCode });
+  },
+
+  BatchRegistered(ev, s) {
+    const a = args<BatchRegisteredEvent.OutputObject>(ev);
+    const record: BatchRecord = {
+      id: num(a.batchId),
+      productId: num(a.productId),
+      manufacturerId: num(a.manufacturerId),
+      lot: a.lot,
+      manufacturedOn: num(a.manufacturedOn),
+      expiresOn: num(a.expiresOn),
+      recalled: false,
+      recalls: [],
+      runs: [],
+    };
+    setJson(s, batchKey(record.id), String(record.id), record);
+    count(s, "p", record.manufacturerId, { batches: 1 });
+    activity(s, "p", record.manufacturerId, ev, { batchId: record.id, lot: record.lot });
+    activity(s, "b", record.id, ev, { lot: record.lot });
+  },
+
+  BatchRecalled(ev, s) {
+    recallChange(ev, s, args<BatchRecalledEvent.OutputObject>(ev), "recalled");
+  },
+
+  BatchRecallLifted(ev, s) {
+    recallChange(ev, s, args<BatchRecallLiftedEvent.OutputObject>(ev), "lifted");
+  },
+
+  UnitsCommissioned(ev, s, ctx) {
+    const a = args<UnitsCommissionedEvent.OutputObject>(ev);
+    const runId = num(a.runId);
+    const unitCount = num(a.unitCount);
+    const unitsPerCase = num(a.unitsPerCase);
+    const casesPerPallet = num(a.casesPerPallet);
+    const caseCount = unitsPerCase === 0 ? 0 : Math.ceil(unitCount / unitsPerCase);
+    const palletCount = casesPerPallet === 0 ? 0 : Math.ceil(caseCount / casesPerPallet);
+    const codes = Buffer.from(a.codes.slice(2), "hex");
+    const slots = [];
+    const byKey = new Map<string, string[]>();
+    for (let i = 0; i < codes.length; i += 12) {
+      const slot = codeSlot(codes.subarray(i, i + 12), ctx.codeBucketBits);
+      slots.push(slot);
+      let fields = byKey.get(slot.key);
+      if (!fields) byKey.set(slot.key, (fields = []));
+      fields.push(slot.field);
+    }
+    let missed = false;
+    for (const [key, fields] of byKey) {
+      try {
+        s.need(key, fields);
+      } catch (err) {
+        if (!(err instanceof Miss)) throw err;
+        missed = true;
+      }
+    }
+    if (missed) throw new Miss();
+
+    const meta: RunMeta = {
+      runId,
+      batchId: num(a.batchId),
+      manufacturerId: num(a.manufacturerId),
+      unitCount,
+      unitsPerCase,
+      casesPerPallet,
+      caseCount,
+      palletCount,
+      root: a.root,
+      block: ev.block,
+      time: ev.time,
+      tx: ev.tx,
+    };
+    s.set(runKey(runId), RUN_FIELD.meta, JSON.stringify(meta));
+    let conflicts = 0;
+    slots.forEach((slot, position) => {
+      const level = position < unitCount ? Level.Unit : position < unitCount + caseCount ? Level.Case : Level.Pallet;
+      const index =
+        level === Level.Unit
+          ? position
+          : level === Level.Case
+            ? position - unitCount
+            : position - unitCount - caseCount;
+      const ref = refBytes(runId, level, index);
+      const existing = s.get(slot.key, slot.field);
+      if (existing === null) {
+        s.set(slot.key, slot.field, ref);
+      } else if (existing !== ref) {
+        // The same code in two runs: the first keeps the lookup, both are listed as a conflict.
+        conflicts++;
+        const code = codes.toString("hex", position * 12, position * 12 + 12);
+        const listed = getJson<string[]>(s, CONFLICTS_KEY, code) ?? [Buffer.from(existing, "latin1").toString("hex")];
+        const mine = Buffer.from(ref, "latin1").toString("hex");
+        if (!listed.includes(mine)) setJson(s, CONFLICTS_KEY, code, [...listed, mine]);
+      }
+    });
+    update<BatchRecord>(s, batchKey(meta.batchId), String(meta.batchId), (b) => b.runs.push(runId));
+    count(s, "b", meta.batchId, { unitsCommissioned: unitCount, codeConflicts: conflicts });
+    count(s, "p", meta.manufacturerId, { runs: 1, unitsCommissioned: unitCount, codeConflicts: conflicts });
+    add(s, GLOBAL_KEY, "runs", 1);
+    add(s, GLOBAL_KEY, "codes", slots.length);
+    add(s, GLOBAL_KEY, "codeConflicts", conflicts);
+    const detail = { runId, units: unitCount, cases: caseCount, pallets: palletCount, conflicts };
+    activity(s, "p", meta.manufacturerId, ev, detail);
+    activity(s, "b", meta.batchId, ev, detail);
+  },
+
+  ShipmentCreated(ev, s) {
+    const a = args<ShipmentCreatedEvent.OutputObject>(ev);
+    const id = num(a.shipmentId);
+    const fromId = num(a.fromId);
+    const items = itemsByRun(s, a.items, moveFields);
+    for (const { run, level, index } of items) {
+      detachFromCase(s, run, level, index, fromId);
+      setOwn(s, run.runId, level, index, IN_TRANSIT | BigInt(id));
+      appendTrail(s, run.runId, level, index, TrailKind.Shipped, id, ev);
+    }
+    const record: ShipmentRecord = {
+      id,
+      fromId,
+      toId: num(a.toId),
+      items: a.items,
+      itemCount: items.length,
+      received: 0,
+      returned: 0,
+      outstanding: items.length,
+      discrepancy: false,
+      shippedAt: ev.time,
+      block: ev.block,
+      tx: ev.tx,
+      history: [],
+    };
+    setJson(s, shipmentKey(id), String(id), record);
+    add(s, GLOBAL_KEY, "shipments", 1);
+    count(s, "p", fromId, { shipmentsSent: 1, itemsShipped: items.length });
+    count(s, "p", record.toId, { shipmentsIncoming: 1 });
+    const detail = { shipmentId: id, fromId, toId: record.toId, items: items.length };
+    activity(s, "p", fromId, ev, detail);
+    activity(s, "p", record.toId, ev, detail);
+  },
+
+  ShipmentReceived(ev, s) {
+    const a = args<ShipmentReceivedEvent.OutputObject>(ev);
+    settleTransit(ev, s, num(a.shipmentId), num(a.toId), a.items, num(a.outstanding), "received");
+  },
+
+  ShipmentReturned(ev, s) {
+    const a = args<ShipmentReturnedEvent.OutputObject>(ev);
+    settleTransit(ev, s, num(a.shipmentId), num(a.fromId), a.items, num(a.outstanding), "returned");
+  },
+
+  ShipmentDiscrepancy(ev, s) {
+    const a = args<ShipmentDiscrepancyEvent.OutputObject>(ev);
+    const id = num(a.shipmentId);
+    update<ShipmentRecord>(s, shipmentKey(id), String(id), (r) => (r.discrepancy = true));
+    count(s, "p", num(a.toId), { discrepancies: 1 });
+  },
+
+  Decommissioned(ev, s) {
+    const a = args<DecommissionedEvent.OutputObject>(ev);
+    const holderId = num(a.holderId);
+    const reason = num(a.reason);
+    const items = itemsByRun(s, a.items, moveFields);
+    for (const { run, level, index } of items) {
+      detachFromCase(s, run, level, index, holderId);
+      setOwn(s, run.runId, level, index, DECOMMISSIONED | BigInt(holderId));
+      appendTrail(s, run.runId, level, index, TrailKind.Decommissioned, reason, ev);
+    }
+    count(s, "p", holderId, { itemsDecommissioned: items.length });
+    countPerBatch(s, items, "itemsDecommissioned", 1);
+    activity(s, "p", holderId, ev, { reason, items: items.length });
+  },
+
+  UnitsDispensed(ev, s) {
+    const a = args<UnitsDispensedEvent.OutputObject>(ev);
+    const pharmacyId = num(a.pharmacyId);
+    const units = itemsByRun(s, a.units, unitFields);
+    for (const { run, index } of units) {
+      openCase(s, run, index, pharmacyId);
+      const record: DispensingRecord = {
+        pharmacyId,
+        prescriptionHash: a.prescriptionHash,
+        block: ev.block,
+        time: ev.time,
+        tx: ev.tx,
+      };
+      setJson(s, runKey(run.runId), RUN_FIELD.dispensing(index), record);
+    }
+    count(s, "p", pharmacyId, { unitsDispensed: units.length });
+    countPerBatch(s, units, "unitsDispensed", 1);
+    activity(s, "p", pharmacyId, ev, { units: units.length, prescriptionHash: a.prescriptionHash });
+  },
+
+  DispensingUndone(ev, s) {
+    const a = args<DispensingUndoneEvent.OutputObject>(ev);
+    const pharmacyId = num(a.pharmacyId);
+    const units = itemsByRun(s, a.units, unitFields);
+    for (const { run, index } of units) s.set(runKey(run.runId), RUN_FIELD.dispensing(index), null);
+    count(s, "p", pharmacyId, { unitsDispensed: -units.length, unitsReturned: units.length });
+    countPerBatch(s, units, "unitsDispensed", -1);
+    activity(s, "p", pharmacyId, ev, { units: units.length });
+  },
+
+  UnitDispensedPartially(ev, s) {
+    const a = args<UnitDispensedPartiallyEvent.OutputObject>(ev);
+    const pharmacyId = num(a.pharmacyId);
+    const [unit] = itemsByRun(s, refList(a.unit), unitFields);
+    openCase(s, unit!.run, unit!.index, pharmacyId);
+    const record: DispensingRecord = {
+      pharmacyId,
+      prescriptionHash: a.prescriptionHash,
+      block: ev.block,
+      time: ev.time,
+      tx: ev.tx,
+      split: { dispensed: num(a.dispensedTotal), packQuantity: num(a.packQuantity) },
+    };
+    setJson(s, runKey(unit!.runId), RUN_FIELD.dispensing(unit!.index), record);
+    count(s, "p", pharmacyId, { dosesDispensed: num(a.quantity) });
+    activity(s, "p", pharmacyId, ev, { unit: a.unit.toString(), quantity: num(a.quantity) });
+  },
+
+  PartialDispensingUndone(ev, s) {
+    const a = args<PartialDispensingUndoneEvent.OutputObject>(ev);
+    const pharmacyId = num(a.pharmacyId);
+    const [unit] = itemsByRun(s, refList(a.unit), unitFields);
+    const key = runKey(unit!.runId);
+    const field = RUN_FIELD.dispensing(unit!.index);
+    const total = num(a.dispensedTotal);
+    if (total === 0) s.set(key, field, null);
+    else update<DispensingRecord>(s, key, field, (d) => (d.split!.dispensed = total));
+    count(s, "p", pharmacyId, { dosesDispensed: -num(a.quantity), dosesReturned: num(a.quantity) });
+    activity(s, "p", pharmacyId, ev, { unit: a.unit.toString(), quantity: num(a.quantity) });
+  },
+
+  UnitsSettled(ev, s) {
+    const a = args<UnitsSettledEvent.OutputObject>(ev);
+    const insurerId = num(a.insurerId);
+    const pharmacyId = num(a.pharmacyId);
+    const units = itemsByRun(s, a.units, unitFields);
+    for (const { run, index } of units) {
+      const record: SettlementRecord = {
+        insurerId,
+        pharmacyId,
+        claimId: a.claimId,
+        claimRef: a.claimRef,
+        block: ev.block,
+        time: ev.time,
+        tx: ev.tx,
+      };
+      setJson(s, runKey(run.runId), RUN_FIELD.settlement(index), record);
+    }
+    claim(ev, s, a.claimId, a.claimRef, insurerId, pharmacyId, (c) => (c.unitsSettled += units.length));
+    count(s, "p", insurerId, { unitsSettled: units.length });
+    count(s, "p", pharmacyId, { unitsSettledFor: units.length });
+    countPerBatch(s, units, "unitsSettled", 1);
+    activity(s, "p", insurerId, ev, { claimId: a.claimId, units: units.length });
+  },
+
+  SettlementReversed(ev, s) {
+    const a = args<SettlementReversedEvent.OutputObject>(ev);
+    const insurerId = num(a.insurerId);
+    const units = itemsByRun(s, a.units, unitFields);
+    let pharmacyId = 0;
+    for (const { run, index } of units) {
+      pharmacyId = getJson<SettlementRecord>(s, runKey(run.runId), RUN_FIELD.settlement(index))?.pharmacyId ?? 0;
+      s.set(runKey(run.runId), RUN_FIELD.settlement(index), null);
+    }
+    updateClaim(s, a.claimId, (c) => {
+      c.unitsSettled -= units.length;
+      c.unitsReversed += units.length;
+      pharmacyId = c.pharmacyId;
+    });
+    count(s, "p", insurerId, { unitsSettled: -units.length, unitsReversed: units.length });
+    count(s, "p", pharmacyId, { unitsSettledFor: -units.length });
+    countPerBatch(s, units, "unitsSettled", -1);
+    activity(s, "p", insurerId, ev, { claimId: a.claimId, units: units.length, reason: a.reason });
+  },
+
+  UnitSettledPartially(ev, s) {
+    const a = args<UnitSettledPartiallyEvent.OutputObject>(ev);
+    const insurerId = num(a.insurerId);
+    const pharmacyId = num(a.pharmacyId);
+    const [unit] = itemsByRun(s, refList(a.unit), unitFields);
+    const key = runKey(unit!.runId);
+    const field = RUN_FIELD.settlement(unit!.index);
+    const prior = getJson<SettlementRecord>(s, key, field);
+    const byClaim = { ...(prior?.split?.byClaim ?? {}) };
+    byClaim[a.claimId] = (byClaim[a.claimId] ?? 0) + num(a.quantity);
+    const record: SettlementRecord = {
+      insurerId,
+      pharmacyId,
+      block: ev.block,
+      time: ev.time,
+      tx: ev.tx,
+      split: { settled: num(a.settledTotal), byClaim },
+    };
+    setJson(s, key, field, record);
+    claim(ev, s, a.claimId, a.claimRef, insurerId, pharmacyId, (c) => (c.dosesSettled += num(a.quantity)));
+    count(s, "p", insurerId, { dosesSettled: num(a.quantity) });
+    activity(s, "p", insurerId, ev, { claimId: a.claimId, unit: a.unit.toString(), quantity: num(a.quantity) });
+  },
+
+  PartialSettlementReversed(ev, s) {
+    const a = args<PartialSettlementReversedEvent.OutputObject>(ev);
+    const [unit] = itemsByRun(s, refList(a.unit), unitFields);
+    const key = runKey(unit!.runId);
+    const field = RUN_FIELD.settlement(unit!.index);
+    const quantity = num(a.quantity);
+    const record = getJson<SettlementRecord>(s, key, field);
+    if (!record?.split) throw new Error(`index has no split settlement of ${a.unit}`);
+    delete record.split.byClaim[a.claimId];
+    record.split.settled -= quantity;
+    setJson(s, key, field, record.split.settled === 0 ? null : record);
+    updateClaim(s, a.claimId, (c) => (c.dosesSettled -= quantity));
+    count(s, "p", num(a.insurerId), { dosesSettled: -quantity, dosesReversed: quantity });
+    activity(s, "p", num(a.insurerId), ev, { claimId: a.claimId, unit: a.unit.toString(), quantity });
+  },
+
+  ReturnWindowChanged(ev, s) {
+    s.set(
+      GLOBAL_KEY,
+      "returnWindowDays",
+      String(num(args<ReturnWindowChangedEvent.OutputObject>(ev).returnWindowDays)),
+    );
+  },
+};
+
+/** Consortium-admin changes (two-step transfer, delay changes): the latest of each is kept for audit. */
+const ADMIN_EVENTS = [
+  "DefaultAdminTransferScheduled",
+  "DefaultAdminTransferCanceled",
+  "DefaultAdminDelayChangeScheduled",
+  "DefaultAdminDelayChangeCanceled",
+  "RoleAdminChanged",
+];
+for (const name of ADMIN_EVENTS) {
+  handlers[name] = (ev, s) => {
+    const detail = Object.fromEntries(Object.entries(ev.args).map(([k, v]) => [k, String(v)]));
+    setJson(s, GLOBAL_KEY, `admin:${name}`, { ...detail, block: ev.block, time: ev.time, tx: ev.tx });
+  };
+}
+
+const refList = (ref: bigint): string => "0x" + ref.toString(16).padStart(18, "0");
+
+function recallChange(
+  ev: LedgerEvent,
+  s: BatchState,
+  a: { batchId: bigint; by: string; reason: string },
+  action: "recalled" | "lifted",
+): void {
+  const id = num(a.batchId);
+  const batch = update<BatchRecord>(s, batchKey(id), String(id), (b) => {
+    b.recalled = action === "recalled";
+    b.recalls.push({ action, by: a.by.toLowerCase(), reason: a.reason, block: ev.block, time: ev.time });
+  });
+  if (action === "recalled") {
+    add(s, GLOBAL_KEY, "recalls", 1);
+    count(s, "p", batch.manufacturerId, { recalls: 1 });
+  }
+  activity(s, "b", id, ev, { reason: a.reason, by: a.by.toLowerCase() });
+  activity(s, "p", batch.manufacturerId, ev, { batchId: id, reason: a.reason });
+}
+
+function settleTransit(
+  ev: LedgerEvent,
+  s: BatchState,
+  id: number,
+  newHolderId: number,
+  packed: string,
+  outstanding: number,
+  action: "received" | "returned",
+): void {
+  const items = itemsByRun(s, packed, moveFields);
+  const kind = action === "received" ? TrailKind.Received : TrailKind.Returned;
+  for (const { run, level, index } of items) {
+    setOwn(s, run.runId, level, index, BigInt(newHolderId));
+    appendTrail(s, run.runId, level, index, kind, id, ev);
+  }
+  update<ShipmentRecord>(s, shipmentKey(id), String(id), (r) => {
+    r[action] += items.length;
+    r.outstanding = outstanding;
+    r.history.push({ action, items: items.length, block: ev.block, time: ev.time, tx: ev.tx });
+  });
+  count(s, "p", newHolderId, action === "received" ? { itemsReceived: items.length } : { itemsReturned: items.length });
+  activity(s, "p", newHolderId, ev, { shipmentId: id, items: items.length, outstanding });
+}
+
+function claim(
+  ev: LedgerEvent,
+  s: BatchState,
+  claimId: string,
+  claimRef: string,
+  insurerId: number,
+  pharmacyId: number,
+  change: (c: ClaimRecord) => void,
+): void {
+  const record = getJson<ClaimRecord>(s, claimKey(claimId), claimId) ?? {
+    claimId,
+    claimRef,
+    insurerId,
+    pharmacyId,
+    unitsSettled: 0,
+    unitsReversed: 0,
+    dosesSettled: 0,
+    firstBlock: ev.block,
+    lastBlock: ev.block,
+    lastTime: ev.time,
+  };
+  change(record);
+  record.lastBlock = ev.block;
+  record.lastTime = ev.time;
+  setJson(s, claimKey(claimId), claimId, record);
+}
+
+function updateClaim(s: BatchState, claimId: string, change: (c: ClaimRecord) => void): void {
+  update<ClaimRecord>(s, claimKey(claimId), claimId, change);
+}
+
+/** Applies one event; events the index has no use for are counted and otherwise ignored. */
+export function applyEvent(ev: LedgerEvent, s: BatchState, ctx: HandlerContext): void {
+  const handler = handlers[ev.name];
+  if (handler) handler(ev, s, ctx);
+}
+
+export const HANDLED_EVENTS = Object.keys(handlers);

@@ -1,0 +1,57 @@
+/**
+ * Layout of the Redis index. Every piece of index state is a field of a Redis hash, so one mechanism (load fields,
+ * write fields, remember their prior values) serves indexing, crash recovery and reorg rollback alike.
+ *
+ * On Redis Cluster each key hashes to its own slot. A run's state lives in one hash (`r{runId}`), so everything a
+ * scan needs about a unit, beside the code lookup itself, is one key; code lookup buckets spread evenly.
+ * Byte strings (code hashes, refs, trails) are held in JavaScript as latin1 strings, one char per byte.
+ */
+
+/** Keys the indexer keeps for itself (checkpoint, undo records, journal, status): one cluster slot. */
+export const META = {
+  checkpoint: "{ix}:checkpoint",
+  undo: "{ix}:undo",
+  journal: "{ix}:journal",
+  status: "{ix}:status",
+} as const;
+
+export const META_PREFIX = "{ix}:";
+
+/** Code lookup: code hash → packed 9-byte ref, in 2^bits buckets of compact listpack hashes. */
+export function codeSlot(code: Buffer, bits: number): { key: string; field: string } {
+  const top = code.readUInt32BE(0) >>> (32 - bits);
+  const dropBytes = bits >> 3; // bytes wholly implied by the bucket; the rest of the hash is the field
+  return { key: `c:${top.toString(36)}`, field: code.toString("latin1", dropBytes) };
+}
+
+/** Everything about one commissioning run: meta, custody entries, trails, dispensing and settlement per item. */
+export const runKey = (runId: number): string => `r{${runId}}`;
+
+export const RUN_FIELD = {
+  meta: "m",
+  custody: (level: number, index: number) => `k${level}.${index}`,
+  trail: (level: number, index: number) => `t${level}.${index}`,
+  dispensing: (index: number) => `d${index}`,
+  settlement: (index: number) => `s${index}`,
+} as const;
+
+/** Records kept in shards of 4,096 by id, so that no hash grows without bound on one cluster node. */
+const shard = (prefix: string, id: number): string => `${prefix}:${Math.floor(id / 4096)}`;
+export const participantKey = (id: number): string => shard("p", id);
+export const productKey = (id: number): string => shard("pr", id);
+export const batchKey = (id: number): string => shard("b", id);
+export const shipmentKey = (id: number): string => shard("s", id);
+/** account (lower-case hex) → participant id */
+export const accountKey = (account: string): string => `pa:${account.slice(2, 4).toLowerCase()}`;
+/** claim id (hex) → claim record */
+export const claimKey = (claimId: string): string => `cl:${claimId.slice(2, 5)}`;
+/** code hash (hex) → every ref it was commissioned as, when it was commissioned more than once */
+export const CONFLICTS_KEY = "x";
+/** Network-wide settings and totals. */
+export const GLOBAL_KEY = "g";
+
+/** Dashboard counters and the most recent activity, per participant and per batch. */
+export const countersKey = (kind: "p" | "b", id: number): string => `n:${kind}${id}`;
+export const activityKey = (kind: "p" | "b", id: number): string => `a:${kind}${id}`;
+/** Recent activity kept per participant or batch (a ring of fields 0..n-1 plus a cursor). */
+export const ACTIVITY_KEPT = 20;

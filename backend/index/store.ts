@@ -1,0 +1,255 @@
+import type { Logger } from "../log";
+import { isCluster, scanAllKeys, type RedisClient } from "../store/redis";
+import { META, META_PREFIX } from "./keys";
+import type { FieldWrite, Value } from "./state";
+
+/** The last block whose events the index reflects, and what the index was built for. */
+export interface Checkpoint {
+  number: number;
+  hash: string;
+  ledger: string;
+  chainId: number;
+  codeBucketBits: number;
+}
+
+/** What is needed to take one batch back out of the index: prior values and the checkpoint before it. */
+export interface UndoRecord {
+  fromBlock: number;
+  toBlock: number;
+  toHash: string;
+  previous: Checkpoint | null;
+  undo: FieldWrite[];
+}
+
+/** One atomic step of the index: field writes, the checkpoint after them, and undo bookkeeping. */
+export interface Commit {
+  writes: FieldWrite[];
+  checkpoint: Checkpoint | null;
+  addUndo?: UndoRecord;
+  dropUndo?: number[];
+}
+
+const LOAD_CHUNK = 2000;
+const WRITE_CHUNK = 2000;
+
+/**
+ * The index's storage operations on a single Redis or a Redis Cluster.
+ *
+ * A commit is exactly-once in effect. On a single Redis its writes, its checkpoint and its undo record go in one
+ * MULTI/EXEC. On a cluster a transaction cannot span slots, so the commit is first saved whole as a journal in
+ * the indexer's own slot, then its writes are applied (absolute values, never increments, so applying them twice
+ * changes nothing), and the checkpoint, undo record and journal removal land together in that slot. After a crash
+ * {@link recover} re-applies a journal left behind.
+ */
+export class IndexStore {
+  constructor(
+    readonly redis: RedisClient,
+    private readonly log?: Logger,
+  ) {}
+
+  get clustered(): boolean {
+    return isCluster(this.redis);
+  }
+
+  async checkpoint(): Promise<Checkpoint | null> {
+    const raw = await this.redis.get(META.checkpoint);
+    return raw ? (JSON.parse(raw) as Checkpoint) : null;
+  }
+
+  /** Loads fields into `into(key, fields, values)`; values are latin1 byte strings or null. */
+  async load(
+    missing: Map<string, string[]>,
+    into: (key: string, fields: string[], values: Value[]) => void,
+  ): Promise<void> {
+    const calls: Promise<void>[] = [];
+    for (const [key, fields] of missing) {
+      for (let i = 0; i < fields.length; i += LOAD_CHUNK) {
+        const chunk = fields.slice(i, i + LOAD_CHUNK);
+        const args = chunk.map((f) => Buffer.from(f, "latin1"));
+        calls.push(
+          this.redis.hmgetBuffer(key, ...args).then((values) =>
+            into(
+              key,
+              chunk,
+              values.map((v) => (v === null ? null : v.toString("latin1"))),
+            ),
+          ),
+        );
+      }
+    }
+    await Promise.all(calls);
+  }
+
+  async commit(commit: Commit): Promise<void> {
+    if (this.clustered) {
+      await this.redis.set(META.journal, encodeCommit(commit));
+      await this.applyJournaled(commit);
+      return;
+    }
+    const tx = this.redis.multi();
+    for (const cmd of writeCommands(commit.writes)) tx.call(cmd[0], ...cmd.slice(1));
+    this.addMetaCommands(tx, commit);
+    const results = await tx.exec();
+    const failed = results?.find(([err]) => err);
+    if (!results || failed) throw new Error(`index commit failed: ${failed?.[0]?.message ?? "transaction aborted"}`);
+  }
+
+  /** Finishes a commit a crash interrupted on a cluster (a single Redis never leaves one behind). */
+  async recover(): Promise<boolean> {
+    const journal = await this.redis.getBuffer(META.journal);
+    if (!journal) return false;
+    this.log?.warn({ bytes: journal.length }, "re-applying the journal of an interrupted commit");
+    await this.applyJournaled(decodeCommit(journal));
+    return true;
+  }
+
+  async undoRecords(): Promise<number[]> {
+    const fields = await this.redis.hkeys(META.undo);
+    return fields.map(Number).sort((a, b) => a - b);
+  }
+
+  async undoRecord(toBlock: number): Promise<UndoRecord | null> {
+    const raw = await this.redis.hgetBuffer(META.undo, undoField(toBlock));
+    return raw ? decodeUndo(raw) : null;
+  }
+
+  async setStatus(status: object): Promise<void> {
+    await this.redis.set(META.status, JSON.stringify(status));
+  }
+
+  async status(): Promise<Record<string, unknown> | null> {
+    const raw = await this.redis.get(META.status);
+    return raw ? (JSON.parse(raw) as Record<string, unknown>) : null;
+  }
+
+  /** Deletes the whole index (everything under the index's key prefixes). */
+  async wipe(): Promise<number> {
+    const keys = (await scanAllKeys(this.redis)).filter(isIndexKey);
+    for (let i = 0; i < keys.length; i += 500) {
+      await Promise.all(keys.slice(i, i + 500).map((k) => this.redis.unlink(k)));
+    }
+    return keys.length;
+  }
+
+  private async applyJournaled(commit: Commit): Promise<void> {
+    const commands = writeCommands(commit.writes);
+    for (let i = 0; i < commands.length; i += WRITE_CHUNK) {
+      await Promise.all(commands.slice(i, i + WRITE_CHUNK).map((cmd) => this.redis.call(cmd[0], ...cmd.slice(1))));
+    }
+    const tx = this.redis.multi();
+    this.addMetaCommands(tx, commit);
+    tx.del(META.journal);
+    const results = await tx.exec();
+    const failed = results?.find(([err]) => err);
+    if (!results || failed) throw new Error(`index commit failed: ${failed?.[0]?.message ?? "transaction aborted"}`);
+  }
+
+  private addMetaCommands(tx: ReturnType<RedisClient["multi"]>, commit: Commit): void {
+    if (commit.checkpoint) tx.set(META.checkpoint, JSON.stringify(commit.checkpoint));
+    else tx.del(META.checkpoint);
+    if (commit.addUndo) tx.hset(META.undo, undoField(commit.addUndo.toBlock), encodeUndo(commit.addUndo));
+    if (commit.dropUndo && commit.dropUndo.length > 0) tx.hdel(META.undo, ...commit.dropUndo.map(undoField));
+  }
+}
+
+const INDEX_KEY = /^(c:|r\{|p:|pr:|b:|s:|pa:|cl:|n:|a:|x$|g$|\{ix\}:)/;
+export const isIndexKey = (key: string): boolean => INDEX_KEY.test(key);
+export const isMetaKey = (key: string): boolean => key.startsWith(META_PREFIX);
+
+const undoField = (toBlock: number): string => String(toBlock).padStart(12, "0");
+
+type Command = [string, ...(string | Buffer)[]];
+
+/** Groups field writes into one HSET and one HDEL per key. */
+function writeCommands(writes: readonly FieldWrite[]): Command[] {
+  const byKey = new Map<string, { set: Buffer[]; del: Buffer[] }>();
+  for (const w of writes) {
+    let entry = byKey.get(w.key);
+    if (!entry) byKey.set(w.key, (entry = { set: [], del: [] }));
+    const field = Buffer.from(w.field, "latin1");
+    if (w.value === null) entry.del.push(field);
+    else entry.set.push(field, Buffer.from(w.value, "latin1"));
+  }
+  const commands: Command[] = [];
+  for (const [key, { set, del }] of byKey) {
+    if (set.length > 0) commands.push(["hset", key, ...set]);
+    if (del.length > 0) commands.push(["hdel", key, ...del]);
+  }
+  return commands;
+}
+
+// Binary framing of field writes: u16 key length, key, u32 field length, field, i32 value length (-1: absent), value.
+function encodeWrites(writes: readonly FieldWrite[]): Buffer {
+  let size = 4;
+  for (const w of writes) size += 10 + w.key.length + w.field.length + (w.value?.length ?? 0);
+  const out = Buffer.allocUnsafe(size);
+  let at = out.writeUInt32BE(writes.length, 0);
+  for (const w of writes) {
+    at = out.writeUInt16BE(w.key.length, at);
+    at += out.write(w.key, at, "latin1");
+    at = out.writeUInt32BE(w.field.length, at);
+    at += out.write(w.field, at, "latin1");
+    at = out.writeInt32BE(w.value === null ? -1 : w.value.length, at);
+    if (w.value !== null) at += out.write(w.value, at, "latin1");
+  }
+  return out;
+}
+
+function decodeWrites(buf: Buffer, start: number): FieldWrite[] {
+  const count = buf.readUInt32BE(start);
+  let at = start + 4;
+  const writes: FieldWrite[] = [];
+  for (let i = 0; i < count; i++) {
+    const keyLen = buf.readUInt16BE(at);
+    const key = buf.toString("latin1", at + 2, at + 2 + keyLen);
+    at += 2 + keyLen;
+    const fieldLen = buf.readUInt32BE(at);
+    const field = buf.toString("latin1", at + 4, at + 4 + fieldLen);
+    at += 4 + fieldLen;
+    const valueLen = buf.readInt32BE(at);
+    at += 4;
+    const value = valueLen < 0 ? null : buf.toString("latin1", at, at + valueLen);
+    at += Math.max(valueLen, 0);
+    writes.push({ key, field, value });
+  }
+  return writes;
+}
+
+/** A JSON header (u32 length first) followed by framed writes. */
+function withHeader(header: object, writes: readonly FieldWrite[]): Buffer {
+  const head = Buffer.from(JSON.stringify(header), "utf8");
+  const len = Buffer.allocUnsafe(4);
+  len.writeUInt32BE(head.length, 0);
+  return Buffer.concat([len, head, encodeWrites(writes)]);
+}
+
+function splitHeader<T>(buf: Buffer): { header: T; writesAt: number } {
+  const len = buf.readUInt32BE(0);
+  return { header: JSON.parse(buf.toString("utf8", 4, 4 + len)) as T, writesAt: 4 + len };
+}
+
+function encodeUndo(record: UndoRecord): Buffer {
+  const { undo, ...header } = record;
+  return withHeader(header, undo);
+}
+
+function decodeUndo(buf: Buffer): UndoRecord {
+  const { header, writesAt } = splitHeader<Omit<UndoRecord, "undo">>(buf);
+  return { ...header, undo: decodeWrites(buf, writesAt) };
+}
+
+function encodeCommit(commit: Commit): Buffer {
+  const { writes, addUndo, ...header } = commit;
+  const undo = addUndo ? encodeUndo(addUndo).toString("base64") : undefined;
+  return withHeader({ ...header, undo }, writes);
+}
+
+function decodeCommit(buf: Buffer): Commit {
+  const { header, writesAt } = splitHeader<Omit<Commit, "writes" | "addUndo"> & { undo?: string }>(buf);
+  const { undo, ...rest } = header;
+  return {
+    ...rest,
+    writes: decodeWrites(buf, writesAt),
+    addUndo: undo ? decodeUndo(Buffer.from(undo, "base64")) : undefined,
+  };
+}

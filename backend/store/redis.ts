@@ -1,0 +1,74 @@
+import Redis, { Cluster, type ClusterNode } from "ioredis";
+import type { Logger } from "../log";
+
+export type RedisClient = Redis | Cluster;
+
+export interface RedisTarget {
+  url?: string;
+  clusterNodes?: ClusterNode[];
+}
+
+/**
+ * Connects to a single Redis (url) or a Redis Cluster (a list of some of its nodes). Commands fail fast while
+ * the server is away (so the caller's own backoff decides what to retry) and are not re-sent on reconnect, which
+ * would replay half-sent transactions; ioredis keeps reconnecting in the background.
+ */
+export function connectRedis(target: RedisTarget, log?: Logger): RedisClient {
+  const retryStrategy = (attempt: number): number => Math.min(100 * attempt, 2000);
+  const options = {
+    maxRetriesPerRequest: 1,
+    autoResendUnfulfilledCommands: false,
+    enableAutoPipelining: true,
+    retryStrategy,
+  };
+  const client: RedisClient =
+    target.clusterNodes && target.clusterNodes.length > 0
+      ? new Cluster(target.clusterNodes, {
+          enableAutoPipelining: true,
+          clusterRetryStrategy: retryStrategy,
+          redisOptions: { maxRetriesPerRequest: 1, autoResendUnfulfilledCommands: false },
+        })
+      : new Redis(target.url ?? "redis://127.0.0.1:6379", options);
+  let lastError = "";
+  client.on("error", (err: Error) => {
+    // ioredis repeats the same error on every reconnect attempt; log each distinct one once.
+    if (err.message !== lastError) log?.warn({ err: err.message }, "redis connection error");
+    lastError = err.message;
+  });
+  client.on("ready", () => {
+    if (lastError) log?.info("redis connection restored");
+    lastError = "";
+  });
+  return client;
+}
+
+export const isCluster = (client: RedisClient): client is Cluster => client instanceof Cluster;
+
+/** The Redis servers holding data: the masters of a cluster, or the single server. */
+export function dataNodes(client: RedisClient): Redis[] {
+  return isCluster(client) ? client.nodes("master") : [client];
+}
+
+/** Every key on every data node (SCAN, never KEYS). */
+export async function scanAllKeys(client: RedisClient, match = "*"): Promise<string[]> {
+  const keys: string[] = [];
+  for (const node of dataNodes(client)) {
+    let cursor = "0";
+    do {
+      const [next, batch] = await node.scan(cursor, "MATCH", match, "COUNT", 1000);
+      keys.push(...batch);
+      cursor = next;
+    } while (cursor !== "0");
+  }
+  return keys;
+}
+
+/** Sum of `used_memory` over the data nodes. */
+export async function usedMemory(client: RedisClient): Promise<number> {
+  let total = 0;
+  for (const node of dataNodes(client)) {
+    const info = await node.info("memory");
+    total += Number(/used_memory:(\d+)/.exec(info)?.[1] ?? 0);
+  }
+  return total;
+}

@@ -1,0 +1,57 @@
+import hre from "hardhat";
+import { TASK_NODE_CREATE_SERVER } from "hardhat/builtin-tasks/task-names";
+import { LedgerChain } from "../../backend/chain/client";
+import { Indexer, type IndexerOptions } from "../../backend/index/indexer";
+import { IndexStore } from "../../backend/index/store";
+import { createLogger } from "../../backend/log";
+import type { RedisClient } from "../../backend/store/redis";
+
+interface JsonRpcServer {
+  listen(): Promise<{ address: string; port: number }>;
+  close(): Promise<void>;
+}
+
+/** Serves the in-process Hardhat network over HTTP on a free loopback port, for indexers and child processes. */
+export async function startRpcServer(): Promise<{ url: string; close(): Promise<void> }> {
+  const server = (await hre.run(TASK_NODE_CREATE_SERVER, {
+    hostname: "127.0.0.1",
+    port: 0,
+    provider: hre.network.provider,
+  })) as JsonRpcServer;
+  const { port } = await server.listen();
+  return { url: `http://127.0.0.1:${port}`, close: () => server.close() };
+}
+
+export const testLog = createLogger(process.env.TEST_LOG_LEVEL ?? "silent", "test-indexer");
+
+export interface TestIndexer {
+  indexer: Indexer;
+  store: IndexStore;
+  chain: LedgerChain;
+  close(): void;
+}
+
+/** An indexer of `ledger` from `startBlock` into `redis`; settings default to the shipped defaults. */
+export async function newIndexer(
+  rpcUrl: string,
+  ledger: string,
+  redis: RedisClient,
+  options: Partial<Omit<IndexerOptions, "chain" | "store">> = {},
+): Promise<TestIndexer> {
+  const chain = await LedgerChain.connect(rpcUrl, ledger);
+  const store = new IndexStore(redis, testLog);
+  const indexer = new Indexer({
+    chain,
+    store,
+    log: testLog,
+    startBlock: 0,
+    confirmations: 0,
+    reorgDepth: 64,
+    maxRangeBlocks: 5000,
+    batchMaxCodes: 300_000,
+    pollIntervalMs: 50,
+    codeBucketBits: 16,
+    ...options,
+  });
+  return { indexer, store, chain, close: () => chain.destroy() };
+}
