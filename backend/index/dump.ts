@@ -15,9 +15,14 @@ export async function dumpIndex(redis: RedisClient): Promise<{ lines: string[]; 
       const [next, keys] = await node.scan(cursor, "COUNT", 1000);
       cursor = next;
       const ours = keys.filter((k) => isIndexKey(k) && !isMetaKey(k));
-      const all = await Promise.all(ours.map((k) => node.callBuffer("HGETALL", k) as Promise<Buffer[]>));
+      // A pipeline, not auto-pipelined calls: ioredis drops callBuffer's command name when auto-pipelining.
+      const pipeline = node.pipeline();
+      for (const key of ours) pipeline.callBuffer("HGETALL", key);
+      const replies = (await pipeline.exec()) ?? [];
       ours.forEach((key, i) => {
-        const flat = all[i]!;
+        const [err, reply] = replies[i]!;
+        if (err) throw err;
+        const flat = reply as Buffer[];
         for (let j = 0; j < flat.length; j += 2) {
           lines.push(`${key} ${flat[j]!.toString("hex")} ${flat[j + 1]!.toString("hex")}`);
         }

@@ -60,7 +60,7 @@ import {
   type SettlementRecord,
   TrailKind,
 } from "./model";
-import { type BatchState, fromBytes, Miss, toBytes } from "./state";
+import { type BatchState, fromBytes, MISS, toBytes } from "./state";
 
 /** A decoded ledger event with where and when it happened. */
 export interface LedgerEvent {
@@ -208,33 +208,23 @@ function appendTrail(
 /** Groups refs by run, loading the fields every walk needs in one pass. */
 function itemsByRun(s: BatchState, packed: string, fields: (run: RunMeta, level: Level, index: number) => string[]) {
   const items = unpackRefs(packed).map(decodeRef);
-  let missed = false;
   const runs = new Map<number, RunMeta>();
   for (const item of items) {
     if (runs.has(item.runId)) continue;
-    try {
-      runs.set(item.runId, run(s, item.runId));
-    } catch (err) {
-      if (!(err instanceof Miss)) throw err;
-      missed = true;
-    }
+    const meta = readRun(s, item.runId);
+    if (meta) runs.set(item.runId, meta);
   }
-  if (missed) throw new Miss();
+  if (runs.size < new Set(items.map((i) => i.runId)).size)
+    throw s.hasMissing ? MISS : new Error("index has no run of a listed item");
   const needed = new Map<number, Set<string>>();
   for (const item of items) {
     let set = needed.get(item.runId);
     if (!set) needed.set(item.runId, (set = new Set()));
     for (const f of fields(runs.get(item.runId)!, item.level, item.index)) set.add(f);
   }
-  for (const [runId, set] of needed) {
-    try {
-      s.need(runKey(runId), set);
-    } catch (err) {
-      if (!(err instanceof Miss)) throw err;
-      missed = true;
-    }
-  }
-  if (missed) throw new Miss();
+  let complete = true;
+  for (const [runId, set] of needed) complete = s.need(runKey(runId), set) && complete;
+  if (!complete) throw MISS;
   return items.map((item) => ({ ...item, run: runs.get(item.runId)! }));
 }
 
@@ -391,16 +381,8 @@ const handlers: Record<string, Handler> = {
       if (!fields) byKey.set(slot.key, (fields = []));
       fields.push(slot.field);
     }
-    let missed = false;
-    for (const [key, fields] of byKey) {
-      try {
-        s.need(key, fields);
-      } catch (err) {
-        if (!(err instanceof Miss)) throw err;
-        missed = true;
-      }
-    }
-    if (missed) throw new Miss();
+    // Load every code's field in one pass; the pass goes on to discover the run's other fields too.
+    for (const [key, fields] of byKey) s.need(key, fields);
 
     const meta: RunMeta = {
       runId,
@@ -599,6 +581,7 @@ const handlers: Record<string, Handler> = {
     count(s, "p", pharmacyId, { unitsSettledFor: units.length });
     countPerBatch(s, units, "unitsSettled", 1);
     activity(s, "p", insurerId, ev, { claimId: a.claimId, units: units.length });
+    activity(s, "p", pharmacyId, ev, { claimId: a.claimId, units: units.length });
   },
 
   SettlementReversed(ev, s) {
@@ -642,7 +625,9 @@ const handlers: Record<string, Handler> = {
     setJson(s, key, field, record);
     claim(ev, s, a.claimId, a.claimRef, insurerId, pharmacyId, (c) => (c.dosesSettled += num(a.quantity)));
     count(s, "p", insurerId, { dosesSettled: num(a.quantity) });
-    activity(s, "p", insurerId, ev, { claimId: a.claimId, unit: a.unit.toString(), quantity: num(a.quantity) });
+    const detail = { claimId: a.claimId, unit: a.unit.toString(), quantity: num(a.quantity) };
+    activity(s, "p", insurerId, ev, detail);
+    activity(s, "p", pharmacyId, ev, detail);
   },
 
   PartialSettlementReversed(ev, s) {

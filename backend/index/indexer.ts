@@ -254,13 +254,18 @@ export class Indexer {
     const { store } = this.o;
     const state = new BatchState();
     const ctx = { codeBucketBits: this.o.codeBucketBits };
+    const started = performance.now();
+    let passes = 0;
+    let loadMs = 0;
     for (;;) {
+      passes++;
       state.restart();
       let failure: unknown = null;
       for (const ev of batch.events) {
         try {
           applyEvent(ev, state, ctx);
         } catch (err) {
+          // In a void pass (something was missing) errors come from values read as absent: not real.
           if (!(err instanceof Miss) && failure === null) failure = err;
         }
       }
@@ -272,9 +277,12 @@ export class Indexer {
         }
         break;
       }
+      const loadStarted = performance.now();
       await store.load(state.takeMissing(), (key, fields, values) => state.addLoaded(key, fields, values));
+      loadMs += performance.now() - loadStarted;
     }
     const { writes, undo } = state.changes();
+    const commitStarted = performance.now();
     const checkpoint: Checkpoint = {
       number: batch.to.number,
       hash: batch.to.hash,
@@ -296,6 +304,19 @@ export class Indexer {
     if (batch.keepUndo) this.undoBlocks.push(batch.to.number);
     this.checkpoint = checkpoint;
     this.noteProgress(batch);
+    this.o.log.debug(
+      {
+        from: batch.from,
+        to: batch.to.number,
+        events: batch.events.length,
+        writes: writes.length,
+        passes,
+        loadMs: Math.round(loadMs),
+        commitMs: Math.round(performance.now() - commitStarted),
+        totalMs: Math.round(performance.now() - started),
+      },
+      "batch indexed",
+    );
   }
 
   /** Takes batches back out, newest first, until the checkpoint is on the chain again. */

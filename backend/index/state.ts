@@ -2,19 +2,18 @@
  * The state one batch of events works on: fields loaded from Redis, with the batch's own writes on top.
  *
  * Event handlers are plain synchronous code. When a handler touches a field that is not loaded yet, the field is
- * recorded as missing and the handler stops with {@link Miss}; the executor loads everything missing in one round
- * trip and runs the batch again from its start. A handler that knows its fields up front declares them with
- * {@link BatchState.need}, so that thousands of them load in a single pass.
+ * recorded as missing and reads as absent, so the pass goes on and discovers what else is missing; a pass that
+ * missed anything is void: the executor loads everything missing in one round trip and runs the batch again from
+ * its start. A few passes suffice, as deep as the chain of reads that depend on earlier reads (a unit's run, then
+ * its case). A handler that cannot go on without a value throws {@link MISS}.
  *
  * Every field the batch writes has been loaded first, so its prior value is known: that is the undo record.
  */
 export type Value = string | null; // latin1 byte string; null = absent
 
-export class Miss extends Error {
-  constructor() {
-    super("field not loaded");
-  }
-}
+export class Miss extends Error {}
+/** Thrown to abandon an event in a void pass; one instance, since building a stack trace per throw is costly. */
+export const MISS = new Miss("field not loaded");
 
 export interface FieldWrite {
   key: string;
@@ -28,37 +27,35 @@ export class BatchState {
   private missing = new Map<string, Set<string>>();
   private missingCount = 0;
 
-  /** Value of a field, or throws {@link Miss} after recording it as missing. */
+  /** Value of a field; a field not loaded yet is recorded as missing and reads as absent. */
   get(key: string, field: string): Value {
     const written = this.dirty.get(key)?.get(field);
     if (written !== undefined) return written;
     const loaded = this.base.get(key)?.get(field);
     if (loaded !== undefined) return loaded;
     this.recordMissing(key, field);
-    throw new Miss();
+    return null;
   }
 
   set(key: string, field: string, value: Value): void {
-    if (this.base.get(key)?.get(field) === undefined) {
-      this.recordMissing(key, field);
-      throw new Miss();
-    }
+    // Writing needs the prior value (for undo), so a field written blind is loaded for the next pass.
+    if (this.base.get(key)?.get(field) === undefined) this.recordMissing(key, field);
     let fields = this.dirty.get(key);
     if (!fields) this.dirty.set(key, (fields = new Map()));
     fields.set(field, value);
   }
 
-  /** Declares fields a handler is about to use; throws {@link Miss} once if any is not loaded. */
-  need(key: string, fields: Iterable<string>): void {
+  /** Declares fields a handler is about to use; false if any of them is not loaded yet. */
+  need(key: string, fields: Iterable<string>): boolean {
     const loaded = this.base.get(key);
-    let missed = false;
+    let complete = true;
     for (const f of fields) {
       if (loaded?.get(f) === undefined) {
         this.recordMissing(key, f);
-        missed = true;
+        complete = false;
       }
     }
-    if (missed) throw new Miss();
+    return complete;
   }
 
   get hasMissing(): boolean {
