@@ -38,7 +38,7 @@ const config: HardhatUserConfig = {
   },
   typechain: { outDir: "typechain-types", target: "ethers-v6" },
   gasReporter: { enabled: process.env.REPORT_GAS === "true" },
-  mocha: { timeout: 120_000 },
+  mocha: { timeout: 120_000, reporter: path.join(__dirname, "test/support/summary-reporter.ts") },
 };
 
 export default config;

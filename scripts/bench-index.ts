@@ -107,6 +107,10 @@ async function main(): Promise<void> {
       `chain: ${runs} runs, ${codes} codes, ${head} blocks, prepared in ${((Date.now() - t) / 1000).toFixed(1)} s`,
     );
 
+    // Sized as .env.example advises: about 64 codes a bucket keeps buckets compact listpacks.
+    const codeBucketBits = process.env.CODE_BUCKET_BITS
+      ? config.CODE_BUCKET_BITS
+      : Math.max(8, Math.ceil(Math.log2(codes / 64)));
     const redis = connectRedis({ url: redisServer.url }, log);
     const before = await usedMemory(redis);
     const chain = await LedgerChain.connect(node.url, await ledger.getAddress());
@@ -120,7 +124,7 @@ async function main(): Promise<void> {
       maxRangeBlocks: config.LOG_RANGE_MAX_BLOCKS,
       batchMaxCodes: config.BATCH_MAX_CODES,
       pollIntervalMs: config.POLL_INTERVAL_MS,
-      codeBucketBits: config.CODE_BUCKET_BITS,
+      codeBucketBits,
     });
     t = Date.now();
     const status = await indexer.syncOnce();
@@ -135,7 +139,7 @@ async function main(): Promise<void> {
       redisBytesPerCode: Number(((after - before) / status.codesIndexed).toFixed(1)),
       redisBytesPerUnitCode: Number(((after - before) / (runs * SHAPE.unitCount)).toFixed(1)),
       redisUsedMemoryBytes: after,
-      codeBucketBits: config.CODE_BUCKET_BITS,
+      codeBucketBits,
     };
     console.log(`indexed ${result.codesIndexed} codes (${result.eventsIndexed} events) in ${result.seconds} s`);
     chain.destroy();

@@ -1,6 +1,6 @@
 import { JsonRpcProvider, Network, type Log } from "ethers";
 import { DrugLedger__factory } from "../../typechain-types";
-import type { DrugLedgerInterface } from "../../typechain-types/contracts/DrugLedger";
+import type { DrugLedgerInterface, UnitsCommissionedEvent } from "../../typechain-types/contracts/DrugLedger";
 import type { LedgerEvent } from "../index/events";
 
 export interface BlockHeader {
@@ -21,6 +21,7 @@ interface RawBlock {
 export class LedgerChain {
   readonly iface: DrugLedgerInterface = DrugLedger__factory.createInterface();
   private readonly headers = new Map<number, BlockHeader>();
+  private readonly commissionedTopic = this.iface.getEvent("UnitsCommissioned").topicHash;
 
   private constructor(
     readonly provider: JsonRpcProvider,
@@ -97,10 +98,11 @@ export class LedgerChain {
           `log of block ${log.blockNumber} is from ${log.blockHash}, header says ${header.hash}`,
         );
       }
-      const parsed = this.iface.parseLog({ topics: [...log.topics], data: log.data });
+      const fast = log.topics[0] === this.commissionedTopic ? decodeCommissioned(log) : null;
+      const parsed = fast ? null : this.iface.parseLog({ topics: [...log.topics], data: log.data });
       return {
-        name: parsed?.name ?? "Unknown",
-        args: (parsed?.args.toObject() ?? {}) as Record<string, unknown>,
+        name: fast ? "UnitsCommissioned" : (parsed?.name ?? "Unknown"),
+        args: fast ?? ((parsed?.args.toObject() ?? {}) as Record<string, unknown>),
         block: log.blockNumber,
         blockHash: log.blockHash,
         logIndex: log.index,
@@ -113,6 +115,28 @@ export class LedgerChain {
   destroy(): void {
     this.provider.destroy();
   }
+}
+
+/**
+ * UnitsCommissioned carries up to 65,535 codes (786 KB); the generic ABI decoder copies them byte by byte, so
+ * this event is read straight off its layout: three indexed ids, then unitCount, unitsPerCase, casesPerPallet,
+ * root, and the offset, length and bytes of `codes`.
+ */
+function decodeCommissioned(log: Log): UnitsCommissionedEvent.OutputObject & Record<string, unknown> {
+  const word = (i: number) => log.data.slice(2 + i * 64, 2 + (i + 1) * 64);
+  const codesAt = Number(BigInt("0x" + word(4))) / 32;
+  const length = Number(BigInt("0x" + word(codesAt)));
+  const start = 2 + (codesAt + 1) * 64;
+  return {
+    runId: BigInt(log.topics[1]!),
+    batchId: BigInt(log.topics[2]!),
+    manufacturerId: BigInt(log.topics[3]!),
+    unitCount: BigInt("0x" + word(0)),
+    unitsPerCase: BigInt("0x" + word(1)),
+    casesPerPallet: BigInt("0x" + word(2)),
+    root: "0x" + word(3),
+    codes: "0x" + log.data.slice(start, start + length * 2),
+  };
 }
 
 /** The chain changed under a read (a reorg in progress): re-read rather than index a mix of branches. */

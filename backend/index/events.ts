@@ -4,6 +4,7 @@
  * decommissioning a unit opens its case), since the chain emits the change, not the derived state.
  */
 import { unpackRefs, decodeRef, Level } from "../codes/refs";
+import { itemAt } from "../codes/run";
 import type {
   BatchRecalledEvent,
   BatchRecallLiftedEvent,
@@ -180,12 +181,6 @@ function activity(s: BatchState, kind: "p" | "b", id: number, ev: LedgerEvent, d
   const n = Number(s.get(key, "n") ?? 0);
   setJson(s, key, String(n % ACTIVITY_KEPT), { event: ev.name, block: ev.block, time: ev.time, tx: ev.tx, ...detail });
   s.set(key, "n", String(n + 1));
-}
-
-function run(s: BatchState, runId: number): RunMeta {
-  const meta = readRun(s, runId);
-  if (meta === null) throw new Error(`index has no run ${runId}`);
-  return meta;
 }
 
 const setOwn = (s: BatchState, runId: number, level: Level, index: number, entry: bigint): void =>
@@ -371,18 +366,9 @@ const handlers: Record<string, Handler> = {
     const casesPerPallet = num(a.casesPerPallet);
     const caseCount = unitsPerCase === 0 ? 0 : Math.ceil(unitCount / unitsPerCase);
     const palletCount = casesPerPallet === 0 ? 0 : Math.ceil(caseCount / casesPerPallet);
-    const codes = Buffer.from(a.codes.slice(2), "hex");
-    const slots = [];
-    const byKey = new Map<string, string[]>();
-    for (let i = 0; i < codes.length; i += 12) {
-      const slot = codeSlot(codes.subarray(i, i + 12), ctx.codeBucketBits);
-      slots.push(slot);
-      let fields = byKey.get(slot.key);
-      if (!fields) byKey.set(slot.key, (fields = []));
-      fields.push(slot.field);
-    }
+    const { codes, slots } = codeSlotsOf(ev, a.codes, ctx.codeBucketBits);
     // Load every code's field in one pass; the pass goes on to discover the run's other fields too.
-    for (const [key, fields] of byKey) s.need(key, fields);
+    for (const [key, fields] of slots.byKey) s.need(key, fields);
 
     const meta: RunMeta = {
       runId,
@@ -400,32 +386,32 @@ const handlers: Record<string, Handler> = {
     };
     s.set(runKey(runId), RUN_FIELD.meta, JSON.stringify(meta));
     let conflicts = 0;
-    slots.forEach((slot, position) => {
-      const level = position < unitCount ? Level.Unit : position < unitCount + caseCount ? Level.Case : Level.Pallet;
-      const index =
-        level === Level.Unit
-          ? position
-          : level === Level.Case
-            ? position - unitCount
-            : position - unitCount - caseCount;
-      const ref = refBytes(runId, level, index);
-      const existing = s.get(slot.key, slot.field);
-      if (existing === null) {
-        s.set(slot.key, slot.field, ref);
-      } else if (existing !== ref) {
-        // The same code in two runs: the first keeps the lookup, both are listed as a conflict.
-        conflicts++;
-        const code = codes.toString("hex", position * 12, position * 12 + 12);
-        const listed = getJson<string[]>(s, CONFLICTS_KEY, code) ?? [Buffer.from(existing, "latin1").toString("hex")];
-        const mine = Buffer.from(ref, "latin1").toString("hex");
-        if (!listed.includes(mine)) setJson(s, CONFLICTS_KEY, code, [...listed, mine]);
+    // A pass that already missed something is void: the per-code work waits for the pass that counts.
+    if (!s.hasMissing) {
+      const shape = { unitCount, unitsPerCase, casesPerPallet };
+      for (let position = 0; position < slots.keys.length; position++) {
+        const key = slots.keys[position]!;
+        const field = slots.fields[position]!;
+        const { level, index } = itemAt(shape, position);
+        const ref = refBytes(runId, level, index);
+        const existing = s.get(key, field);
+        if (existing === null) {
+          s.set(key, field, ref);
+        } else if (existing !== ref) {
+          // The same code in two runs: the first keeps the lookup, both are listed as a conflict.
+          conflicts++;
+          const code = codes.toString("hex", position * 12, position * 12 + 12);
+          const listed = getJson<string[]>(s, CONFLICTS_KEY, code) ?? [Buffer.from(existing, "latin1").toString("hex")];
+          const mine = Buffer.from(ref, "latin1").toString("hex");
+          if (!listed.includes(mine)) setJson(s, CONFLICTS_KEY, code, [...listed, mine]);
+        }
       }
-    });
+    }
     update<BatchRecord>(s, batchKey(meta.batchId), String(meta.batchId), (b) => b.runs.push(runId));
     count(s, "b", meta.batchId, { unitsCommissioned: unitCount, codeConflicts: conflicts });
     count(s, "p", meta.manufacturerId, { runs: 1, unitsCommissioned: unitCount, codeConflicts: conflicts });
     add(s, GLOBAL_KEY, "runs", 1);
-    add(s, GLOBAL_KEY, "codes", slots.length);
+    add(s, GLOBAL_KEY, "codes", slots.keys.length);
     add(s, GLOBAL_KEY, "codeConflicts", conflicts);
     const detail = { runId, units: unitCount, cases: caseCount, pallets: palletCount, conflicts };
     activity(s, "p", meta.manufacturerId, ev, detail);
@@ -668,6 +654,33 @@ for (const name of ADMIN_EVENTS) {
     const detail = Object.fromEntries(Object.entries(ev.args).map(([k, v]) => [k, String(v)]));
     setJson(s, GLOBAL_KEY, `admin:${name}`, { ...detail, block: ev.block, time: ev.time, tx: ev.tx });
   };
+}
+
+interface CodeSlots {
+  keys: string[];
+  fields: string[];
+  byKey: Map<string, string[]>;
+}
+
+/** Code lookup slots of a commissioning event's codes, worked out once per event however many passes it takes. */
+const slotCache = new WeakMap<LedgerEvent, { codes: Buffer; slots: CodeSlots }>();
+
+function codeSlotsOf(ev: LedgerEvent, hex: string, bits: number): { codes: Buffer; slots: CodeSlots } {
+  let cached = slotCache.get(ev);
+  if (!cached) {
+    const codes = Buffer.from(hex.slice(2), "hex");
+    const slots: CodeSlots = { keys: [], fields: [], byKey: new Map() };
+    for (let at = 0; at < codes.length; at += 12) {
+      const { key, field } = codeSlot(codes, bits, at);
+      slots.keys.push(key);
+      slots.fields.push(field);
+      let fields = slots.byKey.get(key);
+      if (!fields) slots.byKey.set(key, (fields = []));
+      fields.push(field);
+    }
+    slotCache.set(ev, (cached = { codes, slots }));
+  }
+  return cached;
 }
 
 const refList = (ref: bigint): string => "0x" + ref.toString(16).padStart(18, "0");

@@ -47,6 +47,9 @@ interface Batch {
 }
 
 const CODE_BYTES = 12;
+const TARGET_RESPONSE_BYTES = 4_000_000;
+/** Blocks near the head indexed per step (one undo record). */
+const FOLLOW_BLOCKS = 32;
 const RATE_WINDOW_MS = 10_000;
 
 /**
@@ -80,7 +83,7 @@ export class Indexer {
   };
 
   constructor(private readonly o: IndexerOptions) {
-    this.span = Math.min(1000, o.maxRangeBlocks);
+    this.span = Math.min(100, o.maxRangeBlocks);
   }
 
   /** Runs until {@link stop}: catches up, then polls for new blocks. */
@@ -172,7 +175,7 @@ export class Indexer {
       await this.backfill(next, Math.min(target, finalLimit));
     } else {
       this.status.state = "following";
-      await this.followBlock(next);
+      await this.follow(next, target);
     }
     await this.publishStatus();
     return true;
@@ -197,9 +200,14 @@ export class Indexer {
       const to = Math.min(limit, from + this.span - 1);
       try {
         const logs = await this.o.chain.logsInRange(from, to);
+        // Aim at responses of a few MB: big enough to amortise the round trip, small enough that fetching the
+        // next range overlaps applying this one.
         const bytes = logs.reduce((sum, l) => sum + l.data.length / 2, 0);
-        if (logs.length < 2000 && bytes < 4_000_000) this.span = Math.min(this.o.maxRangeBlocks, this.span * 2);
-        else if (logs.length > 10_000 || bytes > 32_000_000) this.span = Math.max(1, Math.floor(this.span / 2));
+        if (logs.length < 2500 && bytes < TARGET_RESPONSE_BYTES / 2) {
+          this.span = Math.min(this.o.maxRangeBlocks, this.span * 2);
+        } else if (logs.length > 10_000 || bytes > TARGET_RESPONSE_BYTES * 2) {
+          this.span = Math.max(1, Math.floor(this.span / 2));
+        }
         return { from, to, logs };
       } catch (err) {
         if (this.span === 1) throw err;
@@ -236,18 +244,26 @@ export class Indexer {
     return batches;
   }
 
-  /** Indexes one block near the head, after checking it extends what is indexed. */
-  private async followBlock(number: number): Promise<void> {
+  /** Indexes blocks near the head, after checking that they extend what is indexed, as one undoable batch. */
+  private async follow(next: number, target: number): Promise<void> {
     const { chain } = this.o;
-    const header = await chain.blockOrNull(number);
-    if (!header) return;
-    if (this.checkpoint && header.parentHash !== this.checkpoint.hash) {
-      await this.rollback();
-      return;
+    const numbers = Array.from({ length: Math.min(FOLLOW_BLOCKS, target - next + 1) }, (_, i) => next + i);
+    const headers: BlockHeader[] = [];
+    for (const header of await Promise.all(numbers.map((n) => chain.blockOrNull(n)))) {
+      if (!header) break;
+      const parent = headers[headers.length - 1]?.hash ?? this.checkpoint?.hash;
+      if (parent !== undefined && header.parentHash !== parent) {
+        if (headers.length > 0)
+          throw new ChainMovedError(`block ${header.number} does not extend block ${header.number - 1}`);
+        await this.rollback();
+        return;
+      }
+      headers.push(header);
     }
-    const logs = await chain.logsOfBlock(header.hash);
-    const events = await chain.decode(logs);
-    await this.applyBatch({ from: number, to: header, events, keepUndo: this.o.reorgDepth > 0 });
+    const last = headers[headers.length - 1];
+    if (!last) return;
+    const events = await chain.decode(await chain.logsInRange(next, last.number));
+    await this.applyBatch({ from: next, to: last, events, keepUndo: this.o.reorgDepth > 0 });
   }
 
   private async applyBatch(batch: Batch): Promise<void> {

@@ -18,10 +18,10 @@ export const META = {
 export const META_PREFIX = "{ix}:";
 
 /** Code lookup: code hash → packed 9-byte ref, in 2^bits buckets of compact listpack hashes. */
-export function codeSlot(code: Buffer, bits: number): { key: string; field: string } {
-  const top = code.readUInt32BE(0) >>> (32 - bits);
+export function codeSlot(codes: Buffer, bits: number, at = 0): { key: string; field: string } {
+  const top = codes.readUInt32BE(at) >>> (32 - bits);
   const dropBytes = bits >> 3; // bytes wholly implied by the bucket; the rest of the hash is the field
-  return { key: `c:${top.toString(36)}`, field: code.toString("latin1", dropBytes) };
+  return { key: `c:${top.toString(36)}`, field: codes.toString("latin1", at + dropBytes, at + 12) };
 }
 
 /** Everything about one commissioning run: meta, custody entries, trails, dispensing and settlement per item. */

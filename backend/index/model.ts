@@ -173,11 +173,11 @@ export interface SettlementRecord {
 
 /** 9 bytes: run id, level, index, as the contracts pack refs. */
 export function refBytes(runId: number, level: Level, index: number): string {
-  const buf = Buffer.allocUnsafe(9);
-  buf.writeUInt32BE(runId, 0);
-  buf.writeUInt8(level, 4);
-  buf.writeUInt32BE(index, 5);
-  return buf.toString("latin1");
+  const c = String.fromCharCode;
+  return (
+    c(runId >>> 24, (runId >>> 16) & 255, (runId >>> 8) & 255, runId & 255, level) +
+    c(index >>> 24, (index >>> 16) & 255, (index >>> 8) & 255, index & 255)
+  );
 }
 
 export function refFromBytes(bytes: string): { runId: number; level: Level; index: number } {

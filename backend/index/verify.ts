@@ -4,6 +4,7 @@
  */
 import { Level, encodeRef, type ItemRef } from "../codes/refs";
 import type { DrugLedger } from "../../typechain-types";
+import { treePosition } from "../codes/run";
 import { itemCount } from "./model";
 import type { IndexReader } from "./query";
 
@@ -67,12 +68,7 @@ export async function verifyIndex(
     }
     const checked = sample(items, options.itemsPerRun, random);
     for (const ref of checked) {
-      const position =
-        ref.level === Level.Unit
-          ? ref.index
-          : ref.level === Level.Case
-            ? run.unitCount + ref.index
-            : run.unitCount + run.caseCount + ref.index;
+      const position = treePosition(run, ref.level, ref.index);
       const code = codes.subarray(position * 12, position * 12 + 12);
       const found = await reader.lookupCode(code);
       report.codesChecked++;
