@@ -1,9 +1,13 @@
 /**
  * `npm start`: the whole system on embedded defaults — a local chain on 127.0.0.1, the ledger deployed with demo
- * data — running until Ctrl-C.
+ * data, a local redis-server (unless REDIS_URL already answers) and the indexer following the chain — running
+ * until Ctrl-C.
  */
-import { spawn, spawnSync } from "node:child_process";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import Redis from "ioredis";
 import { loadConfig } from "../backend/config/env";
+import { createIndexer } from "../backend/index/service";
+import { createLogger } from "../backend/log";
 
 const config = loadConfig();
 const hardhat = require.resolve("hardhat/internal/cli/cli");
@@ -48,7 +52,58 @@ async function main(): Promise<void> {
     stop();
     throw new Error("deployment failed");
   }
-  console.log(JSON.stringify({ msg: "system running; Ctrl-C stops it", rpcUrl: config.RPC_URL }));
+  const redisServer = await ensureRedis(config.REDIS_URL);
+  const log = createLogger(config.LOG_LEVEL, "indexer");
+  const service = await createIndexer(config, log);
+  // The chain was just deployed afresh: an index of an earlier deployment in this Redis is stale.
+  const checkpoint = await service.store.checkpoint();
+  if (checkpoint && checkpoint.ledger !== service.chain.address) await service.store.wipe();
+  const shutdown = () => {
+    service.indexer.stop();
+    redisServer?.kill("SIGTERM");
+    stop();
+  };
+  process.removeListener("SIGINT", stop);
+  process.removeListener("SIGTERM", stop);
+  process.on("SIGINT", shutdown);
+  process.on("SIGTERM", shutdown);
+  console.log(
+    JSON.stringify({ msg: "system running; Ctrl-C stops it", rpcUrl: config.RPC_URL, redisUrl: config.REDIS_URL }),
+  );
+  await service.indexer.run();
+  await service.close();
+}
+
+/** Starts a throwaway redis-server for a loopback REDIS_URL that nothing answers (the index is rebuilt from the chain). */
+async function ensureRedis(url: string): Promise<ChildProcess | null> {
+  const ping = async () => {
+    const client = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+    client.on("error", () => undefined);
+    try {
+      await client.connect();
+      return (await client.ping()) === "PONG";
+    } catch {
+      return false;
+    } finally {
+      client.disconnect();
+    }
+  };
+  if (await ping()) return null;
+  const { hostname, port } = new URL(url);
+  if (!["127.0.0.1", "localhost"].includes(hostname)) throw new Error(`Redis at ${url} does not answer`);
+  const server = spawn(
+    "redis-server",
+    ["--port", port || "6379", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+    {
+      stdio: "ignore",
+    },
+  );
+  server.on("error", (err) =>
+    console.error(`cannot start redis-server (apt-get install redis-server): ${err.message}`),
+  );
+  for (let i = 0; i < 100 && !(await ping()); i++) await new Promise((r) => setTimeout(r, 100));
+  console.log(JSON.stringify({ msg: "local redis-server up", redisUrl: url }));
+  return server;
 }
 
 main().catch((err) => {

@@ -62,6 +62,7 @@ export class Indexer {
   private checkpoint: Checkpoint | null = null;
   private undoBlocks: number[] = [];
   private span: number;
+  private pendingCommit: Promise<void> | null = null;
   private stopped = false;
   private wake: (() => void) | null = null;
   private readonly rates: { at: number; events: number; codes: number }[] = [];
@@ -83,7 +84,7 @@ export class Indexer {
   };
 
   constructor(private readonly o: IndexerOptions) {
-    this.span = Math.min(100, o.maxRangeBlocks);
+    this.span = Math.min(8, o.maxRangeBlocks);
   }
 
   /** Runs until {@link stop}: catches up, then polls for new blocks. */
@@ -108,6 +109,8 @@ export class Indexer {
         }
         attempt++;
         initialised = false; // re-read the checkpoint: a commit may or may not have landed
+        this.pendingCommit?.catch(() => undefined);
+        this.pendingCommit = null;
         this.status.state = "retrying";
         this.status.retries++;
         this.status.lastError = err instanceof Error ? err.message : String(err);
@@ -116,6 +119,7 @@ export class Indexer {
         await this.sleep(delay);
       }
     }
+    await this.settled().catch((err: Error) => this.o.log.warn({ err: err.message }, "last commit failed"));
     this.status.state = "stopped";
   }
 
@@ -123,6 +127,7 @@ export class Indexer {
   async syncOnce(): Promise<IndexerStatus> {
     await this.init();
     while (await this.step());
+    await this.settled();
     return this.status;
   }
 
@@ -151,6 +156,7 @@ export class Indexer {
 
   /** One unit of progress; false when there is nothing to do yet. */
   private async step(): Promise<boolean> {
+    await this.settled();
     const { chain } = this.o;
     const head = await chain.head();
     this.noteHead(head);
@@ -308,7 +314,8 @@ export class Indexer {
     };
     const horizon = this.status.headBlock - this.o.reorgDepth;
     const dropUndo = this.undoBlocks.filter((b) => b <= horizon);
-    await store.commit({
+    await this.settled();
+    const committing = store.commit({
       writes,
       checkpoint,
       addUndo: batch.keepUndo
@@ -316,6 +323,11 @@ export class Indexer {
         : undefined,
       dropUndo,
     });
+    // On a single Redis the next batch may load while this commit is in flight: its reads queue behind the
+    // transaction on the same connection. A failed commit fails the next await, and the retry starts over from
+    // the checkpoint in Redis. A cluster commit is several steps, so there it is awaited here.
+    if (store.clustered) await committing;
+    else this.pendingCommit = committing;
     this.undoBlocks = this.undoBlocks.filter((b) => b > horizon);
     if (batch.keepUndo) this.undoBlocks.push(batch.to.number);
     this.checkpoint = checkpoint;
@@ -336,7 +348,15 @@ export class Indexer {
   }
 
   /** Takes batches back out, newest first, until the checkpoint is on the chain again. */
+  /** Waits for the commit in flight, if any; rethrows its failure. */
+  private async settled(): Promise<void> {
+    const pending = this.pendingCommit;
+    this.pendingCommit = null;
+    await pending;
+  }
+
   private async rollback(): Promise<void> {
+    await this.settled();
     const { chain, store, log } = this.o;
     chain.forgetHeaders();
     for (;;) {

@@ -1,0 +1,547 @@
+/**
+ * Crash and outage tests of the indexer: the real CLI SIGKILLed many times mid-ingest, Redis killed under a
+ * running indexer (with and without an append-only file) and the chain node going away. Each ends by comparing
+ * the canonical dump of the index with a clean rebuild's.
+ *
+ * Kill timings come from a seeded PRNG: set CRASH_SEED to replay a failing run (the seed is in every message).
+ */
+import { expect } from "chai";
+import { spawn, type ChildProcess } from "node:child_process";
+import path from "node:path";
+import hre, { ethers } from "hardhat";
+import { TASK_NODE_CREATE_SERVER } from "hardhat/builtin-tasks/task-names";
+import { dumpIndex } from "../backend/index/dump";
+import { IndexStore, type Checkpoint } from "../backend/index/store";
+import { connectRedis, type RedisClient } from "../backend/store/redis";
+import { freePort, startRedis, type RedisServer } from "../scripts/lib/redis-server";
+import type { DrugLedger } from "../typechain-types";
+import { newIndexer, startRpcServer, type TestIndexer } from "./helpers/indexer";
+import {
+  caseRef,
+  commissionRun,
+  deployLedger,
+  packRefs,
+  palletRef,
+  ship,
+  unitRef,
+  type LedgerFixture,
+} from "./helpers/ledger";
+
+const ROOT = path.resolve(__dirname, "..");
+const SEED = Number(process.env.CRASH_SEED ?? 0x5eed1);
+const RUNS = 18;
+const KILL_ROUNDS = 10;
+const BATCH_MAX_CODES = 1000;
+
+interface Rpc {
+  url: string;
+  close(): Promise<void>;
+}
+
+interface JsonRpcServer {
+  listen(): Promise<{ address: string; port: number }>;
+  close(): Promise<void>;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Small utilities
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** mulberry32: a small seeded PRNG, uniform in [0, 1). */
+function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length === 0 ? NaN : s[Math.floor(s.length / 2)]!;
+};
+
+/** Polls `probe` until it returns a value other than undefined, or fails after `timeoutMs` with `what()`. */
+async function waitFor<T>(
+  what: () => string,
+  timeoutMs: number,
+  probe: () => Promise<T | undefined>,
+  everyMs = 20,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what()}`);
+    await sleep(everyMs);
+  }
+}
+
+async function checkpointOf(redis: RedisClient): Promise<Checkpoint | null> {
+  return new IndexStore(redis).checkpoint();
+}
+
+/** A short-lived client of the test's own (the indexer's client keeps its production retry settings). */
+async function withRedis<T>(url: string, use: (redis: RedisClient) => Promise<T>): Promise<T> {
+  const redis = connectRedis({ url });
+  try {
+    return await use(redis);
+  } finally {
+    redis.disconnect();
+  }
+}
+
+/** Asserts two dumps are equal, showing the first differing lines rather than megabytes of them. */
+function expectSameDump(actual: string[], expected: string[], label: string): void {
+  let i = 0;
+  while (i < actual.length && i < expected.length && actual[i] === expected[i]) i++;
+  if (i === actual.length && i === expected.length) return;
+  const show = (lines: string[]) =>
+    lines
+      .slice(Math.max(0, i - 2), i + 4)
+      .map((l, k) => `    ${Math.max(0, i - 2) + k}: ${l.length > 160 ? l.slice(0, 160) + "…" : l}`)
+      .join("\n") || "    (nothing)";
+  const missing = expected.filter((l) => !actual.includes(l)).length;
+  const extra = actual.filter((l) => !expected.includes(l)).length;
+  expect.fail(
+    `${label}: dump differs from a clean rebuild at line ${i} ` +
+      `(${actual.length} vs ${expected.length} lines; ${missing} missing, ${extra} extra)\n` +
+      `  index:\n${show(actual)}\n  rebuild:\n${show(expected)}`,
+  );
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Processes and servers, all cleaned up in after() hooks
+
+const children = new Set<ChildProcess>();
+const redisServers = new Set<RedisServer>();
+const rpcServers = new Set<Rpc>();
+const indexers = new Set<TestIndexer>();
+
+process.once("exit", () => {
+  for (const child of children) child.kill("SIGKILL");
+});
+
+async function newRedis(appendonly = false): Promise<RedisServer> {
+  const server = await startRedis({ appendonly });
+  redisServers.add(server);
+  return server;
+}
+
+async function stopRedis(server: RedisServer): Promise<void> {
+  redisServers.delete(server);
+  await server.stop();
+}
+
+/** Serves the in-process network on a given port (a node coming back where it was). */
+async function rpcOnPort(port: number): Promise<Rpc> {
+  const server = (await hre.run(TASK_NODE_CREATE_SERVER, {
+    hostname: "127.0.0.1",
+    port,
+    provider: hre.network.provider,
+  })) as JsonRpcServer;
+  await server.listen();
+  const rpc: Rpc = {
+    url: `http://127.0.0.1:${port}`,
+    close: async () => {
+      rpcServers.delete(rpc);
+      await server.close();
+    },
+  };
+  rpcServers.add(rpc);
+  return rpc;
+}
+
+async function track<T extends TestIndexer>(t: Promise<T>): Promise<T> {
+  const ix = await t;
+  indexers.add(ix);
+  return ix;
+}
+
+function closeIndexer(ix: TestIndexer): void {
+  ix.indexer.stop();
+  ix.close();
+  indexers.delete(ix);
+}
+
+interface CliIndexer {
+  proc: ChildProcess;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  output(): string;
+}
+
+/**
+ * The real indexer CLI as a child process. `node -r ts-node/register/transpile-only` starts as fast as
+ * `npx ts-node --transpile-only` here, and the signal reaches the indexer itself: npx runs it under `sh` and a
+ * second node, and a SIGKILL of npx leaves the indexer running as an orphan.
+ */
+function spawnCli(env: Record<string, string>): CliIndexer {
+  const proc = spawn(process.execPath, ["-r", "ts-node/register/transpile-only", "scripts/indexer.ts"], {
+    cwd: ROOT,
+    env: { ...process.env, ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  children.add(proc);
+  let out = "";
+  const keep = (chunk: Buffer): void => {
+    out = (out + chunk.toString("utf8")).slice(-6000);
+  };
+  proc.stdout!.on("data", keep);
+  proc.stderr!.on("data", keep);
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+    proc.once("error", (err) => {
+      keep(Buffer.from(`spawn error: ${err.message}\n`));
+      resolve({ code: null, signal: null });
+    });
+    proc.once("exit", (code, signal) => {
+      children.delete(proc);
+      resolve({ code, signal });
+    });
+  });
+  return { proc, exited, output: () => out };
+}
+
+const running = (cli: CliIndexer): boolean => cli.proc.exitCode === null && cli.proc.signalCode === null;
+
+// ---------------------------------------------------------------------------------------------------
+// A sizeable ledger history with most kinds of event
+
+interface History {
+  f: LedgerFixture;
+  ledger: DrugLedger;
+  address: string;
+  firstBlock: number;
+  head: number;
+  codes: number;
+}
+
+async function buildHistory(): Promise<History> {
+  const firstBlock = (await ethers.provider.getBlockNumber()) + 1;
+  const f = await deployLedger();
+  const { ledger, admin, regulator, maker, otherMaker, distributor, pharmacy, otherPharmacy, insurer, otherInsurer } =
+    f;
+  const now = (await ethers.provider.getBlock("latest"))!.timestamp;
+  await ledger.connect(maker).registerBatch(1, "LOT-CRASH-2", now - 86_400, now + 400 * 86_400);
+  await ledger.connect(otherMaker).registerProduct("8654321", "Ibuprofen 200mg", "H20000002", "tablet 10/box", 10);
+  await ledger.connect(admin).setReturnWindow(30);
+  let codes = 0;
+  for (let i = 0; i < RUNS; i++) {
+    const batchId = i % 3 === 2 ? 2n : f.batchId;
+    const shape = { unitCount: 3000 + ((i * 737) % 2001), unitsPerCase: 50, casesPerPallet: 10 };
+    const { runId } = await commissionRun(ledger, maker, batchId, shape);
+    codes += shape.unitCount + Math.ceil(shape.unitCount / 50) + Math.ceil(shape.unitCount / 500);
+
+    // Three pallets to the distributor; every third shipment arrives short and the maker takes a pallet back.
+    const pallets = [palletRef(runId, 0), palletRef(runId, 1), palletRef(runId, 2)];
+    const toDistributor = await ship(ledger, maker, distributor, pallets);
+    if (i % 3 === 1) {
+      await ledger.connect(distributor).receiveShipment(toDistributor, packRefs(pallets.slice(0, 2)));
+      await ledger.connect(maker).returnToSender(toDistributor, packRefs(pallets.slice(2)));
+    } else {
+      await ledger.connect(distributor).receiveShipment(toDistributor, packRefs(pallets));
+    }
+
+    // Two cases and a loose unit on to a pharmacy, which dispenses, takes one back; the insurer settles.
+    const toPharmacy = [caseRef(runId, 0), caseRef(runId, 1), unitRef(runId, 120)];
+    const pharmacyHere = i % 4 === 3 ? otherPharmacy : pharmacy;
+    const shipment = await ship(ledger, distributor, pharmacyHere, toPharmacy);
+    await ledger.connect(pharmacyHere).receiveShipment(shipment, packRefs(toPharmacy));
+    const sold = Array.from({ length: 20 }, (_, k) => unitRef(runId, k));
+    await ledger.connect(pharmacyHere).dispense(packRefs(sold), ethers.id(`rx-${i}`));
+    await ledger.connect(pharmacyHere).undoDispense(packRefs([sold[19]!]));
+    const claim = ethers.id(`claim-${i}`);
+    const payer = i % 2 === 0 ? insurer : otherInsurer;
+    await ledger.connect(payer).settle(claim, pharmacyHere.address, packRefs(sold.slice(0, 10)));
+    if (i % 2 === 1) await ledger.connect(payer).reverseSettlement(claim, packRefs([sold[9]!]), "billing error");
+
+    if (i % 4 === 0) {
+      // A split pack: doses dispensed, some taken back, some settled, one settlement reversed.
+      const pack = unitRef(runId, 60);
+      await ledger.connect(pharmacyHere).dispensePartial(pack, 5, ethers.id(`rx-split-${i}`));
+      await ledger.connect(pharmacyHere).dispensePartial(pack, 3, ethers.ZeroHash);
+      await ledger.connect(pharmacyHere).undoDispensePartial(pack, 2);
+      await ledger.connect(insurer).settlePartial(ethers.id(`split-${i}`), pharmacyHere.address, pack, 4);
+      await ledger.connect(insurer).settlePartial(ethers.id(`split-b-${i}`), pharmacyHere.address, pack, 1);
+      await ledger.connect(insurer).reversePartialSettlement(ethers.id(`split-b-${i}`), pack, "duplicate");
+    }
+    if (i % 5 === 2) await ledger.connect(distributor).decommission(packRefs([unitRef(runId, 160)]), 1);
+    if (i === 7) {
+      await ledger.connect(maker).recallBatch(2, "label misprint");
+      await ledger.connect(regulator).liftRecall(2, "relabelled");
+      await ledger.connect(regulator).suspend(otherPharmacy.address, "inspection");
+      await ledger.connect(regulator).reinstate(otherPharmacy.address);
+      const role = await ledger.REGULATOR_ROLE();
+      await ledger.connect(admin).grantRole(role, f.outsider.address);
+      await ledger.connect(admin).revokeRole(role, f.outsider.address);
+    }
+  }
+  return {
+    f,
+    ledger,
+    address: await ledger.getAddress(),
+    firstBlock,
+    head: await ethers.provider.getBlockNumber(),
+    codes,
+  };
+}
+
+/** Indexes the ledger from scratch into a fresh Redis and returns the canonical dump. */
+async function cleanRebuild(rpcUrl: string, address: string): Promise<{ lines: string[]; ms: number }> {
+  const server = await newRedis(false);
+  try {
+    return await withRedis(server.url, async (redis) => {
+      const t = await track(newIndexer(rpcUrl, address, redis));
+      try {
+        const started = Date.now();
+        await t.indexer.syncOnce();
+        const ms = Date.now() - started;
+        return { lines: (await dumpIndex(redis)).lines, ms };
+      } finally {
+        closeIndexer(t);
+      }
+    });
+  } finally {
+    await stopRedis(server);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------
+
+describe("Indexer: crashes and outages", function () {
+  let rpc: Rpc;
+  let h: History;
+  let reference: string[];
+  let rebuildMs: number;
+
+  before(async function () {
+    this.timeout(120_000);
+    const started = Date.now();
+    h = await buildHistory();
+    rpc = await startRpcServer();
+    rpcServers.add(rpc);
+    ({ lines: reference, ms: rebuildMs } = await cleanRebuild(rpc.url, h.address));
+    console.log(
+      `      history: blocks ${h.firstBlock}..${h.head}, ${h.codes} codes, ${reference.length} dump lines; ` +
+        `built in ${Date.now() - started} ms (clean rebuild ${rebuildMs} ms)`,
+    );
+  });
+
+  after(async function () {
+    this.timeout(30_000);
+    for (const child of children) child.kill("SIGKILL");
+    for (const ix of [...indexers]) closeIndexer(ix);
+    await Promise.allSettled([...rpcServers].map((r) => r.close()));
+    await Promise.allSettled([...redisServers].map((s) => stopRedis(s)));
+  });
+
+  it("survives SIGKILL of the indexer CLI at random points of an ingest", async function () {
+    this.timeout(150_000);
+    const rng = prng(SEED);
+    const server = await newRedis(true);
+    const env: Record<string, string> = {
+      RPC_URL: rpc.url,
+      REDIS_URL: server.url,
+      REDIS_CLUSTER_NODES: "",
+      LEDGER_ADDRESS: h.address,
+      START_BLOCK: "0",
+      LOG_LEVEL: "warn",
+      POLL_INTERVAL_MS: "50",
+      BATCH_MAX_CODES: String(BATCH_MAX_CODES),
+      REORG_DEPTH: "64",
+      CONFIRMATIONS: "0",
+      LOG_RANGE_MAX_BLOCKS: "5000",
+      CODE_BUCKET_BITS: "16",
+    };
+    const redis = connectRedis({ url: server.url });
+    try {
+      // Kills after the first commit of a round are spread over a window a fraction of a full ingest long,
+      // so that progress per round is small and most rounds die mid-ingest; some rounds kill blind from the
+      // spawn, which may land in start-up, connection or the first eth_getLogs.
+      const window = Math.max(150, Math.round(rebuildMs / 5));
+      const startups: number[] = [];
+      const rounds: { mode: string; delay: number; before: number; after: number }[] = [];
+      for (let round = 0; round < KILL_ROUNDS; round++) {
+        const before = (await checkpointOf(redis))?.number ?? -1;
+        const cli = spawnCli(env);
+        const spawnedAt = Date.now();
+        const context = () => `round ${round} (CRASH_SEED=${SEED}); indexer output:\n${cli.output()}`;
+        let mode: string;
+        let delay: number;
+        if (rng() < 0.25) {
+          mode = "blind";
+          delay = Math.round(rng() * ((startups.length > 0 ? median(startups) : 2500) + window));
+          await sleep(delay);
+        } else {
+          mode = "after-commit";
+          await waitFor(context, 30_000, async () => {
+            if (!running(cli)) throw new Error(`the indexer exited by itself in ${context()}`);
+            const cp = await checkpointOf(redis);
+            return cp && cp.number !== before ? true : undefined;
+          });
+          startups.push(Date.now() - spawnedAt);
+          delay = Math.round(rng() * window);
+          await sleep(delay);
+        }
+        expect(running(cli), `the indexer exited by itself in ${context()}`).to.equal(true);
+        cli.proc.kill("SIGKILL");
+        const { signal } = await cli.exited;
+        expect(signal, context()).to.equal("SIGKILL");
+        const after = (await checkpointOf(redis))?.number ?? -1;
+        expect(after, `checkpoint went backwards in ${context()}`).to.be.at.least(before);
+        rounds.push({ mode, delay, before, after });
+      }
+
+      const midIngest = rounds.filter((r) => r.after >= h.firstBlock && r.after < h.head && r.after > r.before);
+      console.log(
+        `      ${KILL_ROUNDS} kills (seed ${SEED}, window ${window} ms): ` +
+          rounds.map((r) => `${r.mode === "blind" ? "b" : "c"}${r.delay}ms:${r.before}->${r.after}`).join(" ") +
+          `; ${midIngest.length} mid-ingest; spawn to first commit ~${median(startups)} ms; head ${h.head}`,
+      );
+
+      // One last run to the head, then a clean stop. At level info it says when its signal handlers are in place
+      // (the checkpoint may be at the head already, and a SIGTERM before that kills node outright).
+      const cli = spawnCli({ ...env, LOG_LEVEL: "info" });
+      const spawnedAt = Date.now();
+      const context = () => `the final run (CRASH_SEED=${SEED}); indexer output:\n${cli.output()}`;
+      await waitFor(context, 60_000, async () => {
+        if (!running(cli)) throw new Error(`the indexer exited by itself in ${context()}`);
+        if (!cli.output().includes('"msg":"indexer started"')) return undefined;
+        return (await checkpointOf(redis))?.number === h.head ? true : undefined;
+      });
+      console.log(`      final run caught up ${Date.now() - spawnedAt} ms after its spawn`);
+      cli.proc.kill("SIGTERM");
+      const exit = await Promise.race([cli.exited, sleep(15_000).then(() => null)]);
+      expect(exit, `the indexer did not exit within 15 s of SIGTERM: ${context()}`).to.not.equal(null);
+      expect(exit, context()).to.deep.equal({ code: 0, signal: null });
+
+      expectSameDump((await dumpIndex(redis)).lines, reference, `after ${KILL_ROUNDS} kills (CRASH_SEED=${SEED})`);
+      expect(midIngest.length, "kills that landed mid-ingest").to.be.at.least(3);
+    } finally {
+      redis.disconnect();
+      await stopRedis(server);
+    }
+  });
+
+  for (const appendonly of [true, false]) {
+    it(`recovers when Redis restarts mid-ingest ${appendonly ? "with its data (AOF)" : "empty (no AOF)"}`, async function () {
+      this.timeout(90_000);
+      const server = await newRedis(appendonly);
+      const redis = connectRedis({ url: server.url });
+      const t = await track(newIndexer(rpc.url, h.address, redis, { batchMaxCodes: BATCH_MAX_CODES }));
+      const outcome = t.indexer.run().then(
+        () => null,
+        (err: unknown) => (err instanceof Error ? err : new Error(String(err))),
+      );
+      let ended: Error | null | undefined;
+      void outcome.then((e) => (ended = e));
+      const context = () =>
+        `status ${JSON.stringify(t.indexer.status)}${ended !== undefined ? `; run ended: ${ended?.message}` : ""}`;
+      try {
+        const third = h.firstBlock + Math.floor((h.head - h.firstBlock) / 3);
+        const atKill = await withRedis(server.url, (probe) =>
+          waitFor(context, 30_000, async () => {
+            if (ended !== undefined) throw new Error(`the indexer stopped: ${context()}`);
+            const cp = await checkpointOf(probe);
+            return cp && cp.number >= third ? cp : undefined;
+          }),
+        );
+        expect(atKill.number, "Redis must go down mid-ingest").to.be.below(h.head);
+        await server.kill();
+        await sleep(1500);
+        await server.start();
+        const afterRestart = await withRedis(server.url, checkpointOf);
+        if (appendonly) {
+          expect(afterRestart?.number, "checkpoint survives in the AOF").to.be.at.least(atKill.number);
+        } else {
+          expect(afterRestart?.number ?? -1, "checkpoint lost with the data").to.be.below(atKill.number);
+        }
+        await withRedis(server.url, (probe) =>
+          waitFor(context, 60_000, async () => {
+            if (ended !== undefined) throw new Error(`the indexer stopped: ${context()}`);
+            return (await checkpointOf(probe))?.number === h.head ? true : undefined;
+          }),
+        );
+        t.indexer.stop();
+        expect(await outcome, context()).to.equal(null);
+        console.log(
+          `      checkpoint ${atKill.number} at the kill, ${afterRestart?.number ?? "none"} after the restart; ` +
+            `${t.indexer.status.retries} retries (${t.indexer.status.lastError})`,
+        );
+        expect(t.indexer.status.retries, context()).to.be.greaterThan(0);
+        expectSameDump((await dumpIndex(redis)).lines, reference, `Redis restarted (appendonly ${appendonly})`);
+      } finally {
+        closeIndexer(t);
+        await outcome;
+        redis.disconnect();
+        await stopRedis(server);
+      }
+    });
+  }
+
+  it("catches up when the chain node goes away and comes back on the same port", async function () {
+    this.timeout(90_000);
+    const port = await freePort();
+    let node = await rpcOnPort(port);
+    const server = await newRedis(false);
+    const redis = connectRedis({ url: server.url });
+    const t = await track(newIndexer(node.url, h.address, redis, { batchMaxCodes: BATCH_MAX_CODES }));
+    const outcome = t.indexer.run().then(
+      () => null,
+      (err: unknown) => (err instanceof Error ? err : new Error(String(err))),
+    );
+    let ended: Error | null | undefined;
+    void outcome.then((e) => (ended = e));
+    const context = () =>
+      `status ${JSON.stringify(t.indexer.status)}${ended !== undefined ? `; run ended: ${ended?.message}` : ""}`;
+    const reaches = (block: number, timeoutMs: number) =>
+      waitFor(context, timeoutMs, async () => {
+        if (ended !== undefined) throw new Error(`the indexer stopped: ${context()}`);
+        return (await checkpointOf(redis))?.number === block ? true : undefined;
+      });
+    try {
+      await reaches(h.head, 60_000);
+      await node.close();
+      const retriesBefore = t.indexer.status.retries;
+
+      // New blocks while the node is unreachable: a run, shipments, dispensing, a settlement.
+      const { ledger, maker, distributor, pharmacy, insurer } = h.f;
+      const { runId } = await commissionRun(ledger, maker, h.f.batchId, {
+        unitCount: 3000,
+        unitsPerCase: 50,
+        casesPerPallet: 10,
+      });
+      const pallets = [palletRef(runId, 0)];
+      const s1 = await ship(ledger, maker, distributor, pallets);
+      await ledger.connect(distributor).receiveShipment(s1, packRefs(pallets));
+      const cases = [caseRef(runId, 0)];
+      const s2 = await ship(ledger, distributor, pharmacy, cases);
+      await ledger.connect(pharmacy).receiveShipment(s2, packRefs(cases));
+      const sold = [unitRef(runId, 0), unitRef(runId, 1), unitRef(runId, 2)];
+      await ledger.connect(pharmacy).dispense(packRefs(sold), ethers.id("rx-away"));
+      await ledger.connect(insurer).settle(ethers.id("claim-away"), pharmacy.address, packRefs(sold.slice(0, 2)));
+      const head = await ethers.provider.getBlockNumber();
+
+      await waitFor(context, 10_000, async () => (t.indexer.status.retries > retriesBefore ? true : undefined));
+      await sleep(1000);
+      node = await rpcOnPort(port);
+      await reaches(head, 60_000);
+      t.indexer.stop();
+      expect(await outcome, context()).to.equal(null);
+      console.log(
+        `      ${t.indexer.status.retries - retriesBefore} retries while the node was away (${t.indexer.status.lastError})`,
+      );
+      const rebuilt = await cleanRebuild(node.url, h.address);
+      expectSameDump((await dumpIndex(redis)).lines, rebuilt.lines, "after the node came back");
+    } finally {
+      closeIndexer(t);
+      await outcome;
+      redis.disconnect();
+      await stopRedis(server);
+      await node.close().catch(() => undefined);
+    }
+  });
+});
