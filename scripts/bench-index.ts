@@ -6,6 +6,8 @@
  * BENCH_UNITS (default 1,000,000) sets the size.
  */
 import { spawn, type ChildProcess } from "node:child_process";
+import { writeFile } from "node:fs/promises";
+import { Session } from "node:inspector";
 import { JsonRpcProvider, type JsonRpcSigner } from "ethers";
 import { buildRun, demoRunCodes } from "../backend/chain/runs";
 import { palletRef, caseRef, packRefs } from "../backend/codes/refs";
@@ -92,6 +94,23 @@ async function populate(provider: JsonRpcProvider): Promise<{ ledger: DrugLedger
   return { ledger, startBlock, runs };
 }
 
+/** BENCH_CPU_PROFILE=file.cpuprofile records a V8 CPU profile of the back-fill alone (open it in Chrome DevTools). */
+async function startProfile(): Promise<{ stop(file: string): Promise<void> }> {
+  const session = new Session();
+  session.connect();
+  const post = (method: string) =>
+    new Promise<unknown>((resolve, reject) => session.post(method, (err, res) => (err ? reject(err) : resolve(res))));
+  await post("Profiler.enable");
+  await post("Profiler.start");
+  return {
+    async stop(file) {
+      const { profile } = (await post("Profiler.stop")) as { profile: object };
+      await writeFile(file, JSON.stringify(profile));
+      session.disconnect();
+    },
+  };
+}
+
 async function main(): Promise<void> {
   const config = loadConfig();
   const log = createLogger(process.env.LOG_LEVEL ?? "warn", "bench-index");
@@ -126,9 +145,11 @@ async function main(): Promise<void> {
       pollIntervalMs: config.POLL_INTERVAL_MS,
       codeBucketBits,
     });
+    const profiler = process.env.BENCH_CPU_PROFILE ? await startProfile() : null;
     t = Date.now();
     const status = await indexer.syncOnce();
     const seconds = (Date.now() - t) / 1000;
+    if (profiler) await profiler.stop(process.env.BENCH_CPU_PROFILE!);
     const after = await usedMemory(redis);
     const result = {
       codesIndexed: status.codesIndexed,

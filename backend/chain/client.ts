@@ -1,7 +1,8 @@
-import { JsonRpcProvider, Network, type Log } from "ethers";
+import { JsonRpcProvider, Network } from "ethers";
 import { DrugLedger__factory } from "../../typechain-types";
 import type { DrugLedgerInterface, UnitsCommissionedEvent } from "../../typechain-types/contracts/DrugLedger";
 import type { LedgerEvent } from "../index/events";
+import { JsonRpcClient } from "./rpc";
 
 export interface BlockHeader {
   number: number;
@@ -17,6 +18,24 @@ interface RawBlock {
   timestamp: string;
 }
 
+/** A log as eth_getLogs returns it. */
+export interface RawLog {
+  blockNumber: string;
+  blockHash: string;
+  transactionHash: string;
+  logIndex: string;
+  topics: string[];
+  data: string;
+}
+
+const toHeader = (raw: RawBlock): BlockHeader => ({
+  number: Number(raw.number),
+  hash: raw.hash,
+  parentHash: raw.parentHash,
+  timestamp: Number(raw.timestamp),
+});
+const blockTag = (n: number | "latest") => (n === "latest" ? n : "0x" + n.toString(16));
+
 /** The ledger as the indexer sees it over JSON-RPC: block headers, the ledger's logs, decoded events. */
 export class LedgerChain {
   readonly iface: DrugLedgerInterface = DrugLedger__factory.createInterface();
@@ -24,6 +43,8 @@ export class LedgerChain {
   private readonly commissionedTopic = this.iface.getEvent("UnitsCommissioned").topicHash;
 
   private constructor(
+    private readonly rpc: JsonRpcClient,
+    /** An ethers provider on the same node, for contract view calls (index:verify). */
     readonly provider: JsonRpcProvider,
     readonly address: string,
     readonly chainId: number,
@@ -31,17 +52,11 @@ export class LedgerChain {
 
   /** Connects once the node answers (the caller retries); the network is then fixed, never re-detected. */
   static async connect(rpcUrl: string, address: string): Promise<LedgerChain> {
-    const probe = new JsonRpcProvider(rpcUrl, undefined, { staticNetwork: true, batchMaxCount: 1 });
-    try {
-      const chainId = Number(await probe.send("eth_chainId", []));
-      const provider = new JsonRpcProvider(rpcUrl, Network.from(chainId), {
-        staticNetwork: Network.from(chainId),
-        batchMaxCount: 100,
-      });
-      return new LedgerChain(provider, address.toLowerCase(), chainId);
-    } finally {
-      probe.destroy();
-    }
+    const rpc = new JsonRpcClient(rpcUrl);
+    const chainId = Number(await rpc.call<string>("eth_chainId", []));
+    const network = Network.from(chainId);
+    const provider = new JsonRpcProvider(rpcUrl, network, { staticNetwork: network });
+    return new LedgerChain(rpc, provider, address.toLowerCase(), chainId);
   }
 
   async head(): Promise<BlockHeader> {
@@ -61,51 +76,61 @@ export class LedgerChain {
 
   /** The header at `number` as the node sees it now, bypassing the cache; null when beyond the head. */
   async blockOrNull(number: number | "latest"): Promise<BlockHeader | null> {
-    const tag = number === "latest" ? "latest" : "0x" + number.toString(16);
-    const raw = (await this.provider.send("eth_getBlockByNumber", [tag, false])) as RawBlock | null;
-    if (!raw) return null;
-    const header = {
-      number: Number(raw.number),
-      hash: raw.hash,
-      parentHash: raw.parentHash,
-      timestamp: Number(raw.timestamp),
-    };
-    if (number !== "latest") this.headers.set(header.number, header);
-    return header;
+    const [header] = await this.blocksOrNull([number]);
+    return header ?? null;
+  }
+
+  /** Headers of several blocks in one request (null past the head), cached by number. */
+  async blocksOrNull(numbers: readonly (number | "latest")[]): Promise<(BlockHeader | null)[]> {
+    const raws = await this.rpc.batch<RawBlock | null>(
+      numbers.map((n) => ({ method: "eth_getBlockByNumber", params: [blockTag(n), false] })),
+    );
+    return raws.map((raw, i) => {
+      if (!raw) return null;
+      const header = toHeader(raw);
+      if (numbers[i] !== "latest") this.headers.set(header.number, header);
+      return header;
+    });
   }
 
   forgetHeaders(): void {
     this.headers.clear();
   }
 
-  async logsInRange(fromBlock: number, toBlock: number): Promise<Log[]> {
-    return this.provider.getLogs({ address: this.address, fromBlock, toBlock });
+  /** Drops cached headers below `number` (indexed for good), so the cache stays small. */
+  forgetHeadersBelow(number: number): void {
+    for (const n of this.headers.keys()) if (n < number) this.headers.delete(n);
   }
 
-  async logsOfBlock(blockHash: string): Promise<Log[]> {
-    return this.provider.getLogs({ address: this.address, blockHash });
+  async logsInRange(fromBlock: number, toBlock: number): Promise<RawLog[]> {
+    return this.rpc.call<RawLog[]>("eth_getLogs", [
+      { address: this.address, fromBlock: blockTag(fromBlock), toBlock: blockTag(toBlock) },
+    ]);
   }
 
   /** Decodes logs in chain order, stamping each with its block's time. */
-  async decode(logs: readonly Log[]): Promise<LedgerEvent[]> {
-    const numbers = [...new Set(logs.map((l) => l.blockNumber))];
-    const headers = await Promise.all(numbers.map((n) => this.block(n)));
-    const byNumber = new Map(headers.map((h) => [h.number, h]));
+  async decode(logs: readonly RawLog[]): Promise<LedgerEvent[]> {
+    const numbers = [...new Set(logs.map((l) => Number(l.blockNumber)))];
+    const missing = numbers.filter((n) => !this.headers.has(n));
+    for (let i = 0; i < missing.length; i += 100) {
+      const fetched = await this.blocksOrNull(missing.slice(i, i + 100));
+      const gone = fetched.findIndex((h) => h === null);
+      if (gone >= 0) throw new ChainMovedError(`block ${missing[i + gone]} is gone`);
+    }
     return logs.map((log) => {
-      const header = byNumber.get(log.blockNumber)!;
+      const blockNumber = Number(log.blockNumber);
+      const header = this.headers.get(blockNumber)!;
       if (header.hash !== log.blockHash) {
-        throw new ChainMovedError(
-          `log of block ${log.blockNumber} is from ${log.blockHash}, header says ${header.hash}`,
-        );
+        throw new ChainMovedError(`log of block ${blockNumber} is from ${log.blockHash}, header says ${header.hash}`);
       }
       const fast = log.topics[0] === this.commissionedTopic ? decodeCommissioned(log) : null;
       const parsed = fast ? null : this.iface.parseLog({ topics: [...log.topics], data: log.data });
       return {
         name: fast ? "UnitsCommissioned" : (parsed?.name ?? "Unknown"),
         args: fast ?? ((parsed?.args.toObject() ?? {}) as Record<string, unknown>),
-        block: log.blockNumber,
+        block: blockNumber,
         blockHash: log.blockHash,
-        logIndex: log.index,
+        logIndex: Number(log.logIndex),
         time: header.timestamp,
         tx: log.transactionHash,
       };
@@ -122,7 +147,7 @@ export class LedgerChain {
  * this event is read straight off its layout: three indexed ids, then unitCount, unitsPerCase, casesPerPallet,
  * root, and the offset, length and bytes of `codes`.
  */
-function decodeCommissioned(log: Log): UnitsCommissionedEvent.OutputObject & Record<string, unknown> {
+function decodeCommissioned(log: RawLog): UnitsCommissionedEvent.OutputObject & Record<string, unknown> {
   const word = (i: number) => log.data.slice(2 + i * 64, 2 + (i + 1) * 64);
   const codesAt = Number(BigInt("0x" + word(4))) / 32;
   const length = Number(BigInt("0x" + word(codesAt)));

@@ -4,7 +4,6 @@
  * decommissioning a unit opens its case), since the chain emits the change, not the derived state.
  */
 import { unpackRefs, decodeRef, Level } from "../codes/refs";
-import { itemAt } from "../codes/run";
 import type {
   BatchRecalledEvent,
   BatchRecallLiftedEvent,
@@ -366,9 +365,14 @@ const handlers: Record<string, Handler> = {
     const casesPerPallet = num(a.casesPerPallet);
     const caseCount = unitsPerCase === 0 ? 0 : Math.ceil(unitCount / unitsPerCase);
     const palletCount = casesPerPallet === 0 ? 0 : Math.ceil(caseCount / casesPerPallet);
-    const { codes, slots } = codeSlotsOf(ev, a.codes, ctx.codeBucketBits);
+    const cached = codeSlotsOf(ev, a.codes, ctx.codeBucketBits);
+    const { codes, slots } = cached;
     // Load every code's field in one pass; the pass goes on to discover the run's other fields too.
-    for (const [key, fields] of slots.byKey) s.need(key, fields);
+    if (cached.loadedIn !== s) {
+      let complete = true;
+      for (const [key, fields] of slots.byKey) complete = s.need(key, fields) && complete;
+      if (complete) cached.loadedIn = s;
+    }
 
     const meta: RunMeta = {
       runId,
@@ -388,16 +392,18 @@ const handlers: Record<string, Handler> = {
     let conflicts = 0;
     // A pass that already missed something is void: the per-code work waits for the pass that counts.
     if (!s.hasMissing) {
-      const shape = { unitCount, unitsPerCase, casesPerPallet };
       for (let position = 0; position < slots.keys.length; position++) {
         const key = slots.keys[position]!;
         const field = slots.fields[position]!;
-        const { level, index } = itemAt(shape, position);
-        const ref = refBytes(runId, level, index);
-        const existing = s.get(key, field);
-        if (existing === null) {
-          s.set(key, field, ref);
-        } else if (existing !== ref) {
+        // Positional, as in itemAt(): units, then cases, then pallets.
+        const ref =
+          position < unitCount
+            ? refBytes(runId, Level.Unit, position)
+            : position < unitCount + caseCount
+              ? refBytes(runId, Level.Case, position - unitCount)
+              : refBytes(runId, Level.Pallet, position - unitCount - caseCount);
+        const existing = s.claim(key, field, ref);
+        if (existing !== null && existing !== ref) {
           // The same code in two runs: the first keeps the lookup, both are listed as a conflict.
           conflicts++;
           const code = codes.toString("hex", position * 12, position * 12 + 12);
@@ -663,9 +669,15 @@ interface CodeSlots {
 }
 
 /** Code lookup slots of a commissioning event's codes, worked out once per event however many passes it takes. */
-const slotCache = new WeakMap<LedgerEvent, { codes: Buffer; slots: CodeSlots }>();
+interface CachedSlots {
+  codes: Buffer;
+  slots: CodeSlots;
+  /** The batch state in which all of the fields are loaded already. */
+  loadedIn?: BatchState;
+}
+const slotCache = new WeakMap<LedgerEvent, CachedSlots>();
 
-function codeSlotsOf(ev: LedgerEvent, hex: string, bits: number): { codes: Buffer; slots: CodeSlots } {
+function codeSlotsOf(ev: LedgerEvent, hex: string, bits: number): CachedSlots {
   let cached = slotCache.get(ev);
   if (!cached) {
     const codes = Buffer.from(hex.slice(2), "hex");

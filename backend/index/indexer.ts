@@ -1,5 +1,4 @@
-import type { Log } from "ethers";
-import { ChainMovedError, type BlockHeader, type LedgerChain } from "../chain/client";
+import { ChainMovedError, type BlockHeader, type LedgerChain, type RawLog } from "../chain/client";
 import type { Logger } from "../log";
 import { applyEvent, type LedgerEvent } from "./events";
 import type { Checkpoint, IndexStore } from "./store";
@@ -189,9 +188,9 @@ export class Indexer {
 
   /** Back-fills [from, to] (all below the reorg window: no undo) in adaptive ranges, fetching one range ahead. */
   private async backfill(from: number, to: number): Promise<void> {
-    let fetching: Promise<{ from: number; to: number; logs: Log[] }> | null = this.fetchRange(from, to);
+    let fetching: Promise<{ from: number; to: number; logs: RawLog[] }> | null = this.fetchRange(from, to);
     while (fetching && !this.stopped) {
-      const range: { from: number; to: number; logs: Log[] } = await fetching;
+      const range: { from: number; to: number; logs: RawLog[] } = await fetching;
       fetching = range.to < to ? this.fetchRange(range.to + 1, to) : null;
       for (const batch of await this.splitByCodes(range.from, range.to, range.logs)) {
         await this.applyBatch(batch);
@@ -201,7 +200,7 @@ export class Indexer {
   }
 
   /** eth_getLogs over as many blocks as the node allows: halves the span on an error, grows it on small results. */
-  private async fetchRange(from: number, limit: number): Promise<{ from: number; to: number; logs: Log[] }> {
+  private async fetchRange(from: number, limit: number): Promise<{ from: number; to: number; logs: RawLog[] }> {
     for (;;) {
       const to = Math.min(limit, from + this.span - 1);
       try {
@@ -224,7 +223,7 @@ export class Indexer {
   }
 
   /** Cuts a fetched range into batches of at most `batchMaxCodes` codes (whole blocks; at least one). */
-  private async splitByCodes(from: number, to: number, logs: Log[]): Promise<Batch[]> {
+  private async splitByCodes(from: number, to: number, logs: RawLog[]): Promise<Batch[]> {
     const events = await this.o.chain.decode(logs);
     const batches: Batch[] = [];
     let start = 0;
@@ -255,7 +254,7 @@ export class Indexer {
     const { chain } = this.o;
     const numbers = Array.from({ length: Math.min(FOLLOW_BLOCKS, target - next + 1) }, (_, i) => next + i);
     const headers: BlockHeader[] = [];
-    for (const header of await Promise.all(numbers.map((n) => chain.blockOrNull(n)))) {
+    for (const header of await chain.blocksOrNull(numbers)) {
       if (!header) break;
       const parent = headers[headers.length - 1]?.hash ?? this.checkpoint?.hash;
       if (parent !== undefined && header.parentHash !== parent) {
@@ -303,7 +302,7 @@ export class Indexer {
       await store.load(state.takeMissing(), (key, fields, values) => state.addLoaded(key, fields, values));
       loadMs += performance.now() - loadStarted;
     }
-    const { writes, undo } = state.changes();
+    const { writes, undo } = state.changes(batch.keepUndo);
     const commitStarted = performance.now();
     const checkpoint: Checkpoint = {
       number: batch.to.number,
@@ -331,6 +330,7 @@ export class Indexer {
     this.undoBlocks = this.undoBlocks.filter((b) => b > horizon);
     if (batch.keepUndo) this.undoBlocks.push(batch.to.number);
     this.checkpoint = checkpoint;
+    this.o.chain.forgetHeadersBelow(batch.to.number);
     this.noteProgress(batch);
     this.o.log.debug(
       {

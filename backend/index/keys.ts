@@ -21,7 +21,15 @@ export const META_PREFIX = "{ix}:";
 export function codeSlot(codes: Buffer, bits: number, at = 0): { key: string; field: string } {
   const top = codes.readUInt32BE(at) >>> (32 - bits);
   const dropBytes = bits >> 3; // bytes wholly implied by the bucket; the rest of the hash is the field
-  return { key: `c:${top.toString(36)}`, field: codes.toString("latin1", at + dropBytes, at + 12) };
+  return { key: bucketKey(bits, top), field: codes.toString("latin1", at + dropBytes, at + 12) };
+}
+
+// Bucket key strings are made once: a back-fill looks them up for every code.
+const bucketKeys = new Map<number, string[]>();
+function bucketKey(bits: number, top: number): string {
+  let keys = bucketKeys.get(bits);
+  if (!keys) bucketKeys.set(bits, (keys = []));
+  return (keys[top] ??= `c:${top.toString(36)}`);
 }
 
 /** Everything about one commissioning run: meta, custody entries, trails, dispensing and settlement per item. */

@@ -173,10 +173,16 @@ export interface SettlementRecord {
 
 /** 9 bytes: run id, level, index, as the contracts pack refs. */
 export function refBytes(runId: number, level: Level, index: number): string {
-  const c = String.fromCharCode;
-  return (
-    c(runId >>> 24, (runId >>> 16) & 255, (runId >>> 8) & 255, runId & 255, level) +
-    c(index >>> 24, (index >>> 16) & 255, (index >>> 8) & 255, index & 255)
+  return String.fromCharCode(
+    runId >>> 24,
+    (runId >>> 16) & 255,
+    (runId >>> 8) & 255,
+    runId & 255,
+    level,
+    index >>> 24,
+    (index >>> 16) & 255,
+    (index >>> 8) & 255,
+    index & 255,
   );
 }
 

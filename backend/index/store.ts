@@ -65,7 +65,7 @@ export class IndexStore {
     for (const [key, fields] of missing) {
       for (let i = 0; i < fields.length; i += LOAD_CHUNK) {
         const chunk = fields.slice(i, i + LOAD_CHUNK);
-        const args = chunk.map((f) => Buffer.from(f, "latin1"));
+        const args = toBuffers(chunk);
         calls.push(
           this.redis.hmgetBuffer(key, ...args).then((values) =>
             into(
@@ -160,20 +160,32 @@ const undoField = (toBlock: number): string => String(toBlock).padStart(12, "0")
 
 type Command = [string, ...(string | Buffer)[]];
 
+/** Byte strings as Buffers: one encoding for the lot, then views (far less garbage than one Buffer each). */
+function toBuffers(strings: readonly string[]): Buffer[] {
+  const all = Buffer.from(strings.join(""), "latin1");
+  const out = new Array<Buffer>(strings.length);
+  let at = 0;
+  for (let i = 0; i < strings.length; i++) {
+    const len = strings[i]!.length;
+    out[i] = all.subarray(at, at + len);
+    at += len;
+  }
+  return out;
+}
+
 /** Groups field writes into one HSET and one HDEL per key. */
 function writeCommands(writes: readonly FieldWrite[]): Command[] {
-  const byKey = new Map<string, { set: Buffer[]; del: Buffer[] }>();
+  const byKey = new Map<string, { set: string[]; del: string[] }>();
   for (const w of writes) {
     let entry = byKey.get(w.key);
     if (!entry) byKey.set(w.key, (entry = { set: [], del: [] }));
-    const field = Buffer.from(w.field, "latin1");
-    if (w.value === null) entry.del.push(field);
-    else entry.set.push(field, Buffer.from(w.value, "latin1"));
+    if (w.value === null) entry.del.push(w.field);
+    else entry.set.push(w.field, w.value);
   }
   const commands: Command[] = [];
   for (const [key, { set, del }] of byKey) {
-    if (set.length > 0) commands.push(["hset", key, ...set]);
-    if (del.length > 0) commands.push(["hdel", key, ...del]);
+    if (set.length > 0) commands.push(["hset", key, ...toBuffers(set)]);
+    if (del.length > 0) commands.push(["hdel", key, ...toBuffers(del)]);
   }
   return commands;
 }

@@ -1,0 +1,62 @@
+/**
+ * A minimal JSON-RPC client over fetch for the indexer's hot path. ethers' provider decodes response bodies with
+ * its own JavaScript UTF-8 decoder, which costs seconds on the multi-megabyte eth_getLogs answers of a back-fill;
+ * here the runtime's native decoder and JSON.parse do it.
+ */
+export class RpcError extends Error {
+  constructor(
+    message: string,
+    readonly code?: number,
+  ) {
+    super(message);
+  }
+}
+
+interface RpcReply {
+  id: number;
+  result?: unknown;
+  error?: { code: number; message: string };
+}
+
+export interface RpcCall {
+  method: string;
+  params: unknown[];
+}
+
+const TIMEOUT_MS = 60_000;
+
+export class JsonRpcClient {
+  private nextId = 1;
+
+  constructor(readonly url: string) {}
+
+  async call<T>(method: string, params: unknown[]): Promise<T> {
+    const [result] = await this.batch<T>([{ method, params }]);
+    return result!;
+  }
+
+  /** Sends calls in one HTTP request (a JSON-RPC batch); results come back in the calls' order. */
+  async batch<T>(calls: readonly RpcCall[]): Promise<T[]> {
+    if (calls.length === 0) return [];
+    const firstId = this.nextId;
+    this.nextId += calls.length;
+    const body = calls.map((c, i) => ({ jsonrpc: "2.0", id: firstId + i, method: c.method, params: c.params }));
+    const response = await fetch(this.url, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(calls.length === 1 ? body[0] : body),
+      signal: AbortSignal.timeout(TIMEOUT_MS),
+    });
+    const text = await response.text();
+    if (!response.ok) throw new RpcError(`${calls[0]!.method}: HTTP ${response.status} ${text.slice(0, 200)}`);
+    const parsed = JSON.parse(text) as RpcReply | RpcReply[];
+    const replies = Array.isArray(parsed) ? parsed : [parsed];
+    const byId = new Map(replies.map((r) => [r.id, r]));
+    return calls.map((c, i) => {
+      const reply = byId.get(firstId + i);
+      if (!reply) throw new RpcError(`${c.method}: no reply`);
+      if (reply.error) throw new RpcError(`${c.method}: ${reply.error.message}`, reply.error.code);
+      return reply.result as T;
+    });
+  }
+}
