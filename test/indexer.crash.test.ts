@@ -11,6 +11,7 @@ import path from "node:path";
 import hre, { ethers } from "hardhat";
 import { TASK_NODE_CREATE_SERVER } from "hardhat/builtin-tasks/task-names";
 import { dumpIndex } from "../backend/index/dump";
+import { META } from "../backend/index/keys";
 import { IndexStore, type Checkpoint } from "../backend/index/store";
 import { connectRedis, type RedisClient } from "../backend/store/redis";
 import { freePort, startRedis, type RedisServer } from "../scripts/lib/redis-server";
@@ -79,6 +80,11 @@ async function waitFor<T>(
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what()}`);
     await sleep(everyMs);
   }
+}
+
+/** The outcome of an indexer's run() after stop(): null, its error, or an error if it does not return in 10 s. */
+function stopped(outcome: Promise<Error | null>): Promise<Error | null> {
+  return Promise.race([outcome, sleep(10_000).then(() => new Error("run() did not return within 10 s of stop()"))]);
 }
 
 async function checkpointOf(redis: RedisClient): Promise<Checkpoint | null> {
@@ -361,17 +367,21 @@ describe("Indexer: crashes and outages", function () {
       // Kills after the first commit of a round are spread over a window a fraction of a full ingest long,
       // so that progress per round is small and most rounds die mid-ingest; some rounds kill blind from the
       // spawn, which may land in start-up, connection or the first eth_getLogs.
-      const window = Math.max(150, Math.round(rebuildMs / 5));
+      const window = Math.max(150, Math.round(rebuildMs / 6));
       const startups: number[] = [];
       const rounds: { mode: string; delay: number; before: number; after: number }[] = [];
+      const summary = () =>
+        rounds.map((r) => `${r.mode === "blind" ? "b" : "c"}${r.delay}ms:${r.before}->${r.after}`).join(" ");
       for (let round = 0; round < KILL_ROUNDS; round++) {
         const before = (await checkpointOf(redis))?.number ?? -1;
         const cli = spawnCli(env);
         const spawnedAt = Date.now();
-        const context = () => `round ${round} (CRASH_SEED=${SEED}); indexer output:\n${cli.output()}`;
+        let seen = "";
+        const context = () =>
+          `round ${round} (CRASH_SEED=${SEED}; earlier rounds ${summary()}; ${seen}); indexer output:\n${cli.output()}`;
         let mode: string;
         let delay: number;
-        if (rng() < 0.25) {
+        if (rng() < 0.25 || before === h.head) {
           mode = "blind";
           delay = Math.round(rng() * ((startups.length > 0 ? median(startups) : 2500) + window));
           await sleep(delay);
@@ -380,6 +390,7 @@ describe("Indexer: crashes and outages", function () {
           await waitFor(context, 30_000, async () => {
             if (!running(cli)) throw new Error(`the indexer exited by itself in ${context()}`);
             const cp = await checkpointOf(redis);
+            seen = `checkpoint ${cp?.number}, status ${await redis.get(META.status)}`;
             return cp && cp.number !== before ? true : undefined;
           });
           startups.push(Date.now() - spawnedAt);
@@ -398,7 +409,7 @@ describe("Indexer: crashes and outages", function () {
       const midIngest = rounds.filter((r) => r.after >= h.firstBlock && r.after < h.head && r.after > r.before);
       console.log(
         `      ${KILL_ROUNDS} kills (seed ${SEED}, window ${window} ms): ` +
-          rounds.map((r) => `${r.mode === "blind" ? "b" : "c"}${r.delay}ms:${r.before}->${r.after}`).join(" ") +
+          summary() +
           `; ${midIngest.length} mid-ingest; spawn to first commit ~${median(startups)} ms; head ${h.head}`,
       );
 
@@ -406,13 +417,15 @@ describe("Indexer: crashes and outages", function () {
       // (the checkpoint may be at the head already, and a SIGTERM before that kills node outright).
       const cli = spawnCli({ ...env, LOG_LEVEL: "info" });
       const spawnedAt = Date.now();
+      let startedMs: number | undefined;
       const context = () => `the final run (CRASH_SEED=${SEED}); indexer output:\n${cli.output()}`;
       await waitFor(context, 60_000, async () => {
         if (!running(cli)) throw new Error(`the indexer exited by itself in ${context()}`);
         if (!cli.output().includes('"msg":"indexer started"')) return undefined;
+        startedMs ??= Date.now() - spawnedAt;
         return (await checkpointOf(redis))?.number === h.head ? true : undefined;
       });
-      console.log(`      final run caught up ${Date.now() - spawnedAt} ms after its spawn`);
+      console.log(`      final run: started ${startedMs} ms, caught up ${Date.now() - spawnedAt} ms after its spawn`);
       cli.proc.kill("SIGTERM");
       const exit = await Promise.race([cli.exited, sleep(15_000).then(() => null)]);
       expect(exit, `the indexer did not exit within 15 s of SIGTERM: ${context()}`).to.not.equal(null);
@@ -466,7 +479,7 @@ describe("Indexer: crashes and outages", function () {
           }),
         );
         t.indexer.stop();
-        expect(await outcome, context()).to.equal(null);
+        expect(await stopped(outcome), context()).to.equal(null);
         console.log(
           `      checkpoint ${atKill.number} at the kill, ${afterRestart?.number ?? "none"} after the restart; ` +
             `${t.indexer.status.retries} retries (${t.indexer.status.lastError})`,
@@ -475,12 +488,61 @@ describe("Indexer: crashes and outages", function () {
         expectSameDump((await dumpIndex(redis)).lines, reference, `Redis restarted (appendonly ${appendonly})`);
       } finally {
         closeIndexer(t);
-        await outcome;
+        await Promise.race([outcome, sleep(5000)]);
         redis.disconnect();
         await stopRedis(server);
       }
     });
   }
+
+  it("recovers when its Redis connection drops with a reply outstanding", async function () {
+    this.timeout(60_000);
+    const server = await newRedis(false);
+    // ioredis leaves a command whose connection dropped pending for ever; the command timeout turns it into an
+    // error the indexer retries. A short one keeps the test quick.
+    const redis = connectRedis({ url: server.url }, undefined, 1000);
+    const t = await track(newIndexer(rpc.url, h.address, redis, { pollIntervalMs: 50 }));
+    const outcome = t.indexer.run().then(
+      () => null,
+      (err: unknown) => (err instanceof Error ? err : new Error(String(err))),
+    );
+    try {
+      await withRedis(server.url, async (admin) => {
+        await waitFor(
+          () => JSON.stringify(t.indexer.status),
+          60_000,
+          async () => ((await checkpointOf(admin))?.number === h.head ? true : undefined),
+        );
+        // Hold the indexer's next write in the server, drop its connection while the reply is outstanding, and
+        // let the server go on: the indexer's client reconnects at once.
+        const redisAdmin = admin as unknown as { client(...args: string[]): Promise<unknown> };
+        await redisAdmin.client("PAUSE", "2000", "WRITE");
+        await sleep(300);
+        await redisAdmin.client("KILL", "TYPE", "normal", "SKIPME", "yes");
+        await redisAdmin.client("UNPAUSE");
+      });
+      const now = (await ethers.provider.getBlock("latest"))!.timestamp;
+      await h.ledger
+        .connect(h.f.maker)
+        .registerBatch(h.f.productId, `LOT-AFTER-DROP`, now - 86_400, now + 400 * 86_400);
+      const head = await ethers.provider.getBlockNumber();
+      await withRedis(server.url, (probe) =>
+        waitFor(
+          () => JSON.stringify(t.indexer.status),
+          20_000,
+          async () => ((await checkpointOf(probe))?.number === head ? true : undefined),
+        ),
+      );
+      expect(t.indexer.status.retries).to.be.greaterThan(0);
+      t.indexer.stop();
+      expect(await stopped(outcome)).to.equal(null);
+    } finally {
+      closeIndexer(t);
+      await Promise.race([outcome, sleep(5000)]);
+      redis.disconnect();
+      await stopRedis(server);
+    }
+  });
 
   it("catches up when the chain node goes away and comes back on the same port", async function () {
     this.timeout(90_000);
@@ -503,7 +565,7 @@ describe("Indexer: crashes and outages", function () {
         return (await checkpointOf(redis))?.number === block ? true : undefined;
       });
     try {
-      await reaches(h.head, 60_000);
+      await reaches(await ethers.provider.getBlockNumber(), 60_000);
       await node.close();
       const retriesBefore = t.indexer.status.retries;
 
@@ -530,7 +592,7 @@ describe("Indexer: crashes and outages", function () {
       node = await rpcOnPort(port);
       await reaches(head, 60_000);
       t.indexer.stop();
-      expect(await outcome, context()).to.equal(null);
+      expect(await stopped(outcome), context()).to.equal(null);
       console.log(
         `      ${t.indexer.status.retries - retriesBefore} retries while the node was away (${t.indexer.status.lastError})`,
       );
@@ -538,7 +600,7 @@ describe("Indexer: crashes and outages", function () {
       expectSameDump((await dumpIndex(redis)).lines, rebuilt.lines, "after the node came back");
     } finally {
       closeIndexer(t);
-      await outcome;
+      await Promise.race([outcome, sleep(5000)]);
       redis.disconnect();
       await stopRedis(server);
       await node.close().catch(() => undefined);

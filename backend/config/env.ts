@@ -37,6 +37,7 @@ const schema = z.object({
         });
       return nodes;
     }),
+  REDIS_COMMAND_TIMEOUT_MS: z.coerce.number().int().min(100).default(20_000),
   START_BLOCK: z.coerce.number().int().min(0).optional(),
   CONFIRMATIONS: z.coerce.number().int().min(0).default(0),
   REORG_DEPTH: z.coerce.number().int().min(0).default(64),

@@ -31,6 +31,7 @@ export function connectIndexRedis(config: Config, log?: Logger): RedisClient {
   return connectRedis(
     config.REDIS_CLUSTER_NODES.length > 0 ? { clusterNodes: config.REDIS_CLUSTER_NODES } : { url: config.REDIS_URL },
     log,
+    config.REDIS_COMMAND_TIMEOUT_MS,
   );
 }
 

@@ -11,22 +11,23 @@ export interface RedisTarget {
 /**
  * Connects to a single Redis (url) or a Redis Cluster (a list of some of its nodes). Commands fail fast while
  * the server is away (so the caller's own backoff decides what to retry) and are not re-sent on reconnect, which
- * would replay half-sent transactions; ioredis keeps reconnecting in the background.
+ * could replay the tail of a transaction outside it; ioredis keeps reconnecting in the background. ioredis leaves
+ * the commands it does not re-send pending for ever, so every command also has a timeout.
  */
-export function connectRedis(target: RedisTarget, log?: Logger): RedisClient {
+export function connectRedis(target: RedisTarget, log?: Logger, commandTimeoutMs = 20_000): RedisClient {
   const retryStrategy = (attempt: number): number => Math.min(100 * attempt, 2000);
-  const options = {
+  const commandOptions = {
     maxRetriesPerRequest: 1,
     autoResendUnfulfilledCommands: false,
-    enableAutoPipelining: true,
-    retryStrategy,
+    commandTimeout: commandTimeoutMs,
   };
+  const options = { ...commandOptions, enableAutoPipelining: true, retryStrategy };
   const client: RedisClient =
     target.clusterNodes && target.clusterNodes.length > 0
       ? new Cluster(target.clusterNodes, {
           enableAutoPipelining: true,
           clusterRetryStrategy: retryStrategy,
-          redisOptions: { maxRetriesPerRequest: 1, autoResendUnfulfilledCommands: false },
+          redisOptions: commandOptions,
         })
       : new Redis(target.url ?? "redis://127.0.0.1:6379", options);
   let lastError = "";
