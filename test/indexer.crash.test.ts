@@ -14,6 +14,7 @@ import { dumpIndex } from "../backend/index/dump";
 import { META } from "../backend/index/keys";
 import { IndexStore, type Checkpoint } from "../backend/index/store";
 import { connectRedis, type RedisClient } from "../backend/store/redis";
+import { mulberry32 } from "../backend/util/random";
 import { freePort, startRedis, type RedisServer } from "../scripts/lib/redis-server";
 import type { DrugLedger } from "../typechain-types";
 import { newIndexer, startRpcServer, type TestIndexer } from "./helpers/indexer";
@@ -49,17 +50,7 @@ interface JsonRpcServer {
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** mulberry32: a small seeded PRNG, uniform in [0, 1). */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const prng = mulberry32;
 
 const median = (xs: number[]): number => {
   const s = [...xs].sort((a, b) => a - b);
@@ -122,6 +113,22 @@ function expectSameDump(actual: string[], expected: string[], label: string): vo
 
 // ---------------------------------------------------------------------------------------------------
 // Processes and servers, all cleaned up in after() hooks
+
+/** Runs an in-process indexer until it is stopped; `outcome` is its error, or null once it stopped cleanly. */
+function runInBackground(t: TestIndexer) {
+  const background = {
+    outcome: t.indexer.run().then(
+      () => null,
+      (err: unknown) => (err instanceof Error ? err : new Error(String(err))),
+    ),
+    ended: undefined as Error | null | undefined,
+    context: () =>
+      `status ${JSON.stringify(t.indexer.status)}` +
+      (background.ended !== undefined ? `; run ended: ${background.ended?.message}` : ""),
+  };
+  void background.outcome.then((e) => (background.ended = e));
+  return background;
+}
 
 const children = new Set<ChildProcess>();
 const redisServers = new Set<RedisServer>();
@@ -445,19 +452,13 @@ describe("Indexer: crashes and outages", function () {
       const server = await newRedis(appendonly);
       const redis = connectRedis({ url: server.url });
       const t = await track(newIndexer(rpc.url, h.address, redis, { batchMaxCodes: BATCH_MAX_CODES }));
-      const outcome = t.indexer.run().then(
-        () => null,
-        (err: unknown) => (err instanceof Error ? err : new Error(String(err))),
-      );
-      let ended: Error | null | undefined;
-      void outcome.then((e) => (ended = e));
-      const context = () =>
-        `status ${JSON.stringify(t.indexer.status)}${ended !== undefined ? `; run ended: ${ended?.message}` : ""}`;
+      const background = runInBackground(t);
+      const { outcome, context } = background;
       try {
         const third = h.firstBlock + Math.floor((h.head - h.firstBlock) / 3);
         const atKill = await withRedis(server.url, (probe) =>
           waitFor(context, 30_000, async () => {
-            if (ended !== undefined) throw new Error(`the indexer stopped: ${context()}`);
+            if (background.ended !== undefined) throw new Error(`the indexer stopped: ${context()}`);
             const cp = await checkpointOf(probe);
             return cp && cp.number >= third ? cp : undefined;
           }),
@@ -474,7 +475,7 @@ describe("Indexer: crashes and outages", function () {
         }
         await withRedis(server.url, (probe) =>
           waitFor(context, 60_000, async () => {
-            if (ended !== undefined) throw new Error(`the indexer stopped: ${context()}`);
+            if (background.ended !== undefined) throw new Error(`the indexer stopped: ${context()}`);
             return (await checkpointOf(probe))?.number === h.head ? true : undefined;
           }),
         );
@@ -502,10 +503,7 @@ describe("Indexer: crashes and outages", function () {
     // error the indexer retries. A short one keeps the test quick.
     const redis = connectRedis({ url: server.url }, undefined, 1000);
     const t = await track(newIndexer(rpc.url, h.address, redis, { pollIntervalMs: 50 }));
-    const outcome = t.indexer.run().then(
-      () => null,
-      (err: unknown) => (err instanceof Error ? err : new Error(String(err))),
-    );
+    const { outcome } = runInBackground(t);
     try {
       await withRedis(server.url, async (admin) => {
         await waitFor(
@@ -551,17 +549,11 @@ describe("Indexer: crashes and outages", function () {
     const server = await newRedis(false);
     const redis = connectRedis({ url: server.url });
     const t = await track(newIndexer(node.url, h.address, redis, { batchMaxCodes: BATCH_MAX_CODES }));
-    const outcome = t.indexer.run().then(
-      () => null,
-      (err: unknown) => (err instanceof Error ? err : new Error(String(err))),
-    );
-    let ended: Error | null | undefined;
-    void outcome.then((e) => (ended = e));
-    const context = () =>
-      `status ${JSON.stringify(t.indexer.status)}${ended !== undefined ? `; run ended: ${ended?.message}` : ""}`;
+    const background = runInBackground(t);
+    const { outcome, context } = background;
     const reaches = (block: number, timeoutMs: number) =>
       waitFor(context, timeoutMs, async () => {
-        if (ended !== undefined) throw new Error(`the indexer stopped: ${context()}`);
+        if (background.ended !== undefined) throw new Error(`the indexer stopped: ${context()}`);
         return (await checkpointOf(redis))?.number === block ? true : undefined;
       });
     try {

@@ -247,6 +247,25 @@ function detachFromCase(s: BatchState, run: RunMeta, level: Level, index: number
   setOwn(s, run.runId, Level.Case, caseIndex, caseOwn | LOOSE_UNITS);
 }
 
+/** Custody._takeAll: items leave their holder (shipped or decommissioned), loose units opening their cases. */
+function takeAll(
+  ev: LedgerEvent,
+  s: BatchState,
+  packed: string,
+  holderId: number,
+  entry: bigint,
+  kind: TrailKind,
+  trailRef: number,
+) {
+  const items = itemsByRun(s, packed, moveFields);
+  for (const { run, level, index } of items) {
+    detachFromCase(s, run, level, index, holderId);
+    setOwn(s, run.runId, level, index, entry);
+    appendTrail(s, run.runId, level, index, kind, trailRef, ev);
+  }
+  return items;
+}
+
 /** Custody._openCase: dispensing a unit opens its case where it is. */
 function openCase(s: BatchState, run: RunMeta, index: number, holderId: number): void {
   if (run.unitsPerCase === 0) return;
@@ -428,12 +447,7 @@ const handlers: Record<string, Handler> = {
     const a = args<ShipmentCreatedEvent.OutputObject>(ev);
     const id = num(a.shipmentId);
     const fromId = num(a.fromId);
-    const items = itemsByRun(s, a.items, moveFields);
-    for (const { run, level, index } of items) {
-      detachFromCase(s, run, level, index, fromId);
-      setOwn(s, run.runId, level, index, IN_TRANSIT | BigInt(id));
-      appendTrail(s, run.runId, level, index, TrailKind.Shipped, id, ev);
-    }
+    const items = takeAll(ev, s, a.items, fromId, IN_TRANSIT | BigInt(id), TrailKind.Shipped, id);
     const record: ShipmentRecord = {
       id,
       fromId,
@@ -479,12 +493,15 @@ const handlers: Record<string, Handler> = {
     const a = args<DecommissionedEvent.OutputObject>(ev);
     const holderId = num(a.holderId);
     const reason = num(a.reason);
-    const items = itemsByRun(s, a.items, moveFields);
-    for (const { run, level, index } of items) {
-      detachFromCase(s, run, level, index, holderId);
-      setOwn(s, run.runId, level, index, DECOMMISSIONED | BigInt(holderId));
-      appendTrail(s, run.runId, level, index, TrailKind.Decommissioned, reason, ev);
-    }
+    const items = takeAll(
+      ev,
+      s,
+      a.items,
+      holderId,
+      DECOMMISSIONED | BigInt(holderId),
+      TrailKind.Decommissioned,
+      reason,
+    );
     count(s, "p", holderId, { itemsDecommissioned: items.length });
     countPerBatch(s, items, "itemsDecommissioned", 1);
     activity(s, "p", holderId, ev, { reason, items: items.length });

@@ -5,6 +5,7 @@
 import { Level, encodeRef, type ItemRef } from "../codes/refs";
 import type { DrugLedger } from "../../typechain-types";
 import { treePosition } from "../codes/run";
+import { mulberry32 } from "../util/random";
 import { itemCount } from "./model";
 import type { IndexReader } from "./query";
 
@@ -132,15 +133,4 @@ function sample<T>(items: T[], n: number, random: () => number): T[] {
     [copy[i], copy[j]] = [copy[j]!, copy[i]!];
   }
   return copy.slice(0, n);
-}
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
