@@ -95,6 +95,7 @@ for (const topology of ["single Redis", "Redis Cluster (3 masters)"] as const) {
         ["Received", "Pallet"],
         ["Shipped", "Case"],
         ["Received", "Case"],
+        ["Opened", "Case"],
       ]);
       expect(view.dispensing!.pharmacyId).to.equal(Number(await idOf(s.ledger, s.pharmacy)));
       expect(view.settlement!.claimId).to.equal(s.claimId);
@@ -111,6 +112,13 @@ for (const topology of ["single Redis", "Redis Cluster (3 masters)"] as const) {
       expect(loose.trail.filter((t) => t.via === Level.Unit).map((t) => TrailKind[t.kind])).to.deep.equal([
         "Shipped",
         "Received",
+      ]);
+      // Its case was opened by the distributor when the loose unit left: later moves of the pallet are not its.
+      const caseOfLoose = (await reader.item({ runId: s.runId, level: Level.Case, index: 1 }))!;
+      expect(caseOfLoose.trail.map((t) => [TrailKind[t.kind], Level[t.via]])).to.deep.equal([
+        ["Shipped", "Pallet"],
+        ["Received", "Pallet"],
+        ["Opened", "Case"],
       ]);
       const gone = (await reader.item({ runId: s.runId, level: Level.Unit, index: 16 }))!;
       expect(gone.custody.decommissioned).to.equal(true);

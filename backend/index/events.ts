@@ -224,26 +224,39 @@ function itemsByRun(s: BatchState, packed: string, fields: (run: RunMeta, level:
 
 const caseOf = (run: RunMeta, index: number): number => Math.floor(index / run.unitsPerCase);
 
-/** Custody fields a move reads and writes: the item's own entry and trail, and a loose unit's case entry. */
+/** A unit's case entry and trail, which opening the case writes. */
+function caseFields(run: RunMeta, level: Level, index: number): string[] {
+  if (level !== Level.Unit || run.unitsPerCase === 0) return [];
+  const caseIndex = caseOf(run, index);
+  return [RUN_FIELD.custody(Level.Case, caseIndex), RUN_FIELD.trail(Level.Case, caseIndex)];
+}
+
+/** Custody fields a move reads and writes: the item's own entry and trail, and a loose unit's case. */
 function moveFields(run: RunMeta, level: Level, index: number): string[] {
-  const fields = [RUN_FIELD.custody(level, index), RUN_FIELD.trail(level, index)];
-  if (level === Level.Unit && run.unitsPerCase > 0) fields.push(RUN_FIELD.custody(Level.Case, caseOf(run, index)));
-  return fields;
+  return [RUN_FIELD.custody(level, index), RUN_FIELD.trail(level, index), ...caseFields(run, level, index)];
 }
 
 /** Unit fields a dispensing or settlement walk reads and writes. */
-function unitFields(run: RunMeta, _level: Level, index: number): string[] {
-  const fields = [RUN_FIELD.dispensing(index), RUN_FIELD.settlement(index)];
-  if (run.unitsPerCase > 0) fields.push(RUN_FIELD.custody(Level.Case, caseOf(run, index)));
-  return fields;
+function unitFields(run: RunMeta, level: Level, index: number): string[] {
+  return [RUN_FIELD.dispensing(index), RUN_FIELD.settlement(index), ...caseFields(run, level, index)];
 }
 
 /** Custody._takeFromHolder: a unit leaving its case opens the case (pinned at its holder) and flags it. */
-function detachFromCase(s: BatchState, run: RunMeta, level: Level, index: number, holderId: number): void {
+function detachFromCase(
+  ev: LedgerEvent,
+  s: BatchState,
+  run: RunMeta,
+  level: Level,
+  index: number,
+  holderId: number,
+): void {
   if (level !== Level.Unit || run.unitsPerCase === 0) return;
   const caseIndex = caseOf(run, index);
   let caseOwn = ownEntry(s, run.runId, Level.Case, caseIndex);
-  if ((caseOwn & OPENED) === 0n) caseOwn = OPENED | BigInt(holderId);
+  if ((caseOwn & OPENED) === 0n) {
+    caseOwn = OPENED | BigInt(holderId);
+    appendTrail(s, run.runId, Level.Case, caseIndex, TrailKind.Opened, holderId, ev);
+  }
   setOwn(s, run.runId, Level.Case, caseIndex, caseOwn | LOOSE_UNITS);
 }
 
@@ -259,7 +272,7 @@ function takeAll(
 ) {
   const items = itemsByRun(s, packed, moveFields);
   for (const { run, level, index } of items) {
-    detachFromCase(s, run, level, index, holderId);
+    detachFromCase(ev, s, run, level, index, holderId);
     setOwn(s, run.runId, level, index, entry);
     appendTrail(s, run.runId, level, index, kind, trailRef, ev);
   }
@@ -267,11 +280,12 @@ function takeAll(
 }
 
 /** Custody._openCase: dispensing a unit opens its case where it is. */
-function openCase(s: BatchState, run: RunMeta, index: number, holderId: number): void {
+function openCase(ev: LedgerEvent, s: BatchState, run: RunMeta, index: number, holderId: number): void {
   if (run.unitsPerCase === 0) return;
   const caseIndex = caseOf(run, index);
   if ((ownEntry(s, run.runId, Level.Case, caseIndex) & OPENED) !== 0n) return;
   setOwn(s, run.runId, Level.Case, caseIndex, OPENED | BigInt(holderId));
+  appendTrail(s, run.runId, Level.Case, caseIndex, TrailKind.Opened, holderId, ev);
 }
 
 /** Adds a count per batch of the units listed. */
@@ -512,7 +526,7 @@ const handlers: Record<string, Handler> = {
     const pharmacyId = num(a.pharmacyId);
     const units = itemsByRun(s, a.units, unitFields);
     for (const { run, index } of units) {
-      openCase(s, run, index, pharmacyId);
+      openCase(ev, s, run, index, pharmacyId);
       const record: DispensingRecord = {
         pharmacyId,
         prescriptionHash: a.prescriptionHash,
@@ -541,7 +555,7 @@ const handlers: Record<string, Handler> = {
     const a = args<UnitDispensedPartiallyEvent.OutputObject>(ev);
     const pharmacyId = num(a.pharmacyId);
     const [unit] = itemsByRun(s, refList(a.unit), unitFields);
-    openCase(s, unit!.run, unit!.index, pharmacyId);
+    openCase(ev, s, unit!.run, unit!.index, pharmacyId);
     const record: DispensingRecord = {
       pharmacyId,
       prescriptionHash: a.prescriptionHash,

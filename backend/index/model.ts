@@ -112,6 +112,8 @@ export enum TrailKind {
   Received = 2,
   Returned = 3,
   Decommissioned = 4,
+  /** A case opened where it was (a unit dispensed, shipped loose or decommissioned); `ref` is the holder. */
+  Opened = 5,
 }
 
 export interface TrailEntry {

@@ -103,11 +103,16 @@ export class IndexReader {
       this.participant(run.manufacturerId),
       this.participant(custody.holderId),
     ]);
-    const trail = chain
-      .flatMap((c) =>
-        decodeTrail(byField.get(RUN_FIELD.trail(c.level, c.index)) ?? null).map((t) => ({ ...t, via: c.level })),
-      )
-      .sort((a, b) => a.block - b.block || a.kind - b.kind);
+    // A container's moves are the item's only until the item (or a container between them) moved on its own
+    // or was opened: a loose unit does not travel with its case any more, nor an opened case with its pallet.
+    const trail: TrailStep[] = [];
+    let leftAt = Infinity;
+    for (const c of chain) {
+      const own = decodeTrail(byField.get(RUN_FIELD.trail(c.level, c.index)) ?? null);
+      for (const t of own) if (t.block < leftAt) trail.push({ ...t, via: c.level });
+      if (own.length > 0) leftAt = Math.min(leftAt, own[0]!.block);
+    }
+    trail.sort((a, b) => a.block - b.block || a.kind - b.kind);
     const text = (field: string) => {
       const raw = byField.get(field);
       return raw == null ? null : Buffer.from(raw, "latin1").toString("utf8");
