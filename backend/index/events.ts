@@ -36,7 +36,6 @@ import {
   activityKey,
   batchKey,
   claimKey,
-  codeSlot,
   CONFLICTS_KEY,
   countersKey,
   GLOBAL_KEY,
@@ -55,11 +54,11 @@ import {
   OPENED,
   ownEntry,
   readRun,
-  refBytes,
   type RunMeta,
   type SettlementRecord,
   TrailKind,
 } from "./model";
+import type { CodeConflict } from "./codes";
 import { type BatchState, fromBytes, MISS, toBytes } from "./state";
 
 /** A decoded ledger event with where and when it happened. */
@@ -74,7 +73,8 @@ export interface LedgerEvent {
 }
 
 export interface HandlerContext {
-  codeBucketBits: number;
+  /** Codes of this batch's commissioning events already held by another ref (see codes.ts). */
+  codeConflicts: ReadonlyMap<LedgerEvent, readonly CodeConflict[]>;
 }
 
 export interface ParticipantRecord {
@@ -398,15 +398,6 @@ const handlers: Record<string, Handler> = {
     const casesPerPallet = num(a.casesPerPallet);
     const caseCount = unitsPerCase === 0 ? 0 : Math.ceil(unitCount / unitsPerCase);
     const palletCount = casesPerPallet === 0 ? 0 : Math.ceil(caseCount / casesPerPallet);
-    const cached = codeSlotsOf(ev, a.codes, ctx.codeBucketBits);
-    const { codes, slots } = cached;
-    // Load every code's field in one pass; the pass goes on to discover the run's other fields too.
-    if (cached.loadedIn !== s) {
-      let complete = true;
-      for (const [key, fields] of slots.byKey) complete = s.need(key, fields) && complete;
-      if (complete) cached.loadedIn = s;
-    }
-
     const meta: RunMeta = {
       runId,
       batchId: num(a.batchId),
@@ -422,35 +413,21 @@ const handlers: Record<string, Handler> = {
       tx: ev.tx,
     };
     s.set(runKey(runId), RUN_FIELD.meta, JSON.stringify(meta));
-    let conflicts = 0;
-    // A pass that already missed something is void: the per-code work waits for the pass that counts.
-    if (!s.hasMissing) {
-      for (let position = 0; position < slots.keys.length; position++) {
-        const key = slots.keys[position]!;
-        const field = slots.fields[position]!;
-        // Positional, as in itemAt(): units, then cases, then pallets.
-        const ref =
-          position < unitCount
-            ? refBytes(runId, Level.Unit, position)
-            : position < unitCount + caseCount
-              ? refBytes(runId, Level.Case, position - unitCount)
-              : refBytes(runId, Level.Pallet, position - unitCount - caseCount);
-        const existing = s.claim(key, field, ref);
-        if (existing !== null && existing !== ref) {
-          // The same code in two runs: the first keeps the lookup, both are listed as a conflict.
-          conflicts++;
-          const code = codes.toString("hex", position * 12, position * 12 + 12);
-          const listed = getJson<string[]>(s, CONFLICTS_KEY, code) ?? [Buffer.from(existing, "latin1").toString("hex")];
-          const mine = Buffer.from(ref, "latin1").toString("hex");
-          if (!listed.includes(mine)) setJson(s, CONFLICTS_KEY, code, [...listed, mine]);
-        }
-      }
+    // Which codes the run could not claim was settled for the whole batch beforehand (see codes.ts).
+    const found = ctx.codeConflicts.get(ev) ?? [];
+    for (const { code, holder, ref } of found) {
+      // The same code in two runs: the first keeps the lookup, both are listed as a conflict.
+      const listed = getJson<string[]>(s, CONFLICTS_KEY, code) ?? [Buffer.from(holder, "latin1").toString("hex")];
+      const mine = Buffer.from(ref, "latin1").toString("hex");
+      if (!listed.includes(mine)) setJson(s, CONFLICTS_KEY, code, [...listed, mine]);
     }
+    const conflicts = found.length;
+    const codeCount = (a.codes.length - 2) / 24;
     update<BatchRecord>(s, batchKey(meta.batchId), String(meta.batchId), (b) => b.runs.push(runId));
     count(s, "b", meta.batchId, { unitsCommissioned: unitCount, codeConflicts: conflicts });
     count(s, "p", meta.manufacturerId, { runs: 1, unitsCommissioned: unitCount, codeConflicts: conflicts });
     add(s, GLOBAL_KEY, "runs", 1);
-    add(s, GLOBAL_KEY, "codes", slots.keys.length);
+    add(s, GLOBAL_KEY, "codes", codeCount);
     add(s, GLOBAL_KEY, "codeConflicts", conflicts);
     const detail = { runId, units: unitCount, cases: caseCount, pallets: palletCount, conflicts };
     activity(s, "p", meta.manufacturerId, ev, detail);
@@ -693,39 +670,6 @@ for (const name of ADMIN_EVENTS) {
   };
 }
 
-interface CodeSlots {
-  keys: string[];
-  fields: string[];
-  byKey: Map<string, string[]>;
-}
-
-/** Code lookup slots of a commissioning event's codes, worked out once per event however many passes it takes. */
-interface CachedSlots {
-  codes: Buffer;
-  slots: CodeSlots;
-  /** The batch state in which all of the fields are loaded already. */
-  loadedIn?: BatchState;
-}
-const slotCache = new WeakMap<LedgerEvent, CachedSlots>();
-
-function codeSlotsOf(ev: LedgerEvent, hex: string, bits: number): CachedSlots {
-  let cached = slotCache.get(ev);
-  if (!cached) {
-    const codes = Buffer.from(hex.slice(2), "hex");
-    const slots: CodeSlots = { keys: [], fields: [], byKey: new Map() };
-    for (let at = 0; at < codes.length; at += 12) {
-      const { key, field } = codeSlot(codes, bits, at);
-      slots.keys.push(key);
-      slots.fields.push(field);
-      let fields = slots.byKey.get(key);
-      if (!fields) slots.byKey.set(key, (fields = []));
-      fields.push(field);
-    }
-    slotCache.set(ev, (cached = { codes, slots }));
-  }
-  return cached;
-}
-
 const refList = (ref: bigint): string => "0x" + ref.toString(16).padStart(18, "0");
 
 function recallChange(
@@ -809,3 +753,16 @@ export function applyEvent(ev: LedgerEvent, s: BatchState, ctx: HandlerContext):
 }
 
 export const HANDLED_EVENTS = Object.keys(handlers);
+
+/** The run a UnitsCommissioned event commissions, with its codes; null for any other event. */
+export function commissionedRun(ev: LedgerEvent) {
+  if (ev.name !== "UnitsCommissioned") return null;
+  const a = args<UnitsCommissionedEvent.OutputObject>(ev);
+  return {
+    runId: num(a.runId),
+    unitCount: num(a.unitCount),
+    unitsPerCase: num(a.unitsPerCase),
+    casesPerPallet: num(a.casesPerPallet),
+    codes: a.codes,
+  };
+}

@@ -1,6 +1,7 @@
 import { ChainMovedError, type BlockHeader, type LedgerChain, type RawLog } from "../chain/client";
 import type { Logger } from "../log";
-import { applyEvent, type LedgerEvent } from "./events";
+import { CodeClaims } from "./codes";
+import { applyEvent, commissionedRun, type LedgerEvent } from "./events";
 import type { Checkpoint, IndexStore } from "./store";
 import { BatchState, Miss } from "./state";
 
@@ -274,10 +275,13 @@ export class Indexer {
   private async applyBatch(batch: Batch): Promise<void> {
     const { store } = this.o;
     const state = new BatchState();
-    const ctx = { codeBucketBits: this.o.codeBucketBits };
     const started = performance.now();
+    const claims = new CodeClaims(batch.events, this.o.codeBucketBits, commissionedRun);
+    const claimsLoaded = await store.loadValues(claims.fieldsToLoad());
+    claims.resolve((key) => claimsLoaded.get(key)!);
+    const ctx = { codeConflicts: claims.conflicts };
     let passes = 0;
-    let loadMs = 0;
+    let loadMs = performance.now() - started;
     for (;;) {
       passes++;
       state.restart();
@@ -303,6 +307,7 @@ export class Indexer {
       loadMs += performance.now() - loadStarted;
     }
     const { writes, undo } = state.changes(batch.keepUndo);
+    if (batch.keepUndo) undo.push(...claims.fieldWrites().undo);
     const commitStarted = performance.now();
     const checkpoint: Checkpoint = {
       number: batch.to.number,
@@ -316,6 +321,7 @@ export class Indexer {
     await this.settled();
     const committing = store.commit({
       writes,
+      claims: claims.writes,
       checkpoint,
       addUndo: batch.keepUndo
         ? { fromBlock: batch.from, toBlock: batch.to.number, toHash: batch.to.hash, previous: this.checkpoint, undo }
@@ -338,6 +344,7 @@ export class Indexer {
         to: batch.to.number,
         events: batch.events.length,
         writes: writes.length,
+        codes: claims.codeCount,
         passes,
         loadMs: Math.round(loadMs),
         commitMs: Math.round(performance.now() - commitStarted),

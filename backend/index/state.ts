@@ -82,26 +82,6 @@ export class BatchState {
     this.dirty = new Map();
   }
 
-  /**
-   * Sets a field that must be absent and returns null, or returns what it holds already (left as it is). One
-   * lookup per map instead of a get and a set: this runs once per commissioned code.
-   */
-  claim(key: string, field: string, value: string): Value {
-    let fields = this.dirty.get(key);
-    const written = fields?.get(field);
-    if (written !== undefined && written !== null) return written;
-    const base = this.base.get(key);
-    const loaded = base?.get(field);
-    if (loaded === undefined) {
-      this.recordMissing(key, field);
-      return null;
-    }
-    if (written === undefined && loaded !== null) return loaded;
-    if (!fields) this.dirty.set(key, (fields = new Map()));
-    fields.set(field, value);
-    return null;
-  }
-
   /** The batch's writes that change something, with the prior value of each when undo is wanted. */
   changes(withUndo = true): { writes: FieldWrite[]; undo: FieldWrite[] } {
     const writes: FieldWrite[] = [];

@@ -24,6 +24,8 @@ export interface UndoRecord {
 /** One atomic step of the index: field writes, the checkpoint after them, and undo bookkeeping. */
 export interface Commit {
   writes: FieldWrite[];
+  /** Code lookups claimed in bulk (see codes.ts): per bucket key, fields and their refs. */
+  claims?: ReadonlyMap<string, { fields: string[]; refs: string[] }>;
   checkpoint: Checkpoint | null;
   addUndo?: UndoRecord;
   dropUndo?: number[];
@@ -61,32 +63,44 @@ export class IndexStore {
     missing: Map<string, string[]>,
     into: (key: string, fields: string[], values: Value[]) => void,
   ): Promise<void> {
+    const loaded = await this.loadValues(missing);
+    for (const [key, fields] of missing) into(key, fields, loaded.get(key)!);
+  }
+
+  /** The values of the fields asked for, per key and in the same order. */
+  async loadValues(fieldsByKey: ReadonlyMap<string, string[]>): Promise<Map<string, Value[]>> {
+    const out = new Map<string, Value[]>();
     const calls: Promise<void>[] = [];
-    for (const [key, fields] of missing) {
+    for (const [key, fields] of fieldsByKey) {
+      const values = new Array<Value>(fields.length);
+      out.set(key, values);
       for (let i = 0; i < fields.length; i += LOAD_CHUNK) {
         const chunk = fields.slice(i, i + LOAD_CHUNK);
-        const args = toBuffers(chunk);
         calls.push(
-          this.redis.hmgetBuffer(key, ...args).then((values) =>
-            into(
-              key,
-              chunk,
-              values.map((v) => (v === null ? null : v.toString("latin1"))),
-            ),
-          ),
+          this.redis.hmgetBuffer(key, ...toBuffers(chunk)).then((replies) => {
+            replies.forEach((v, j) => (values[i + j] = v === null ? null : v.toString("latin1")));
+          }),
         );
       }
     }
     await Promise.all(calls);
+    return out;
   }
 
   async commit(commit: Commit): Promise<void> {
     if (this.clustered) {
-      await this.redis.set(META.journal, encodeCommit(commit));
-      await this.applyJournaled(commit);
+      // The journal holds plain field writes: claims become some.
+      const plain = { ...commit, writes: [...claimWrites(commit.claims), ...commit.writes], claims: undefined };
+      await this.redis.set(META.journal, encodeCommit(plain));
+      await this.applyJournaled(plain);
       return;
     }
     const tx = this.redis.multi();
+    for (const [key, { fields, refs }] of commit.claims ?? []) {
+      const pairs = new Array<string>(fields.length * 2);
+      fields.forEach((f, i) => ((pairs[2 * i] = f), (pairs[2 * i + 1] = refs[i]!)));
+      tx.call("hset", key, ...toBuffers(pairs));
+    }
     for (const cmd of writeCommands(commit.writes)) tx.call(cmd[0], ...cmd.slice(1));
     this.addMetaCommands(tx, commit);
     const results = await tx.exec();
@@ -159,6 +173,13 @@ export const isMetaKey = (key: string): boolean => key.startsWith(META_PREFIX);
 const undoField = (toBlock: number): string => String(toBlock).padStart(12, "0");
 
 type Command = [string, ...(string | Buffer)[]];
+
+function claimWrites(claims: Commit["claims"]): FieldWrite[] {
+  const out: FieldWrite[] = [];
+  for (const [key, { fields, refs }] of claims ?? [])
+    fields.forEach((field, i) => out.push({ key, field, value: refs[i]! }));
+  return out;
+}
 
 /** Byte strings as Buffers: one encoding for the lot, then views (far less garbage than one Buffer each). */
 function toBuffers(strings: readonly string[]): Buffer[] {
