@@ -23,15 +23,18 @@ export interface CodeConflict {
   ref: string;
 }
 
+/** Parallel arrays, not an object per code: a batch holds hundreds of thousands. */
 interface Bucket {
   fields: string[];
   refs: string[];
-  owners: { event: LedgerEvent; position: number; codes: Buffer }[];
-  prior?: Value[];
+  /** Index of the code's event in the batch, and the code's position in its run. */
+  events: number[];
+  positions: number[];
 }
 
 export class CodeClaims {
   private readonly buckets = new Map<string, Bucket>();
+  private readonly events: { event: LedgerEvent; codes: Buffer }[] = [];
   /** Per bucket, the fields this batch writes and their refs (aligned). */
   readonly writes = new Map<string, { fields: string[]; refs: string[] }>();
   readonly conflicts = new Map<LedgerEvent, CodeConflict[]>();
@@ -49,11 +52,12 @@ export class CodeClaims {
       const run = commissioned(event);
       if (!run) continue;
       const codes = Buffer.from(run.codes.slice(2), "hex");
+      const eventIndex = this.events.push({ event, codes }) - 1;
       const cases = caseCount(run);
       for (let position = 0, at = 0; at < codes.length; position++, at += 12) {
         const { key, field } = codeSlot(codes, bits, at);
         let bucket = this.buckets.get(key);
-        if (!bucket) this.buckets.set(key, (bucket = { fields: [], refs: [], owners: [] }));
+        if (!bucket) this.buckets.set(key, (bucket = { fields: [], refs: [], events: [], positions: [] }));
         bucket.fields.push(field);
         // Positional, as in itemAt(): units, then cases, then pallets.
         bucket.refs.push(
@@ -63,7 +67,8 @@ export class CodeClaims {
               ? refBytes(run.runId, Level.Case, position - run.unitCount)
               : refBytes(run.runId, Level.Pallet, position - run.unitCount - cases),
         );
-        bucket.owners.push({ event, position, codes });
+        bucket.events.push(eventIndex);
+        bucket.positions.push(position);
       }
       this.codeCount += codes.length / 12;
     }
@@ -90,7 +95,8 @@ export class CodeClaims {
           fields.push(field);
           refs.push(ref);
         } else if (holder !== ref) {
-          const { event, position, codes } = bucket.owners[i]!;
+          const { event, codes } = this.events[bucket.events[i]!]!;
+          const position = bucket.positions[i]!;
           let list = this.conflicts.get(event);
           if (!list) this.conflicts.set(event, (list = []));
           list.push({ position, code: codes.toString("hex", position * 12, position * 12 + 12), holder, ref });
