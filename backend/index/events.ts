@@ -288,6 +288,22 @@ function openCase(ev: LedgerEvent, s: BatchState, run: RunMeta, index: number, h
   appendTrail(s, run.runId, Level.Case, caseIndex, TrailKind.Opened, holderId, ev);
 }
 
+/** A unit dispensed by a pharmacy, whole or (with `split`) in part; dispensing opens its case. */
+function recordDispensing(
+  ev: LedgerEvent,
+  s: BatchState,
+  run: RunMeta,
+  index: number,
+  pharmacyId: number,
+  prescriptionHash: string,
+  split?: DispensingRecord["split"],
+): void {
+  openCase(ev, s, run, index, pharmacyId);
+  const record: DispensingRecord = { pharmacyId, prescriptionHash, block: ev.block, time: ev.time, tx: ev.tx };
+  if (split) record.split = split;
+  setJson(s, runKey(run.runId), RUN_FIELD.dispensing(index), record);
+}
+
 /** Adds a count per batch of the units listed. */
 function countPerBatch(s: BatchState, units: { run: RunMeta }[], name: string, sign: 1 | -1): void {
   const perBatch = new Map<number, number>();
@@ -502,17 +518,7 @@ const handlers: Record<string, Handler> = {
     const a = args<UnitsDispensedEvent.OutputObject>(ev);
     const pharmacyId = num(a.pharmacyId);
     const units = itemsByRun(s, a.units, unitFields);
-    for (const { run, index } of units) {
-      openCase(ev, s, run, index, pharmacyId);
-      const record: DispensingRecord = {
-        pharmacyId,
-        prescriptionHash: a.prescriptionHash,
-        block: ev.block,
-        time: ev.time,
-        tx: ev.tx,
-      };
-      setJson(s, runKey(run.runId), RUN_FIELD.dispensing(index), record);
-    }
+    for (const { run, index } of units) recordDispensing(ev, s, run, index, pharmacyId, a.prescriptionHash);
     count(s, "p", pharmacyId, { unitsDispensed: units.length });
     countPerBatch(s, units, "unitsDispensed", 1);
     activity(s, "p", pharmacyId, ev, { units: units.length, prescriptionHash: a.prescriptionHash });
@@ -532,16 +538,10 @@ const handlers: Record<string, Handler> = {
     const a = args<UnitDispensedPartiallyEvent.OutputObject>(ev);
     const pharmacyId = num(a.pharmacyId);
     const [unit] = itemsByRun(s, refList(a.unit), unitFields);
-    openCase(ev, s, unit!.run, unit!.index, pharmacyId);
-    const record: DispensingRecord = {
-      pharmacyId,
-      prescriptionHash: a.prescriptionHash,
-      block: ev.block,
-      time: ev.time,
-      tx: ev.tx,
-      split: { dispensed: num(a.dispensedTotal), packQuantity: num(a.packQuantity) },
-    };
-    setJson(s, runKey(unit!.runId), RUN_FIELD.dispensing(unit!.index), record);
+    recordDispensing(ev, s, unit!.run, unit!.index, pharmacyId, a.prescriptionHash, {
+      dispensed: num(a.dispensedTotal),
+      packQuantity: num(a.packQuantity),
+    });
     count(s, "p", pharmacyId, { dosesDispensed: num(a.quantity) });
     activity(s, "p", pharmacyId, ev, { unit: a.unit.toString(), quantity: num(a.quantity) });
   },
