@@ -9,6 +9,19 @@ async function main(): Promise<void> {
   const log = createLogger(config.LOG_LEVEL, "index-rebuild");
   const service = await createIndexer(config, log);
   try {
+    // Two writers would corrupt the index: refuse while another indexer reports progress.
+    const running = await service.store.status();
+    const age = Math.floor(Date.now() / 1000) - Number(running?.updatedAt ?? 0);
+    if (
+      running &&
+      ["backfilling", "following", "retrying"].includes(String(running.state)) &&
+      age < 30 &&
+      !process.argv.includes("--force")
+    ) {
+      throw new Error(
+        `an indexer is running on this index (status "${String(running.state)}" ${age} s ago): stop it first, or pass --force`,
+      );
+    }
     const removed = await service.store.wipe();
     log.info({ keysRemoved: removed }, "index wiped");
     const started = Date.now();

@@ -121,6 +121,7 @@ export class Indexer {
     }
     await this.settled().catch((err: Error) => this.o.log.warn({ err: err.message }, "last commit failed"));
     this.status.state = "stopped";
+    await this.publishStatus().catch(() => undefined);
   }
 
   /** Indexes everything up to the current confirmed head, then returns (no retries: errors propagate). */
@@ -338,6 +339,8 @@ export class Indexer {
     this.checkpoint = checkpoint;
     this.o.chain.forgetHeadersBelow(batch.to.number);
     this.noteProgress(batch);
+    // Health stays current through a long back-fill, not only between steps.
+    await this.publishStatus();
     this.o.log.debug(
       {
         from: batch.from,
