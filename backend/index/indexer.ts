@@ -350,7 +350,7 @@ export class Indexer {
         codes: claims.codeCount,
         passes,
         loadMs: Math.round(loadMs),
-        commitMs: Math.round(performance.now() - commitStarted),
+        priorCommitWaitMs: Math.round(performance.now() - commitStarted),
         totalMs: Math.round(performance.now() - started),
       },
       "batch indexed",
