@@ -120,6 +120,11 @@ for (const topology of ["single Redis", "Redis Cluster (3 masters)"] as const) {
         ["Received", "Pallet"],
         ["Opened", "Case"],
       ]);
+      const stillInOpenedCase = (await reader.item({ runId: s.runId, level: Level.Unit, index: 17 }))!;
+      expect(stillInOpenedCase.holder!.name).to.equal("Distributor");
+      const movedOn = (await reader.item({ runId: s.runId, level: Level.Pallet, index: 0 }))!;
+      expect(movedOn.holder!.name).to.equal("OtherPharmacy");
+      expect(movedOn.trail.map((t) => TrailKind[t.kind])).to.deep.equal(["Shipped", "Received", "Shipped", "Received"]);
       const gone = (await reader.item({ runId: s.runId, level: Level.Unit, index: 16 }))!;
       expect(gone.custody.decommissioned).to.equal(true);
       expect(gone.holder!.name).to.equal("Distributor");

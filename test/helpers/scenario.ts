@@ -63,6 +63,9 @@ export async function everyEventScenario(): Promise<Scenario> {
   const second = await ship(ledger, distributor, pharmacy, toPharmacy);
   await ledger.connect(pharmacy).receiveShipment(second, packRefs(toPharmacy));
   await ledger.connect(distributor).decommission(packRefs([unitRef(runId, 16)]), 1);
+  // The pallet moves on without its cases: one went ahead to the pharmacy, the other was opened.
+  const onward = await ship(ledger, distributor, otherPharmacy, [pallets[0]!]);
+  await ledger.connect(otherPharmacy).receiveShipment(onward, packRefs([pallets[0]!]));
 
   const rx = ethers.id("prescription-1");
   await ledger.connect(pharmacy).dispense(packRefs([unitRef(runId, 0), unitRef(runId, 1), unitRef(runId, 2)]), rx);
