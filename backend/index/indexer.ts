@@ -436,5 +436,3 @@ function codesIn(ev: LedgerEvent): number {
   if (ev.name !== "UnitsCommissioned") return 0;
   return ((ev.args.codes as string).length - 2) / 2 / CODE_BYTES;
 }
-
-export { ChainMovedError };
