@@ -33,6 +33,8 @@ const config: HardhatUserConfig = {
     hardhat: {
       // A 10,000-unit commissioning carries ~150 KB of calldata; Osaka caps a transaction at 2^24 gas.
       blockGasLimit: 60_000_000,
+      // DrugLedger is above EIP-170's 24,576 bytes; a permissioned network sets its own limit (see README).
+      allowUnlimitedContractSize: true,
     },
     localhost: { url: process.env.RPC_URL ?? "http://127.0.0.1:8545" },
   },

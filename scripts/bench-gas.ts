@@ -4,12 +4,15 @@
  */
 import { ethers } from "hardhat";
 import type { ContractTransactionResponse } from "ethers";
+import { consentDomain, signConsent } from "../backend/chain/consent";
 import { buildRun, demoRunCodes } from "../backend/chain/runs";
 import { caseRef, packRefs, unitRef } from "../backend/codes/refs";
 import type { DrugLedger } from "../typechain-types";
 
 const UNITS = 10_000;
 const UNITS_PER_CASE = 100;
+/** EIP-7825 (Osaka): no transaction may use more than 2^24 gas. */
+const TX_GAS_CAP = 2 ** 24;
 
 async function gasOf(tx: Promise<ContractTransactionResponse>): Promise<number> {
   const receipt = await (await tx).wait();
@@ -23,6 +26,7 @@ async function main(): Promise<void> {
   await ledger.onboard(distributor!.address, 2, "Distributor", "L2", "110000");
   await ledger.onboard(pharmacy!.address, 3, "Pharmacy", "L3", "110000");
   await ledger.onboard(insurer!.address, 4, "Insurer", "L4", "110000");
+  await ledger.assignCodePrefixes(maker!.address, ["CN:86123"]);
   await ledger.connect(maker!).registerProduct("8612345", "Amoxicillin 250mg", "H20000001", "capsule 24/box", 24);
   const now = (await ethers.provider.getBlock("latest"))!.timestamp;
 
@@ -45,16 +49,28 @@ async function main(): Promise<void> {
   // 100 units from the same two cases: the second half of case 0 and the first half of case 1.
   const hundred = packRefs(Array.from({ length: 100 }, (_, i) => unitRef(runId, 50 + i)));
   const dispenseGas = await gasOf(ledger.connect(pharmacy!).dispense(hundred, ethers.id("rx-1")));
-  const settleGas = await gasOf(ledger.connect(insurer!).settle(ethers.id("claim-1"), pharmacy!.address, hundred));
+  const domain = consentDomain((await ethers.provider.getNetwork()).chainId, await ledger.getAddress());
+  const settle = async (claimRef: string, units: string) => {
+    const consent = await signConsent(pharmacy!, domain, { insurer: insurer!.address, claimRef, units, quantity: 0 });
+    return gasOf(ledger.connect(insurer!).settle(claimRef, pharmacy!.address, units, consent));
+  };
+  const settleGas = await settle(ethers.id("claim-1"), hundred);
   // A single pack sold from an opened case, the everyday case at a pharmacy counter.
   const singleGas = await gasOf(ledger.connect(pharmacy!).dispense(packRefs([unitRef(runId, 49)]), ethers.id("rx-2")));
   // The first pack of a case no unit has left yet: opens the case and starts a fresh status word.
   const singleColdGas = await gasOf(
     ledger.connect(pharmacy!).dispense(packRefs([unitRef(runId, 500)]), ethers.id("rx-3")),
   );
-  const settleSingleGas = await gasOf(
-    ledger.connect(insurer!).settle(ethers.id("claim-2"), pharmacy!.address, packRefs([unitRef(runId, 49)])),
+  const settleSingleGas = await settle(ethers.id("claim-2"), packRefs([unitRef(runId, 49)]));
+
+  // The largest run the ledger takes must fit a transaction under the gas cap.
+  const maxRunCodes = Number(await ledger.maxRunCodes());
+  const maxShape = { unitCount: maxRunCodes - Math.ceil(maxRunCodes / 101), unitsPerCase: 100, casesPerPallet: 0 };
+  const maxRun = buildRun(demoRunCodes("8612345", maxShape, 1_000_000), maxShape);
+  const maxRunGas = await gasOf(
+    ledger.connect(maker!).commission(1, maxShape.unitCount, 100, 0, maxRun.codes, maxRun.witness),
   );
+  if (maxRunGas >= TX_GAS_CAP) throw new Error(`a run of ${maxRunCodes} codes needs ${maxRunGas} gas, over 2^24`);
 
   const perUnit = (gas: number, units: number) => Math.round(gas / units);
   const rows: [string, number, number][] = [
@@ -69,10 +85,11 @@ async function main(): Promise<void> {
     ["dispense 1 unit (opened case)", singleGas, 1],
     ["dispense 1 unit (first of a sealed case)", singleColdGas, 1],
     ["settle 1 unit (own transaction)", settleSingleGas, 1],
+    [`commission the largest run (${maxRun.hashes.length} codes)`, maxRunGas, maxRun.hashes.length],
   ];
-  console.log("operation".padEnd(44) + "gas".padStart(12) + "gas/unit".padStart(12));
+  console.log("operation".padEnd(50) + "gas".padStart(12) + "gas/unit".padStart(12));
   for (const [name, gas, units] of rows) {
-    console.log(name.padEnd(44) + String(gas).padStart(12) + String(perUnit(gas, units)).padStart(12));
+    console.log(name.padEnd(50) + String(gas).padStart(12) + String(perUnit(gas, units)).padStart(12));
   }
   console.log(
     JSON.stringify({
@@ -82,6 +99,10 @@ async function main(): Promise<void> {
       settleGasPerUnit100: perUnit(settleGas, 100),
       dispenseGasSingle: singleGas,
       dispenseGasSingleFirstOfCase: singleColdGas,
+      settleGasSingle: settleSingleGas,
+      maxRunCodes,
+      maxRunGas,
+      txGasCap: TX_GAS_CAP,
     }),
   );
 }

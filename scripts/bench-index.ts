@@ -57,6 +57,7 @@ async function populate(provider: JsonRpcProvider): Promise<{ ledger: DrugLedger
   await wait(ledger.onboard(await distributor!.getAddress(), 2, "Bench Distributor", "LIC-D", "310000"));
   await wait(ledger.onboard(await pharmacy!.getAddress(), 3, "Bench Pharmacy", "LIC-P", "310000"));
   const asMaker = ledger.connect(maker!);
+  await wait(ledger.assignCodePrefixes(await maker!.getAddress(), ["CN:86123"]));
   await wait(asMaker.registerProduct("8612345", "Amoxicillin 250mg", "H20000001", "capsule 24/box", 24));
   const now = (await provider.getBlock("latest"))!.timestamp;
   await wait(asMaker.registerBatch(1, "LOT-BENCH", now - DAY, now + 700 * DAY));

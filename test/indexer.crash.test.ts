@@ -24,6 +24,8 @@ import {
   deployLedger,
   packRefs,
   palletRef,
+  settlePartialWithConsent,
+  settleWithConsent,
   ship,
   unitRef,
   type LedgerFixture,
@@ -240,7 +242,7 @@ async function buildHistory(): Promise<History> {
   const now = (await ethers.provider.getBlock("latest"))!.timestamp;
   await ledger.connect(maker).registerBatch(1, "LOT-CRASH-2", now - 86_400, now + 400 * 86_400);
   await ledger.connect(otherMaker).registerProduct("8654321", "Ibuprofen 200mg", "H20000002", "tablet 10/box", 10);
-  await ledger.connect(admin).setReturnWindow(30);
+  await ledger.connect(regulator).setReturnWindow(30);
   let codes = 0;
   for (let i = 0; i < RUNS; i++) {
     const batchId = i % 3 === 2 ? 2n : f.batchId;
@@ -268,8 +270,10 @@ async function buildHistory(): Promise<History> {
     await ledger.connect(pharmacyHere).undoDispense(packRefs([sold[19]!]));
     const claim = ethers.id(`claim-${i}`);
     const payer = i % 2 === 0 ? insurer : otherInsurer;
-    await ledger.connect(payer).settle(claim, pharmacyHere.address, packRefs(sold.slice(0, 10)));
-    if (i % 2 === 1) await ledger.connect(payer).reverseSettlement(claim, packRefs([sold[9]!]), "billing error");
+    await settleWithConsent(ledger, payer, pharmacyHere, claim, packRefs(sold.slice(0, 10)));
+    if (i % 2 === 1) {
+      await ledger.connect(payer).reverseSettlement(claim, pharmacyHere.address, packRefs([sold[9]!]), "billing error");
+    }
 
     if (i % 4 === 0) {
       // A split pack: doses dispensed, some taken back, some settled, one settlement reversed.
@@ -277,9 +281,11 @@ async function buildHistory(): Promise<History> {
       await ledger.connect(pharmacyHere).dispensePartial(pack, 5, ethers.id(`rx-split-${i}`));
       await ledger.connect(pharmacyHere).dispensePartial(pack, 3, ethers.ZeroHash);
       await ledger.connect(pharmacyHere).undoDispensePartial(pack, 2);
-      await ledger.connect(insurer).settlePartial(ethers.id(`split-${i}`), pharmacyHere.address, pack, 4);
-      await ledger.connect(insurer).settlePartial(ethers.id(`split-b-${i}`), pharmacyHere.address, pack, 1);
-      await ledger.connect(insurer).reversePartialSettlement(ethers.id(`split-b-${i}`), pack, "duplicate");
+      await settlePartialWithConsent(ledger, insurer, pharmacyHere, ethers.id(`split-${i}`), pack, 4);
+      await settlePartialWithConsent(ledger, insurer, pharmacyHere, ethers.id(`split-b-${i}`), pack, 1);
+      await ledger
+        .connect(insurer)
+        .reversePartialSettlement(ethers.id(`split-b-${i}`), pharmacyHere.address, pack, "duplicate");
     }
     if (i % 5 === 2) await ledger.connect(distributor).decommission(packRefs([unitRef(runId, 160)]), 1);
     if (i === 7) {
@@ -576,7 +582,7 @@ describe("Indexer: crashes and outages", function () {
       await ledger.connect(pharmacy).receiveShipment(s2, packRefs(cases));
       const sold = [unitRef(runId, 0), unitRef(runId, 1), unitRef(runId, 2)];
       await ledger.connect(pharmacy).dispense(packRefs(sold), ethers.id("rx-away"));
-      await ledger.connect(insurer).settle(ethers.id("claim-away"), pharmacy.address, packRefs(sold.slice(0, 2)));
+      await settleWithConsent(ledger, insurer, pharmacy, ethers.id("claim-away"), packRefs(sold.slice(0, 2)));
       const head = await ethers.provider.getBlockNumber();
 
       await waitFor(context, 10_000, async () => (t.indexer.status.retries > retriesBefore ? true : undefined));

@@ -9,7 +9,7 @@ import { verifyIndex } from "../backend/index/verify";
 import { connectRedis, type RedisClient } from "../backend/store/redis";
 import { startRedis, startRedisCluster } from "../scripts/lib/redis-server";
 import { newIndexer, startRpcServer } from "./helpers/indexer";
-import { idOf, packRefs, unitRef } from "./helpers/ledger";
+import { idOf, MAKER_PREFIXES, OTHER_MAKER_PREFIXES, packRefs, settleWithConsent, unitRef } from "./helpers/ledger";
 import { everyEventScenario, type Scenario } from "./helpers/scenario";
 
 type Rpc = { url: string; close(): Promise<void> };
@@ -71,7 +71,7 @@ for (const topology of ["single Redis", "Redis Cluster (3 masters)"] as const) {
     it("agrees with the chain's view functions for every code", async function () {
       const report = await verifyIndex(reader, s.ledger, { runs: 0, itemsPerRun: 0, seed: 1 });
       expect(report.differences).to.deep.equal([]);
-      expect(report.itemsChecked).to.equal(40 + 4 + 2 + 4);
+      expect(report.itemsChecked).to.equal(40 + 4 + 2 + 4 + 4);
     });
 
     it("flags a code commissioned twice and keeps the first run in the lookup", async function () {
@@ -80,8 +80,30 @@ for (const topology of ["single Redis", "Redis Cluster (3 masters)"] as const) {
       expect(found!.conflicts).to.deep.equal([
         { runId: s.runId, level: Level.Unit, index: 0 },
         { runId: s.duplicateRunId, level: Level.Unit, index: 0 },
+        { runId: s.foreignCopyRunId, level: Level.Unit, index: 0 },
       ]);
       expect((await reader.counters("b", 1)).codeConflicts).to.equal(4);
+      // The rival's copies sit in a run of its own product, which the code does not name (8612345...).
+      expect((await reader.counters("b", 3)).codeConflicts).to.equal(4);
+      const copy = (await reader.item({ runId: s.foreignCopyRunId, level: Level.Unit, index: 0 }))!;
+      expect(copy.product!.productCode).to.equal("8654321");
+    });
+
+    it("keeps code prefixes, a reassigned product, a shipment closed short and the settings", async function () {
+      const makerId = Number(await idOf(s.ledger, s.maker));
+      const rival = (await reader.participant(Number(await idOf(s.ledger, s.otherMaker))))!;
+      expect((await reader.participant(makerId))!.codePrefixes).to.deep.equal(MAKER_PREFIXES);
+      expect(rival.codePrefixes).to.deep.equal(OTHER_MAKER_PREFIXES);
+      expect((await reader.product(3))!.manufacturerId).to.equal(makerId);
+      const shipment = (await reader.shipment(Number(s.partialShipmentId)))!;
+      expect([shipment.discrepancy, shipment.received, shipment.returned, shipment.outstanding]).to.deep.equal([
+        true,
+        1,
+        1,
+        0,
+      ]);
+      const totals = await reader.totals();
+      expect([totals.returnWindowDays, totals.maxRunCodes, totals.paused]).to.deep.equal(["20", "20000", undefined]);
     });
 
     it("tells a unit's story: product, batch, holder through its case and pallet, trail, dispensing, settlement", async function () {
@@ -189,7 +211,7 @@ describe("Indexer: reorgs", function () {
       const snapshot = (await network.provider.send("evm_snapshot")) as string;
       // Branch A: the pharmacy dispenses, the insurer settles, the maker recalls.
       await s.ledger.connect(s.pharmacy).dispense(packUnits(s, [4, 5]), ethers.ZeroHash);
-      await s.ledger.connect(s.insurer).settle(ethers.id("claim-A"), s.pharmacy.address, packUnits(s, [4]));
+      await settleWithConsent(s.ledger, s.insurer, s.pharmacy, ethers.id("claim-A"), packUnits(s, [4]));
       await s.ledger.connect(s.maker).recallBatch(2, "branch A");
       await t.indexer.syncOnce();
       expect((await new IndexReader(redis, 16).batch(2))!.recalled).to.equal(true);

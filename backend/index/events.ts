@@ -8,6 +8,8 @@ import type {
   BatchRecalledEvent,
   BatchRecallLiftedEvent,
   BatchRegisteredEvent,
+  CodePrefixAssignedEvent,
+  CodePrefixRevokedEvent,
   DecommissionedEvent,
   DispensingUndoneEvent,
   PartialDispensingUndoneEvent,
@@ -15,10 +17,12 @@ import type {
   ParticipantOnboardedEvent,
   ParticipantReinstatedEvent,
   ParticipantSuspendedEvent,
+  ProductReassignedEvent,
   ProductRegisteredEvent,
   ReturnWindowChangedEvent,
   RoleGrantedEvent,
   RoleRevokedEvent,
+  RunLimitChangedEvent,
   SettlementReversedEvent,
   ShipmentCreatedEvent,
   ShipmentDiscrepancyEvent,
@@ -40,6 +44,7 @@ import {
   countersKey,
   GLOBAL_KEY,
   participantKey,
+  PREFIX_KEY,
   productKey,
   RUN_FIELD,
   runKey,
@@ -87,6 +92,8 @@ export interface ParticipantRecord {
   suspended: boolean;
   suspensionReason?: string;
   onboardedAt: number;
+  /** Manufacturers: the code prefixes a regulator assigned (`CN:<digits>`, `GS1:<digits>`), in assignment order. */
+  codePrefixes?: string[];
 }
 
 export interface ProductRecord {
@@ -120,6 +127,7 @@ export interface ShipmentRecord {
   received: number;
   returned: number;
   outstanding: number;
+  /** The shipment closed (nothing in transit) with fewer items received than shipped. */
   discrepancy: boolean;
   shippedAt: number;
   block: number;
@@ -493,7 +501,11 @@ const handlers: Record<string, Handler> = {
     const a = args<ShipmentDiscrepancyEvent.OutputObject>(ev);
     const id = num(a.shipmentId);
     update<ShipmentRecord>(s, shipmentKey(id), String(id), (r) => (r.discrepancy = true));
-    count(s, "p", num(a.toId), { discrepancies: 1 });
+    const detail = { shipmentId: id, shipped: num(a.shipped), received: num(a.received), returned: num(a.returned) };
+    for (const party of [num(a.fromId), num(a.toId)]) {
+      count(s, "p", party, { discrepancies: 1 });
+      activity(s, "p", party, ev, detail);
+    }
   },
 
   Decommissioned(ev, s) {
@@ -587,17 +599,23 @@ const handlers: Record<string, Handler> = {
   SettlementReversed(ev, s) {
     const a = args<SettlementReversedEvent.OutputObject>(ev);
     const insurerId = num(a.insurerId);
+    const pharmacyId = num(a.pharmacyId);
     const units = itemsByRun(s, a.units, unitFields);
-    let pharmacyId = 0;
+    // The ledger checks the reversing insurer, not the claim reference it names: each unit leaves the claim that
+    // settled it, as the index recorded it from UnitsSettled.
+    const reversedPerClaim = new Map<string, number>();
     for (const { run, index } of units) {
-      pharmacyId = getJson<SettlementRecord>(s, runKey(run.runId), RUN_FIELD.settlement(index))?.pharmacyId ?? 0;
+      const settled = getJson<SettlementRecord>(s, runKey(run.runId), RUN_FIELD.settlement(index));
+      const claimId = settled?.claimId ?? a.claimId;
+      reversedPerClaim.set(claimId, (reversedPerClaim.get(claimId) ?? 0) + 1);
       s.set(runKey(run.runId), RUN_FIELD.settlement(index), null);
     }
-    updateClaim(s, a.claimId, (c) => {
-      c.unitsSettled -= units.length;
-      c.unitsReversed += units.length;
-      pharmacyId = c.pharmacyId;
-    });
+    for (const [claimId, reversed] of reversedPerClaim) {
+      updateClaim(s, claimId, (c) => {
+        c.unitsSettled -= reversed;
+        c.unitsReversed += reversed;
+      });
+    }
     count(s, "p", insurerId, { unitsSettled: -units.length, unitsReversed: units.length });
     count(s, "p", pharmacyId, { unitsSettledFor: -units.length });
     countPerBatch(s, units, "unitsSettled", -1);
@@ -643,17 +661,71 @@ const handlers: Record<string, Handler> = {
     setJson(s, key, field, record.split.settled === 0 ? null : record);
     updateClaim(s, a.claimId, (c) => (c.dosesSettled -= quantity));
     count(s, "p", num(a.insurerId), { dosesSettled: -quantity, dosesReversed: quantity });
-    activity(s, "p", num(a.insurerId), ev, { claimId: a.claimId, unit: a.unit.toString(), quantity });
+    const detail = { claimId: a.claimId, unit: a.unit.toString(), quantity, reason: a.reason };
+    activity(s, "p", num(a.insurerId), ev, detail);
+    activity(s, "p", num(a.pharmacyId), ev, detail);
   },
 
   ReturnWindowChanged(ev, s) {
-    s.set(
-      GLOBAL_KEY,
-      "returnWindowDays",
-      String(num(args<ReturnWindowChangedEvent.OutputObject>(ev).returnWindowDays)),
-    );
+    const a = args<ReturnWindowChangedEvent.OutputObject>(ev);
+    s.set(GLOBAL_KEY, "returnWindowDays", String(num(a.returnWindowDays)));
+    setting(s, ev, { previousDays: num(a.previousDays), returnWindowDays: num(a.returnWindowDays) });
+  },
+
+  RunLimitChanged(ev, s) {
+    const a = args<RunLimitChangedEvent.OutputObject>(ev);
+    s.set(GLOBAL_KEY, "maxRunCodes", String(num(a.maxCodes)));
+    setting(s, ev, { previousMaxCodes: num(a.previousMaxCodes), maxCodes: num(a.maxCodes) });
+  },
+
+  Paused(ev, s) {
+    s.set(GLOBAL_KEY, "paused", "1");
+    setting(s, ev, { by: String(ev.args.account).toLowerCase() });
+  },
+
+  Unpaused(ev, s) {
+    s.set(GLOBAL_KEY, "paused", null);
+    setting(s, ev, { by: String(ev.args.account).toLowerCase() });
+  },
+
+  CodePrefixAssigned(ev, s) {
+    const a = args<CodePrefixAssignedEvent.OutputObject>(ev);
+    const id = num(a.manufacturerId);
+    s.set(PREFIX_KEY, a.prefix, String(id));
+    update<ParticipantRecord>(s, participantKey(id), String(id), (p) => {
+      const prefixes = p.codePrefixes ?? [];
+      if (!prefixes.includes(a.prefix)) p.codePrefixes = [...prefixes, a.prefix];
+    });
+    activity(s, "p", id, ev, { prefix: a.prefix });
+  },
+
+  CodePrefixRevoked(ev, s) {
+    const a = args<CodePrefixRevokedEvent.OutputObject>(ev);
+    const id = num(a.manufacturerId);
+    s.set(PREFIX_KEY, a.prefix, null);
+    update<ParticipantRecord>(s, participantKey(id), String(id), (p) => {
+      p.codePrefixes = (p.codePrefixes ?? []).filter((prefix) => prefix !== a.prefix);
+    });
+    activity(s, "p", id, ev, { prefix: a.prefix });
+  },
+
+  ProductReassigned(ev, s) {
+    const a = args<ProductReassignedEvent.OutputObject>(ev);
+    const productId = num(a.productId);
+    const [fromId, toId] = [num(a.fromId), num(a.toId)];
+    update<ProductRecord>(s, productKey(productId), String(productId), (p) => (p.manufacturerId = toId));
+    count(s, "p", fromId, { products: -1 });
+    count(s, "p", toId, { products: 1 });
+    const detail = { productId, fromId, toId, reason: a.reason };
+    activity(s, "p", fromId, ev, detail);
+    activity(s, "p", toId, ev, detail);
   },
 };
+
+/** Network settings changes (return window, run limit, pause): the latest of each is kept for audit. */
+function setting(s: BatchState, ev: LedgerEvent, detail: object): void {
+  setJson(s, GLOBAL_KEY, `setting:${ev.name}`, { ...detail, block: ev.block, time: ev.time, tx: ev.tx });
+}
 
 /** Consortium-admin changes (two-step transfer, delay changes): the latest of each is kept for audit. */
 const ADMIN_EVENTS = [

@@ -55,6 +55,8 @@ export const accountKey = (account: string): string => `pa:${account.slice(2, 4)
 export const claimKey = (claimId: string): string => `cl:${claimId.slice(2, 5)}`;
 /** code hash (hex) → every ref it was commissioned as, when it was commissioned more than once */
 export const CONFLICTS_KEY = "x";
+/** Code prefix (`CN:<digits>`, `GS1:<digits>`) → the manufacturer (participant id) a regulator assigned it to. */
+export const PREFIX_KEY = "pf";
 /** Network-wide settings and totals. */
 export const GLOBAL_KEY = "g";
 

@@ -119,10 +119,10 @@ async function compareItem(reader: IndexReader, ledger: DrugLedger, ref: ItemRef
       `${name}: dispensing in index ${JSON.stringify({ d, s })}, on chain ${[dispensed, settled, split, splitDispensed, splitSettled].join("/")}`,
     );
   }
-  const claimOnChain = await ledger.settlementOf(encoded);
-  const claimInIndex = s && !s.split ? s.claimId! : "0x" + "0".repeat(64);
-  if (claimOnChain !== claimInIndex)
-    differ(`${name}: settled under ${claimInIndex} in index, ${claimOnChain} on chain`);
+  const insurerOnChain = Number(await ledger.settlementOf(encoded));
+  const insurerInIndex = s && !s.split ? s.insurerId : 0;
+  if (insurerOnChain !== insurerInIndex)
+    differ(`${name}: settled by insurer ${insurerInIndex} in index, ${insurerOnChain} on chain`);
 }
 
 function sample<T>(items: T[], n: number, random: () => number): T[] {

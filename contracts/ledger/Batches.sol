@@ -90,7 +90,11 @@ abstract contract Batches is Products {
      */
     function recallBatch(uint32 batchId, string calldata reason) external {
         Batch storage batch = _existingBatch(batchId);
-        if (!hasRole(REGULATOR_ROLE, msg.sender) && _activeCaller(Role.Manufacturer) != batch.manufacturerId) {
+        // Not `_activeCaller`: a recall is a safety action, allowed while business writes are paused.
+        if (
+            !hasRole(REGULATOR_ROLE, msg.sender) &&
+            _activeParticipant(msg.sender, Role.Manufacturer) != batch.manufacturerId
+        ) {
             revert NotBatchManufacturer(batchId, msg.sender);
         }
         if (batch.recalled) revert BatchIsRecalled(batchId);

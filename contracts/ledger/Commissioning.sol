@@ -16,7 +16,14 @@ import {Refs} from "./Refs.sol";
  *
  * A run never holds the same code twice: the caller proves it with a uniqueness witness, the permutation (2 bytes
  * per code) that sorts the run's code hashes strictly ascending, which the contract checks in one pass. A code
- * repeated in another run is the indexer's to flag.
+ * repeated in another run is the indexer's to flag. A code belongs only to runs of the product it names (digits 1-7
+ * of a Chinese code, the GTIN of a GS1 code), and only the manufacturer holding the product's code prefix registers
+ * the product (see {Products}), so a copy of another maker's codes in a run of one's own resolves to nothing:
+ * {verifyCode} and the index check the product the scanned code names.
+ *
+ * A run holds at most {maxRunCodes} codes: since Osaka (EIP-7825) a transaction's gas is capped at 2^24, and a
+ * code's 14 bytes of calldata cost 560 gas at EIP-7623's floor, so about 29,900 codes fit; the default of 28,000
+ * leaves room for the rest of the transaction. A network with another cap sets its own ({setMaxRunCodes}).
  *
  * Merkle tree: codes sit at positions `i` (unit `i`, case `unitCount + c`, pallet `unitCount + caseCount + p`);
  * leaf `j` is the keccak256 of the packed hashes at positions `[32j, 32j + 32)`; each level pairs nodes left to
@@ -25,7 +32,8 @@ import {Refs} from "./Refs.sol";
  */
 abstract contract Commissioning is Batches {
     uint256 internal constant CODE_BYTES = 12;
-    uint256 internal constant MAX_RUN_CODES = 65_535;
+    /// @dev Witness positions are 2 bytes.
+    uint32 public constant MAX_RUN_CODES_LIMIT = 65_535;
     /// @dev Codes hashed together into one Merkle leaf: one keccak per 384 bytes keeps commissioning cheap.
     uint256 internal constant CODES_PER_LEAF = 32;
 
@@ -55,11 +63,20 @@ abstract contract Commissioning is Batches {
         bytes codes
     );
 
+    event RunLimitChanged(uint32 previousMaxCodes, uint32 maxCodes);
+
     error InvalidRunShape(uint32 unitCount, uint32 unitsPerCase, uint32 casesPerPallet);
     error RunTooLarge(uint256 codeCount, uint256 maxCodes);
+    error InvalidRunLimit(uint32 maxCodes);
     error CodesLengthMismatch(uint256 expectedBytes, uint256 actualBytes);
-    /// @dev The witness does not sort the codes strictly ascending at `position`: a duplicate or zero code.
+    /// @dev The code at `position` is the same as the one before it in the witness's order.
     error DuplicateCode(uint256 position);
+    /// @dev The code at `position` is zero, which no hash is.
+    error ZeroCode(uint256 position);
+    /// @dev The witness's entry `witnessIndex` points past the run's codes.
+    error WitnessIndexOutOfRange(uint256 witnessIndex, uint256 position);
+    /// @dev The witness's entry `witnessIndex` is not in ascending order of the codes: a wrong witness.
+    error WitnessNotSorted(uint256 witnessIndex);
     error UnknownRun(uint32 runId);
     error UnknownItem(uint256 ref);
 
@@ -91,11 +108,10 @@ abstract contract Commissioning is Batches {
         uint256 caseCount = unitsPerCase == 0 ? 0 : (uint256(unitCount) + unitsPerCase - 1) / unitsPerCase;
         uint256 palletCount = casesPerPallet == 0 ? 0 : (caseCount + casesPerPallet - 1) / casesPerPallet;
         uint256 total = unitCount + caseCount + palletCount;
-        if (total > MAX_RUN_CODES) revert RunTooLarge(total, MAX_RUN_CODES);
+        if (total > _maxRunCodes) revert RunTooLarge(total, _maxRunCodes);
         if (codes.length != total * CODE_BYTES) revert CodesLengthMismatch(total * CODE_BYTES, codes.length);
         if (uniquenessWitness.length != total * 2) revert CodesLengthMismatch(total * 2, uniquenessWitness.length);
-        uint256 badPosition = _firstUnsorted(codes, uniquenessWitness, total);
-        if (badPosition != type(uint256).max) revert DuplicateCode(badPosition);
+        _requireUnique(codes, uniquenessWitness, total);
 
         bytes32 root = _merkleRoot(codes, total);
         runId = ++_runCount;
@@ -113,6 +129,24 @@ abstract contract Commissioning is Batches {
     }
 
     /**
+     * @notice Sets the most codes (units, cases and pallets) one run may hold, to fit the network's per-transaction
+     * gas cap (consortium admin).
+     * @param maxCodes At most {MAX_RUN_CODES_LIMIT}.
+     */
+    function setMaxRunCodes(uint32 maxCodes) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        if (maxCodes == 0 || maxCodes > MAX_RUN_CODES_LIMIT) revert InvalidRunLimit(maxCodes);
+        emit RunLimitChanged(_maxRunCodes, maxCodes);
+        _maxRunCodes = maxCodes;
+    }
+
+    /**
+     * @notice The most codes one run may hold.
+     */
+    function maxRunCodes() external view returns (uint32) {
+        return _maxRunCodes;
+    }
+
+    /**
      * @notice A commissioning run (batch id 0 when unknown).
      */
     function runOf(uint32 runId) external view returns (Run memory) {
@@ -127,14 +161,18 @@ abstract contract Commissioning is Batches {
     }
 
     /**
-     * @notice Whether `codeHash` is the code of `ref`, proven against the run's root. Lets any client check what
-     * an index tells it about a code without trusting the index.
+     * @notice Whether `codeHash` is the code of `ref`, proven against the run's root, in a run of the product the
+     * scanned code names. Lets any client check what an index tells it about a code without trusting the index.
+     * @param productCode The product code the scanned code names (digits 1-7 of a Chinese code, a GS1 code's GTIN),
+     * or empty for a code that names none. A unit must be of that product; a case or pallet, of that product or of
+     * the manufacturer holding the prefix that covers it (container codes carry other packaging levels' codes).
      * @param ref Unit, case or pallet reference.
      * @param codeHash The 12-byte hash of the normalised code.
      * @param leafCodes The leaf's chunk of code hashes (up to `CODES_PER_LEAF`, the code among them).
      * @param proof Sibling hashes from leaf to root (zero where a level had no right sibling).
      */
     function verifyCode(
+        string calldata productCode,
         uint256 ref,
         bytes12 codeHash,
         bytes calldata leafCodes,
@@ -143,6 +181,7 @@ abstract contract Commissioning is Batches {
         (uint32 runId, uint8 level, uint32 index) = Refs.decode(ref);
         Run memory run = _run(runId);
         _requireExists(run, level, index, ref);
+        if (!_namesRunProduct(productCode, run, level)) return false;
         uint256 position = _treePosition(run, level, index);
         uint256 total = uint256(run.unitCount) + run.caseCount + run.palletCount;
         uint256 leaf = position / CODES_PER_LEAF;
@@ -170,6 +209,18 @@ abstract contract Commissioning is Batches {
         if (run.batchId == 0) revert UnknownRun(runId);
     }
 
+    function _namesRunProduct(string calldata productCode, Run memory run, uint8 level) private view returns (bool) {
+        if (bytes(productCode).length == 0) return true;
+        if (productIdByCode(productCode) == batchOf(run.batchId).productId) return true;
+        return level != Refs.UNIT && prefixOwnerOf(productCode) == run.manufacturerId;
+    }
+
+    function _treePosition(Run memory run, uint8 level, uint32 index) private pure returns (uint256) {
+        if (level == Refs.UNIT) return index;
+        if (level == Refs.CASE) return uint256(run.unitCount) + index;
+        return uint256(run.unitCount) + run.caseCount + index;
+    }
+
     function _requireExists(Run memory run, uint8 level, uint32 index, uint256 ref) internal pure {
         uint32 count =
             level == Refs.UNIT
@@ -180,35 +231,38 @@ abstract contract Commissioning is Batches {
         if (index >= count) revert UnknownItem(ref);
     }
 
-    function _treePosition(Run memory run, uint8 level, uint32 index) private pure returns (uint256) {
-        if (level == Refs.UNIT) return index;
-        if (level == Refs.CASE) return uint256(run.unitCount) + index;
-        return uint256(run.unitCount) + run.caseCount + index;
-    }
-
-    /// @dev First witness position at which the sorted sequence fails to ascend strictly, or max when none.
-    function _firstUnsorted(
-        bytes calldata codes,
-        bytes calldata witness,
-        uint256 count
-    ) private pure returns (uint256 bad) {
-        bad = type(uint256).max;
+    /// @dev Checks that the witness orders the codes strictly ascending from above zero, naming the first failure.
+    function _requireUnique(bytes calldata codes, bytes calldata witness, uint256 count) private pure {
+        uint256 failure;
+        uint256 k;
+        uint256 j;
         assembly ("memory-safe") {
             let previous := 0
-            for {
-                let k := 0
-            } lt(k, count) {
+            for {} lt(k, count) {
                 k := add(k, 1)
             } {
-                let j := shr(240, calldataload(add(witness.offset, shl(1, k))))
+                j := shr(240, calldataload(add(witness.offset, shl(1, k))))
+                if iszero(lt(j, count)) {
+                    failure := 1
+                    break
+                }
                 let code := shr(160, calldataload(add(codes.offset, mul(j, 12))))
-                if or(iszero(lt(j, count)), iszero(gt(code, previous))) {
-                    bad := k
+                if iszero(code) {
+                    failure := 4
+                    break
+                }
+                if iszero(gt(code, previous)) {
+                    failure := add(2, eq(code, previous))
                     break
                 }
                 previous := code
             }
         }
+        // failure: 1 index out of range, 2 below the previous code, 3 equal to it, 4 zero
+        if (failure == 1) revert WitnessIndexOutOfRange(k, j);
+        if (failure == 2) revert WitnessNotSorted(k);
+        if (failure == 3) revert DuplicateCode(j);
+        if (failure == 4) revert ZeroCode(j);
     }
 
     /**

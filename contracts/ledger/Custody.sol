@@ -16,9 +16,9 @@ import {Refs} from "./Refs.sol";
  * that entry), and its case is flagged LOOSE_UNITS, so that resolving the units of other cases never reads unit
  * entries.
  *
- * A shipment is in transit until its recipient receives it. Receiving fewer items than were shipped records a
- * discrepancy; the missing items stay in transit under the shipment until they are received late or the sender
- * takes them back, so nothing is lost.
+ * A shipment is in transit until its recipient receives it. A partial receipt leaves the rest in transit under the
+ * shipment until it is received late or the sender takes it back, so nothing is lost; a shipment that closes (nothing
+ * left in transit) with fewer items received than shipped closed short, and records a discrepancy.
  */
 abstract contract Custody is Commissioning {
     uint64 internal constant IN_TRANSIT = 1 << 63;
@@ -59,7 +59,15 @@ abstract contract Custody is Commissioning {
 
     event ShipmentCreated(uint40 indexed shipmentId, uint32 indexed fromId, uint32 indexed toId, bytes items);
     event ShipmentReceived(uint40 indexed shipmentId, uint32 indexed toId, bytes items, uint32 outstanding);
-    event ShipmentDiscrepancy(uint40 indexed shipmentId, uint32 indexed toId, uint32 outstanding);
+    /// @notice The shipment closed short: of `shipped` items, `received` arrived and `returned` went back.
+    event ShipmentDiscrepancy(
+        uint40 indexed shipmentId,
+        uint32 indexed fromId,
+        uint32 indexed toId,
+        uint32 shipped,
+        uint32 received,
+        uint32 returned
+    );
     event ShipmentReturned(uint40 indexed shipmentId, uint32 indexed fromId, bytes items, uint32 outstanding);
     event Decommissioned(uint32 indexed holderId, DecommissionReason reason, bytes items);
 
@@ -100,7 +108,7 @@ abstract contract Custody is Commissioning {
 
     /**
      * @notice Receives items of a shipment addressed to the caller. Items of the shipment not yet received or
-     * returned stay in transit, and the shipment is marked with a discrepancy.
+     * returned stay in transit.
      * @param shipmentId The shipment.
      * @param items The items that arrived (all or part of the shipment).
      */
@@ -111,10 +119,7 @@ abstract contract Custody is Commissioning {
         shipment.received += _settleTransit(shipmentId, items, toId);
         uint32 outstanding = shipment.itemCount - shipment.received - shipment.returned;
         emit ShipmentReceived(shipmentId, toId, items, outstanding);
-        if (outstanding != 0) {
-            shipment.discrepancy = true;
-            emit ShipmentDiscrepancy(shipmentId, toId, outstanding);
-        }
+        if (outstanding == 0) _closeShipment(shipmentId, shipment);
     }
 
     /**
@@ -128,7 +133,23 @@ abstract contract Custody is Commissioning {
         uint32 fromId = shipment.fromId;
         if (_activeHolder() != fromId) revert NotShipmentParty(shipmentId, msg.sender);
         shipment.returned += _settleTransit(shipmentId, items, fromId);
-        emit ShipmentReturned(shipmentId, fromId, items, shipment.itemCount - shipment.received - shipment.returned);
+        uint32 outstanding = shipment.itemCount - shipment.received - shipment.returned;
+        emit ShipmentReturned(shipmentId, fromId, items, outstanding);
+        if (outstanding == 0) _closeShipment(shipmentId, shipment);
+    }
+
+    /// @dev A shipment with nothing left in transit: short when not everything shipped was received.
+    function _closeShipment(uint40 shipmentId, Shipment storage shipment) private {
+        if (shipment.received == shipment.itemCount) return;
+        shipment.discrepancy = true;
+        emit ShipmentDiscrepancy(
+            shipmentId,
+            shipment.fromId,
+            shipment.toId,
+            shipment.itemCount,
+            shipment.received,
+            shipment.returned
+        );
     }
 
     /**

@@ -4,17 +4,26 @@ pragma solidity ^0.8.24;
 import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
 import {IAccessControl} from "@openzeppelin/contracts/access/IAccessControl.sol";
 import {AccessControlDefaultAdminRules} from "@openzeppelin/contracts/access/extensions/AccessControlDefaultAdminRules.sol";
+import {Pausable} from "@openzeppelin/contracts/utils/Pausable.sol";
 
 /**
  * @dev The consortium's register of organisations. The consortium admin holds `DEFAULT_ADMIN_ROLE`, handed over
  * in two steps with a delay (OpenZeppelin's {AccessControlDefaultAdminRules}); it grants `REGULATOR_ROLE`.
- * Regulators onboard organisations, each with exactly one business role, and suspend or reinstate them.
+ * Regulators onboard organisations, each with exactly one business role, and suspend or reinstate them. One account
+ * holds one role: an organisation's account can neither govern (admin, regulator) nor be given a second business role,
+ * so no regulator can settle or dispense through its own account.
+ *
+ * Regulators can also pause every business write at once (an emergency stop, OpenZeppelin {Pausable}); governance
+ * (onboarding, suspension, recalls, prefixes) keeps working while paused, so the regulator can act on the emergency.
+ *
+ * Insurers get a small index (1 to 8,191) beside their participant id: a settled unit's 13-bit status field names
+ * its insurer by that index (see {Settlement}).
  *
  * An organisation's role lives in its participant record rather than in AccessControl's role table, so that the
  * hot paths (ship, dispense, settle) learn role, suspension and compact id from a single storage slot. {hasRole}
  * reports business roles from that record, so OpenZeppelin-style role checks keep working for clients.
  */
-abstract contract Participants is AccessControlDefaultAdminRules {
+abstract contract Participants is AccessControlDefaultAdminRules, Pausable {
     bytes32 public constant REGULATOR_ROLE = keccak256("REGULATOR_ROLE");
     bytes32 public constant MANUFACTURER_ROLE = keccak256("MANUFACTURER_ROLE");
     bytes32 public constant DISTRIBUTOR_ROLE = keccak256("DISTRIBUTOR_ROLE");
@@ -33,11 +42,24 @@ abstract contract Participants is AccessControlDefaultAdminRules {
         uint32 id;
         Role role;
         bool suspended;
+        /// @dev Insurers only: 1 to `MAX_INSURERS`, the name a settled unit's status lane gives its insurer.
+        uint16 insurerIndex;
     }
+
+    /// @dev The 13-bit field of a status lane holds an insurer index.
+    uint16 internal constant MAX_INSURERS = 8191;
+
+    /// @dev Network settings that business writes read, declared first so that they share {Pausable}'s storage slot
+    /// with the pause flag: a write pays one cold read for the flag and its settings together. Set by
+    /// {Dispensing-setReturnWindow} and {Commissioning-setMaxRunCodes}.
+    uint16 internal _returnWindowDays = 10;
+    uint32 internal _maxRunCodes = 28_000;
 
     mapping(address account => Participant) private _participants;
     mapping(uint32 id => address) private _accounts;
+    mapping(uint16 insurerIndex => uint32 participantId) private _insurerByIndex;
     uint32 private _participantCount;
+    uint16 private _insurerCount;
 
     event ParticipantOnboarded(
         address indexed account,
@@ -55,7 +77,12 @@ abstract contract Participants is AccessControlDefaultAdminRules {
     error InvalidRole();
     error InvalidAccount();
     error Suspended(address account);
+    error AlreadySuspended(address account);
     error NotSuspended(address account);
+    /// @dev One account, one role: a governing account (admin, regulator) cannot be onboarded, and an onboarded
+    /// organisation's account cannot be made admin or regulator.
+    error OneRolePerAccount(address account);
+    error TooManyInsurers();
     /// @dev Business roles come with a participant record: use {onboard} and {suspend}, not {grantRole},
     /// {revokeRole} or {renounceRole}.
     error BusinessRoleNeedsOnboarding(bytes32 role);
@@ -85,8 +112,20 @@ abstract contract Participants is AccessControlDefaultAdminRules {
         if (account == address(0)) revert InvalidAccount();
         if (role == Role.None) revert InvalidRole();
         if (_participants[account].id != 0) revert AlreadyOnboarded(account);
+        if (_governs(account)) revert OneRolePerAccount(account);
         participantId = ++_participantCount;
-        _participants[account] = Participant({id: participantId, role: role, suspended: false});
+        uint16 insurerIndex;
+        if (role == Role.Insurer) {
+            if (_insurerCount == MAX_INSURERS) revert TooManyInsurers();
+            insurerIndex = ++_insurerCount;
+            _insurerByIndex[insurerIndex] = participantId;
+        }
+        _participants[account] = Participant({
+            id: participantId,
+            role: role,
+            suspended: false,
+            insurerIndex: insurerIndex
+        });
         _accounts[participantId] = account;
         emit ParticipantOnboarded(account, participantId, role, name, licence, region);
         emit RoleGranted(roleHash(role), account, _msgSender());
@@ -99,7 +138,7 @@ abstract contract Participants is AccessControlDefaultAdminRules {
      */
     function suspend(address account, string calldata reason) external onlyRole(REGULATOR_ROLE) {
         Participant storage p = _requireOnboarded(account);
-        if (p.suspended) revert Suspended(account);
+        if (p.suspended) revert AlreadySuspended(account);
         p.suspended = true;
         emit ParticipantSuspended(account, p.id, reason);
     }
@@ -113,6 +152,21 @@ abstract contract Participants is AccessControlDefaultAdminRules {
         if (!p.suspended) revert NotSuspended(account);
         p.suspended = false;
         emit ParticipantReinstated(account, p.id);
+    }
+
+    /**
+     * @notice Stops every business write (commissioning, custody, dispensing, settlement, registrations) until
+     * {unpause}. Regulators only; governance keeps working while paused.
+     */
+    function pause() external onlyRole(REGULATOR_ROLE) {
+        _pause();
+    }
+
+    /**
+     * @notice Lifts {pause}. Regulators only.
+     */
+    function unpause() external onlyRole(REGULATOR_ROLE) {
+        _unpause();
     }
 
     /**
@@ -153,6 +207,7 @@ abstract contract Participants is AccessControlDefaultAdminRules {
 
     function _grantRole(bytes32 role, address account) internal virtual override returns (bool) {
         if (_businessRole(role) != Role.None) revert BusinessRoleNeedsOnboarding(role);
+        if (_participants[account].id != 0) revert OneRolePerAccount(account);
         return super._grantRole(role, account);
     }
 
@@ -163,16 +218,27 @@ abstract contract Participants is AccessControlDefaultAdminRules {
         return super._revokeRole(role, account);
     }
 
-    /// @dev The caller's participant id, if it is active and has `role`.
+    /// @dev The caller's participant id, if it is active and has `role`, for a business write (refused while paused).
     function _activeCaller(Role role) internal view returns (uint32) {
-        Participant memory p = _participants[msg.sender];
-        if (p.role != role) revert AccessControlUnauthorizedAccount(msg.sender, roleHash(role));
-        if (p.suspended) revert Suspended(msg.sender);
-        return p.id;
+        _requireNotPaused();
+        return _activeParticipant(msg.sender, role);
     }
 
-    /// @dev The caller's participant id, if it is active and may hold goods (manufacturer, distributor, pharmacy).
+    /// @dev The calling insurer's participant id and insurer index, for a business write.
+    function _activeInsurer() internal view returns (uint32 id, uint256 insurerIndex) {
+        id = _activeCaller(Role.Insurer);
+        insurerIndex = _participants[msg.sender].insurerIndex;
+    }
+
+    /// @dev The participant id of the insurer with index `insurerIndex`.
+    function _insurerId(uint256 insurerIndex) internal view returns (uint32) {
+        return _insurerByIndex[uint16(insurerIndex)];
+    }
+
+    /// @dev The caller's participant id, if it is active and may hold goods (manufacturer, distributor, pharmacy),
+    /// for a business write.
     function _activeHolder() internal view returns (uint32) {
+        _requireNotPaused();
         return _activeHolderRecord(msg.sender).id;
     }
 
@@ -182,10 +248,15 @@ abstract contract Participants is AccessControlDefaultAdminRules {
     }
 
     /// @dev `account`'s participant id, if it is an active participant with `role`.
-    function _activeParticipant(address account, Role role) internal view returns (uint32) {
+    function _activeParticipant(address account, Role role) internal view returns (uint32 id) {
+        id = _participantWithRole(account, role);
+        if (_participants[account].suspended) revert Suspended(account);
+    }
+
+    /// @dev `account`'s participant id, if it is onboarded with `role` (suspended or not): for governance.
+    function _participantWithRole(address account, Role role) internal view returns (uint32) {
         Participant memory p = _participants[account];
         if (p.role != role) revert AccessControlUnauthorizedAccount(account, roleHash(role));
-        if (p.suspended) revert Suspended(account);
         return p.id;
     }
 
@@ -199,6 +270,10 @@ abstract contract Participants is AccessControlDefaultAdminRules {
     function _requireOnboarded(address account) private view returns (Participant storage p) {
         p = _participants[account];
         if (p.id == 0) revert NotOnboarded(account);
+    }
+
+    function _governs(address account) private view returns (bool) {
+        return super.hasRole(REGULATOR_ROLE, account) || super.hasRole(DEFAULT_ADMIN_ROLE, account);
     }
 
     function _businessRole(bytes32 role) private pure returns (Role) {

@@ -1,30 +1,33 @@
 // SPDX-License-Identifier: UNLICENSED
 pragma solidity ^0.8.24;
 
+import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
+import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {Dispensing} from "./Dispensing.sol";
 import {Refs} from "./Refs.sol";
 
 /**
  * @dev Once-only insurance settlement. A unit is settled at most once across all insurers and regions, only after
- * it was dispensed, and only for the pharmacy that dispensed it; a second attempt reverts naming the earlier
- * claim.
+ * it was dispensed, only for the pharmacy that dispensed it, and only by the insurer that pharmacy billed: every
+ * settlement carries the dispensing pharmacy's consent, an EIP-712 signature over insurer, claim reference and
+ * units ({SETTLEMENT_CONSENT_TYPEHASH}), checked once per settlement. A rival insurer can therefore neither
+ * front-run the rightful settlement nor, by settling and reversing, close a pharmacy's return window.
  *
  * Claims are namespaced per insurer by construction: an insurer settles under its own claim reference and the
  * ledger's claim id is `keccak256(abi.encode(insurerId, claimRef))` ({claimIdOf}), so no two insurers can ever
  * share one and no storage is spent on claim ownership.
  *
- * To name the earlier claim without a storage slot per unit, a run's units are grouped in sections of 4,096;
- * each section keeps a table of the claims that settled units in it (8,192 places, open addressing from the
- * claim id, so at most half full), and a settled unit's 13-bit lane field holds its claim's place in that table.
+ * A settled unit's 13-bit lane field holds its insurer's small index: no structure is shared between insurers, so
+ * none can fill one to block the others. A second settlement reverts with {UnitAlreadySettled} naming the insurer;
+ * the claim is in the {UnitsSettled} events, which the index keeps.
  */
-abstract contract Settlement is Dispensing {
-    uint256 private constant TABLE_BITS = 13;
-    uint256 private constant TABLE_MASK = (1 << TABLE_BITS) - 1;
-    /// @dev Far beyond the few dozen places the longest probe runs reach at half load.
-    uint256 private constant MAX_PROBES = 256;
+abstract contract Settlement is Dispensing, EIP712 {
+    /// @notice What a pharmacy signs to let `insurer` settle `units` under `claimRef`: whole packs with `quantity`
+    /// 0, or `quantity` doses of the split pack `units` (one packed ref).
+    bytes32 public constant SETTLEMENT_CONSENT_TYPEHASH = keccak256(
+        "SettlementConsent(address insurer,bytes32 claimRef,bytes units,uint32 quantity)"
+    );
 
-    /// @dev Key: runId << 40 | section << 13 | place.
-    mapping(uint256 key => bytes32 claimId) private _sectionClaims;
     mapping(bytes32 claimUnit => uint32 quantity) private _splitSettlements;
 
     event UnitsSettled(
@@ -43,10 +46,19 @@ abstract contract Settlement is Dispensing {
         uint32 quantity,
         uint32 settledTotal
     );
-    event SettlementReversed(bytes32 indexed claimId, uint32 indexed insurerId, bytes units, string reason);
+    event SettlementReversed(
+        bytes32 indexed claimId,
+        uint32 indexed insurerId,
+        uint32 indexed pharmacyId,
+        bytes32 claimRef,
+        bytes units,
+        string reason
+    );
     event PartialSettlementReversed(
         bytes32 indexed claimId,
         uint32 indexed insurerId,
+        uint32 indexed pharmacyId,
+        bytes32 claimRef,
         uint256 unit,
         uint32 quantity,
         string reason
@@ -54,17 +66,26 @@ abstract contract Settlement is Dispensing {
 
     error InvalidClaimRef();
     error NotSettledUnderClaim(uint256 ref, bytes32 claimId);
-    error SectionClaimTableFull(uint32 runId, uint256 section);
+    /// @dev The consent was not signed by `pharmacy` for this insurer, claim and units.
+    error InvalidConsent(address pharmacy);
+    error UnitNotSplit(uint256 ref);
+
+    constructor() EIP712("DrugLedger", "1") {}
 
     /**
      * @notice Records that the calling insurer paid for whole packs under one of its claims.
      * @param claimRef The insurer's own claim reference (a hash; no personal data).
      * @param pharmacy The pharmacy that dispensed the units.
      * @param units Packed unit refs (see {Refs}), each dispensed by `pharmacy` and never settled.
+     * @param consent `pharmacy`'s EIP-712 signature of SettlementConsent(caller, claimRef, units, 0).
      */
-    function settle(bytes32 claimRef, address pharmacy, bytes calldata units) external {
-        (uint32 insurerId, uint32 pharmacyId, bytes32 claimId) = _claimParties(claimRef, pharmacy);
-        _walkUnits(units, Walk.Settle, pharmacyId, claimId);
+    function settle(bytes32 claimRef, address pharmacy, bytes calldata units, bytes calldata consent) external {
+        (uint32 insurerId, uint256 insurerIndex, uint32 pharmacyId, bytes32 claimId) = _claimParties(
+            claimRef,
+            pharmacy
+        );
+        _requireConsent(pharmacy, claimRef, keccak256(units), 0, consent);
+        _walkUnits(units, Walk.Settle, pharmacyId, insurerIndex);
         emit UnitsSettled(claimId, insurerId, pharmacyId, claimRef, units);
     }
 
@@ -75,76 +96,82 @@ abstract contract Settlement is Dispensing {
      * @param pharmacy The pharmacy that dispensed the parts.
      * @param unit The unit ref.
      * @param quantity Doses paid for.
+     * @param consent `pharmacy`'s EIP-712 signature of SettlementConsent(caller, claimRef, packed unit, quantity).
      */
-    function settlePartial(bytes32 claimRef, address pharmacy, uint256 unit, uint32 quantity) external {
-        (uint32 insurerId, uint32 pharmacyId, bytes32 claimId) = _claimParties(claimRef, pharmacy);
-        (uint32 runId, uint32 index) = _decodeUnit(unit);
-        Run memory run = _run(runId);
-        _requireExists(run, Refs.UNIT, index, unit);
-        uint256 lane = _lane(runId, index);
-        if (lane & LANE_SPLIT == 0) revert UnitNotDispensed(unit);
-        uint32 holderId = uint32(_effectiveEntry(runId, run, Refs.UNIT, index) & VALUE_MASK);
-        if (holderId != pharmacyId) revert DispensedByAnotherPharmacy(unit, holderId);
+    function settlePartial(
+        bytes32 claimRef,
+        address pharmacy,
+        uint256 unit,
+        uint32 quantity,
+        bytes calldata consent
+    ) external {
+        (uint32 insurerId, , uint32 pharmacyId, bytes32 claimId) = _claimParties(claimRef, pharmacy);
+        _requireConsent(pharmacy, claimRef, keccak256(abi.encodePacked(uint72(unit))), quantity, consent);
+        (uint32 runId, uint32 index, Run memory run) = _splitUnitOf(unit, pharmacyId);
         SplitPack storage split = _splitPack(runId, index);
         uint32 available = split.dispensed - split.settled;
         if (quantity == 0 || quantity > available) revert InvalidQuantity(unit, quantity, available);
         split.settled += quantity;
         _splitSettlements[_claimUnitKey(claimId, unit)] += quantity;
         uint32 packQuantity = productOf(batchOf(run.batchId).productId).packQuantity;
-        if (split.settled == packQuantity) _setLane(runId, index, lane | LANE_SETTLED);
+        if (split.settled == packQuantity) _setLane(runId, index, _lane(runId, index) | LANE_SETTLED);
         emit UnitSettledPartially(claimId, insurerId, pharmacyId, claimRef, unit, quantity, split.settled);
     }
 
     /**
      * @notice Reverses the calling insurer's own settlement of whole packs. The units stay dispensed, and their
-     * return window is closed.
-     * @param claimRef The claim reference they were settled under.
-     * @param units Packed unit refs.
+     * return window stays closed: the pharmacy's consent to bill made the sale final.
+     * @param claimRef The claim reference they were settled under (for the record; the ledger checks the insurer).
+     * @param pharmacy The pharmacy that dispensed them.
+     * @param units Packed unit refs, each settled by the caller.
      * @param reason Why, for the audit trail.
      */
-    function reverseSettlement(bytes32 claimRef, bytes calldata units, string calldata reason) external {
-        uint32 insurerId = _activeCaller(Role.Insurer);
-        bytes32 claimId = claimIdOf(insurerId, claimRef);
-        uint256 count = Refs.count(units);
-        for (uint256 i; i < count; ++i) {
-            uint256 ref = Refs.at(units, i);
-            (uint32 runId, uint32 index) = _decodeUnit(ref);
-            uint256 lane = _lane(runId, index);
-            if (lane & LANE_SETTLED == 0 || lane & LANE_SPLIT != 0 || _claimOfLane(runId, index, lane) != claimId) {
-                revert NotSettledUnderClaim(ref, claimId);
-            }
-            _setLane(runId, index, LANE_DISPENSED);
-        }
-        emit SettlementReversed(claimId, insurerId, units, reason);
+    function reverseSettlement(
+        bytes32 claimRef,
+        address pharmacy,
+        bytes calldata units,
+        string calldata reason
+    ) external {
+        (uint32 insurerId, uint256 insurerIndex, uint32 pharmacyId, bytes32 claimId) = _claimParties(
+            claimRef,
+            pharmacy
+        );
+        _walkUnits(units, Walk.Reverse, pharmacyId, insurerIndex);
+        emit SettlementReversed(claimId, insurerId, pharmacyId, claimRef, units, reason);
     }
 
     /**
      * @notice Reverses everything the calling insurer settled of a split pack under a claim.
      * @param claimRef The claim reference.
+     * @param pharmacy The pharmacy that dispensed the pack.
      * @param unit The unit ref.
      * @param reason Why, for the audit trail.
      */
-    function reversePartialSettlement(bytes32 claimRef, uint256 unit, string calldata reason) external {
-        uint32 insurerId = _activeCaller(Role.Insurer);
-        bytes32 claimId = claimIdOf(insurerId, claimRef);
-        (uint32 runId, uint32 index) = _decodeUnit(unit);
+    function reversePartialSettlement(
+        bytes32 claimRef,
+        address pharmacy,
+        uint256 unit,
+        string calldata reason
+    ) external {
+        (uint32 insurerId, , uint32 pharmacyId, bytes32 claimId) = _claimParties(claimRef, pharmacy);
+        (uint32 runId, uint32 index, ) = _splitUnitOf(unit, pharmacyId);
         bytes32 key = _claimUnitKey(claimId, unit);
         uint32 quantity = _splitSettlements[key];
         if (quantity == 0) revert NotSettledUnderClaim(unit, claimId);
         delete _splitSettlements[key];
         _splitPack(runId, index).settled -= quantity;
         _setLane(runId, index, _lane(runId, index) & ~LANE_SETTLED);
-        emit PartialSettlementReversed(claimId, insurerId, unit, quantity, reason);
+        emit PartialSettlementReversed(claimId, insurerId, pharmacyId, claimRef, unit, quantity, reason);
     }
 
     /**
-     * @notice The claim id a whole pack was settled under (zero when it is not settled).
+     * @notice The participant id of the insurer that settled a whole pack (0 when it is not settled).
      */
-    function settlementOf(uint256 ref) external view returns (bytes32) {
+    function settlementOf(uint256 ref) external view returns (uint32) {
         (uint32 runId, uint32 index) = _decodeUnit(ref);
         uint256 lane = _lane(runId, index);
-        if (lane & LANE_SETTLED == 0 || lane & LANE_SPLIT != 0) return bytes32(0);
-        return _claimOfLane(runId, index, lane);
+        if (lane & LANE_SETTLED == 0 || lane & LANE_SPLIT != 0) return 0;
+        return _insurerId(lane >> LANE_FIELD_SHIFT);
     }
 
     /**
@@ -157,37 +184,50 @@ abstract contract Settlement is Dispensing {
     function _claimParties(
         bytes32 claimRef,
         address pharmacy
-    ) private view returns (uint32 insurerId, uint32 pharmacyId, bytes32 claimId) {
-        insurerId = _activeCaller(Role.Insurer);
+    ) private view returns (uint32 insurerId, uint256 insurerIndex, uint32 pharmacyId, bytes32 claimId) {
+        (insurerId, insurerIndex) = _activeInsurer();
         pharmacyId = _activeParticipant(pharmacy, Role.Pharmacy);
         if (claimRef == bytes32(0)) revert InvalidClaimRef();
         claimId = claimIdOf(insurerId, claimRef);
     }
 
-    /// @dev Place of `claimId` in the section's table: where it already is, else the first free place probing
-    /// from the claim id. A section holds 4,096 units, so without reversals the 8,192-place table is at most half
-    /// full and a probe run averages under three places. Places are not freed on reversal: an insurer that
-    /// settles and reverses under thousands of fresh claim references fills the table, and the section's
-    /// settlements then fail with {SectionClaimTableFull} after at most `MAX_PROBES` places instead of running
-    /// out of gas; that insurer is the regulator's to suspend.
-    function _placeClaim(uint32 runId, uint256 section, bytes32 claimId) internal override returns (uint256) {
-        uint256 base = (uint256(runId) << 40) | (section << TABLE_BITS);
-        uint256 start = uint256(claimId);
-        for (uint256 probe; probe < MAX_PROBES; ++probe) {
-            uint256 place = (start + probe) & TABLE_MASK;
-            bytes32 held = _sectionClaims[base | place];
-            if (held == claimId) return place;
-            if (held == bytes32(0)) {
-                _sectionClaims[base | place] = claimId;
-                return place;
-            }
-        }
-        revert SectionClaimTableFull(runId, section);
+    function _requireConsent(
+        address pharmacy,
+        bytes32 claimRef,
+        bytes32 unitsHash,
+        uint32 quantity,
+        bytes calldata consent
+    ) private view {
+        (address signer, ECDSA.RecoverError error, ) = ECDSA.tryRecover(
+            _consentDigest(msg.sender, claimRef, unitsHash, quantity),
+            consent
+        );
+        if (error != ECDSA.RecoverError.NoError || signer != pharmacy) revert InvalidConsent(pharmacy);
     }
 
-    function _claimOfLane(uint32 runId, uint32 index, uint256 lane) internal view override returns (bytes32) {
-        uint256 section = index >> SECTION_BITS;
-        return _sectionClaims[(uint256(runId) << 40) | (section << TABLE_BITS) | (lane >> LANE_FIELD_SHIFT)];
+    function _consentDigest(
+        address insurer,
+        bytes32 claimRef,
+        bytes32 unitsHash,
+        uint32 quantity
+    ) private view returns (bytes32) {
+        return
+            _hashTypedDataV4(
+                keccak256(abi.encode(SETTLEMENT_CONSENT_TYPEHASH, insurer, claimRef, unitsHash, quantity))
+            );
+    }
+
+    /// @dev A split pack's run and index, if `pharmacyId` dispensed it.
+    function _splitUnitOf(
+        uint256 unit,
+        uint32 pharmacyId
+    ) private view returns (uint32 runId, uint32 index, Run memory run) {
+        (runId, index) = _decodeUnit(unit);
+        run = _run(runId);
+        _requireExists(run, Refs.UNIT, index, unit);
+        if (_lane(runId, index) & LANE_SPLIT == 0) revert UnitNotSplit(unit);
+        uint32 holderId = uint32(_effectiveEntry(runId, run, Refs.UNIT, index) & VALUE_MASK);
+        if (holderId != pharmacyId) revert DispensedByAnotherPharmacy(unit, holderId);
     }
 
     function _claimUnitKey(bytes32 claimId, uint256 unit) private pure returns (bytes32) {

@@ -1,6 +1,7 @@
 import type { Signer } from "ethers";
 import { ethers } from "ethers";
 import type { DrugLedger } from "../../typechain-types";
+import { consentDomain, signConsent } from "../../backend/chain/consent";
 import { buildRun, demoRunCodes } from "../../backend/chain/runs";
 import { caseRef, packRefs, palletRef, unitRef } from "../../backend/codes/refs";
 
@@ -34,6 +35,7 @@ export async function seedDemo(ledger: DrugLedger, signers: Signer[], codeHashDo
   await org(pharmacy!, 3, "Demo Pharmacy No. 1", "沪CB0210001");
   await org(otherPharmacy!, 3, "Demo Pharmacy No. 2", "沪CB0210002");
   await org(insurer!, 4, "Shanghai Healthcare Security Fund (demo)", "NHSA-310000");
+  await wait(as(admin).assignCodePrefixes(await maker!.getAddress(), ["CN:86123"]));
 
   await wait(
     as(maker!).registerProduct(
@@ -61,13 +63,16 @@ export async function seedDemo(ledger: DrugLedger, signers: Signer[], codeHashDo
   await wait(as(pharmacy!).receiveShipment(2, packRefs([caseRef(runId, 0), caseRef(runId, 1)])));
   const sold = packRefs([unitRef(runId, 0), unitRef(runId, 1), unitRef(runId, 2)]);
   await wait(as(pharmacy!).dispense(sold, ethers.id("demo-prescription-1")));
-  await wait(
-    as(insurer!).settle(
-      ethers.id("demo-claim-1"),
-      await pharmacy!.getAddress(),
-      packRefs([unitRef(runId, 0), unitRef(runId, 1)]),
-    ),
-  );
+  const claimRef = ethers.id("demo-claim-1");
+  const billed = packRefs([unitRef(runId, 0), unitRef(runId, 1)]);
+  const { chainId } = await ledger.runner!.provider!.getNetwork();
+  const consent = await signConsent(pharmacy!, consentDomain(chainId, await ledger.getAddress()), {
+    insurer: await insurer!.getAddress(),
+    claimRef,
+    units: billed,
+    quantity: 0,
+  });
+  await wait(as(insurer!).settle(claimRef, await pharmacy!.getAddress(), billed, consent));
 
   const code = (i: number) => normalised[i]!.replace(/^CN:/, "");
   return {
