@@ -13,11 +13,14 @@ describe("code parsing", () => {
       normalised: "CN:81234560000000011234",
       productCode: "8123456",
       serial: "000000001",
+      hints: [],
     });
   });
 
-  it("refuses a 20-digit code that does not start with 8", () => {
-    expect(() => parseCode("71234560000000011234")).to.throw(CodeFormatError, /starts with 8/);
+  it("keeps a 20-digit code that does not start with 8 as another code, with a hint that it is no Chinese code", () => {
+    const c = parseCode("71234560000000011234");
+    expect(c.normalised).to.equal("X:71234560000000011234");
+    expect(c.hints.map((h) => h.code)).to.deep.equal(["CHINESE_CODE_PREFIX_NOT_8"]);
   });
 
   it("reads a GS1 element string with GS separators, symbology identifier and any AI order", () => {
@@ -51,7 +54,7 @@ describe("code parsing", () => {
   it("refuses bad GTINs, missing serials, unknown AIs, bad dates and empty input", () => {
     expect(() => parseCode("(01)09501101530004(21)X")).to.throw(/check digit/);
     expect(() => parseCode("(01)09501101530003(10)LOT")).to.throw(/serial/);
-    expect(() => parseCode("(01)09501101530003(99)X(21)S")).to.throw(/unsupported GS1 AI/);
+    expect(() => parseCode("(01)09501101530003(239)X(21)S")).to.throw(/unknown GS1 AI \(239\)/);
     expect(() => parseCode("(01)09501101530003(17)271332(21)S")).to.throw(/month 13/);
     expect(() => parseCode("   ")).to.throw(/empty/);
     expect(() => parseCode("x".repeat(120))).to.throw(/longer than 100/);

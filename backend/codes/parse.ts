@@ -1,190 +1,215 @@
 import { keccak256, toUtf8Bytes } from "ethers";
+import { CodeFormatError, Problem } from "./errors";
+import { isDigitalLink, readBracketed, readDigitalLink, readElementString, type Gs1Reading } from "./gs1";
+import { aiLength, aiSpec } from "./gs1-ai-table";
+import { gs1DateIso, gs1DateTimeIso, type Gs1Element } from "./gs1-elements";
+import { hint, type ScanHint } from "./hints";
+import { isChineseCode, plainCodeHints, plainCodeProblem } from "./plain";
 import { CODE_HASH_BYTES } from "./run";
+import { GS, readScanInput, type ScanInput } from "./scan-input";
 
-/** A scanned traceability code reduced to the identity the ledger hashes, plus what the scan printed. */
+export { CODE_ERROR_REASONS, CodeFormatError, type CodeErrorReason } from "./errors";
+export { gs1CheckDigitValid, gtinCheckDigitValid, type Gs1Element } from "./gs1-elements";
+export type { ScanHint, ScanHintCode } from "./hints";
+export { MAX_CODE_LENGTH, normaliseScan } from "./scan-input";
+
+/**
+ * A scanned traceability code reduced to the identity the ledger hashes, plus what the scan printed.
+ *
+ * Identities (`normalised`):
+ * - `CN:<20 digits>`: a Chinese drug traceability code.
+ * - `GS1:01<GTIN-14>21<serial>`: a GS1 serialised trade item, at any packaging level: a case carries a GTIN of
+ *   its own whose indicator digit (the first) is 1-8 (`gtinIndicator`), the same shape of identity.
+ * - `GS1:00<SSCC-18>`: a GS1 logistic unit (a pallet), identified by its SSCC alone. A symbol carrying both
+ *   01+21 and 00 is identified by 01+21, with `sscc` reported beside it.
+ * - `X:<code>`: any other code, exactly as scanned after normalisation.
+ */
 export interface ParsedCode {
   scheme: "cn20" | "gs1" | "other";
-  /** Identity string that is hashed: `CN:<20 digits>`, `GS1:01<gtin>21<serial>`, or `X:<code>`. */
   normalised: string;
   /** China: 7-digit drug identification code. GS1: GTIN-14. */
   productCode?: string;
   serial?: string;
   lot?: string;
-  /** YYYY-MM-DD; GS1 day 00 means the last day of the month. */
+  /** YYYY-MM-DD from GS1 (17), day 00 meaning the last day of the month; else the date of (7003). */
   expiry?: string;
+  /** GS1 (7003) expiry date and time, `YYYY-MM-DDTHH:MM`. */
+  expiryTime?: string;
+  /** GS1 (00) Serial Shipping Container Code. */
+  sscc?: string;
+  /** GS1: first digit of the GTIN-14: 0 base unit, 1-8 a packaging level above it, 9 variable measure. */
+  gtinIndicator?: number;
+  /** GS1: every element of the symbol in scan order, those the ledger does not use included. */
+  elements?: Gs1Element[];
+  /** The symbology identifier the scanner sent, e.g. `]d2`. */
+  symbology?: string;
+  /** What the parser noticed: scanner set-up, a likely mis-scan (see hints.ts). */
+  hints: ScanHint[];
 }
 
-export class CodeFormatError extends Error {
-  constructor(
-    message: string,
-    readonly input: string,
-  ) {
-    super(message);
-    this.name = "CodeFormatError";
+const GS1_KEY_START = /^(?:00\d{18}|0[1-3]\d{14})/;
+
+function valueOf(elements: Gs1Element[], ai: string): string | undefined {
+  for (const e of elements) if (e.ai === ai) return e.value;
+  return undefined;
+}
+
+function gs1Code(elements: Gs1Element[], symbology: string | undefined, hints: ScanHint[]): ParsedCode | Problem {
+  const gtin = valueOf(elements, "01");
+  const serial = valueOf(elements, "21");
+  const sscc = valueOf(elements, "00");
+  let normalised: string;
+  if (gtin !== undefined) {
+    if (serial === undefined) {
+      return new Problem("GS1_MISSING_SERIAL", "GS1 code has no serial number (AI 21): its GTIN names a product", {
+        field: "21",
+      });
+    }
+    normalised = `GS1:01${gtin}21${serial}`;
+  } else if (sscc !== undefined) {
+    normalised = `GS1:00${sscc}`;
+  } else {
+    const carried = elements.map((e) => `(${e.ai})`).join("") || "nothing";
+    return new Problem("GS1_MISSING_GTIN", `GS1 code has no GTIN (AI 01) or SSCC (AI 00): it carries ${carried}`, {
+      field: "01",
+    });
   }
-}
-
-const GS = "\u001d";
-const MAX_CODE_LENGTH = 100;
-const SYMBOLOGY_PREFIX = /^\][A-Za-z][0-9A-Za-z]/;
-/** AIs a drug pack carries: fixed-length ones with their length, variable-length ones with their maximum. */
-const FIXED_AIS: Record<string, number> = { "01": 14, "11": 6, "17": 6 };
-const VARIABLE_AIS: Record<string, number> = { "10": 20, "21": 20 };
-const GS1_CHARSET = /^[!-"%-?A-Z_a-z]+$/;
-
-export function gtinCheckDigitValid(gtin: string): boolean {
-  if (!/^\d{14}$/.test(gtin)) return false;
-  let sum = 0;
-  for (let i = 0; i < 13; i++) sum += Number(gtin[i]) * (i % 2 === 0 ? 3 : 1);
-  return (10 - (sum % 10)) % 10 === Number(gtin[13]);
-}
-
-function gs1Date(yymmdd: string, input: string): string {
-  if (!/^\d{6}$/.test(yymmdd)) throw new CodeFormatError(`GS1 date must be YYMMDD, got "${yymmdd}"`, input);
-  const yy = Number(yymmdd.slice(0, 2));
-  const mm = Number(yymmdd.slice(2, 4));
-  let dd = Number(yymmdd.slice(4, 6));
-  if (mm < 1 || mm > 12) throw new CodeFormatError(`GS1 date has month ${mm}`, input);
-  // GS1 General Specifications 7.12: years 00-49 (relative to the current century) read as 20xx here.
-  const year = yy >= 51 ? 1900 + yy : 2000 + yy;
-  const lastDay = new Date(Date.UTC(year, mm, 0)).getUTCDate();
-  if (dd === 0) dd = lastDay;
-  if (dd > lastDay) throw new CodeFormatError(`GS1 date has day ${dd} in month ${mm}`, input);
-  return `${year}-${String(mm).padStart(2, "0")}-${String(dd).padStart(2, "0")}`;
-}
-
-function fromElements(elements: Map<string, string>, input: string): ParsedCode {
-  const gtin = elements.get("01");
-  const serial = elements.get("21");
-  if (!gtin) throw new CodeFormatError("GS1 code has no GTIN (AI 01)", input);
-  if (!gtinCheckDigitValid(gtin)) throw new CodeFormatError(`GTIN ${gtin} fails its check digit`, input);
-  if (!serial) throw new CodeFormatError("GS1 code has no serial number (AI 21)", input);
-  const lot = elements.get("10");
-  const expiry = elements.get("17");
+  const lot = valueOf(elements, "10");
+  const useBy = valueOf(elements, "17");
+  const expiryTime = valueOf(elements, "7003");
+  const expiry = useBy !== undefined ? gs1DateIso(useBy) : expiryTime && gs1DateIso(expiryTime.slice(0, 6));
   return {
     scheme: "gs1",
-    normalised: `GS1:01${gtin}21${serial}`,
-    productCode: gtin,
-    serial,
+    normalised,
+    ...(gtin !== undefined ? { productCode: gtin, gtinIndicator: Number(gtin[0]) } : {}),
+    ...(serial !== undefined ? { serial } : {}),
     ...(lot !== undefined ? { lot } : {}),
-    ...(expiry !== undefined ? { expiry: gs1Date(expiry, input) } : {}),
+    ...(expiry ? { expiry } : {}),
+    ...(expiryTime !== undefined ? { expiryTime: gs1DateTimeIso(expiryTime) } : {}),
+    ...(sscc !== undefined ? { sscc } : {}),
+    elements,
+    ...(symbology !== undefined ? { symbology } : {}),
+    hints,
   };
 }
 
-function putElement(elements: Map<string, string>, ai: string, value: string, input: string): void {
-  if (elements.has(ai)) throw new CodeFormatError(`GS1 AI (${ai}) appears twice`, input);
-  if (value.length === 0) throw new CodeFormatError(`GS1 AI (${ai}) is empty`, input);
-  if (!GS1_CHARSET.test(value)) throw new CodeFormatError(`GS1 AI (${ai}) has characters outside GS1's set`, input);
-  elements.set(ai, value);
+/** A GS1 reading made a code; problems carry the reader's hints, not yet those of normalising the input. */
+function fromReading(reading: Gs1Reading | Problem, input: ScanInput): ParsedCode | Problem {
+  if (reading instanceof Problem) return reading;
+  const code = gs1Code(reading.elements, input.symbology, [...input.hints, ...reading.hints]);
+  return code instanceof Problem ? code.after(reading.hints) : code;
 }
 
-/** Element string with FNC1/GS separators: `01…21…<GS>10…<GS>17…`, AIs in any order. */
-function parseElementString(body: string, input: string): ParsedCode {
-  const elements = new Map<string, string>();
-  let i = 0;
-  while (i < body.length) {
-    if (body[i] === GS) {
-      i++;
-      continue;
-    }
-    const ai = body.slice(i, i + 2);
-    i += 2;
-    const fixed = FIXED_AIS[ai];
-    const max = VARIABLE_AIS[ai];
-    if (fixed !== undefined) {
-      const value = body.slice(i, i + fixed);
-      if (value.length !== fixed || !/^\d+$/.test(value)) {
-        throw new CodeFormatError(`GS1 AI (${ai}) needs ${fixed} digits`, input);
-      }
-      putElement(elements, ai, value, input);
-      i += fixed;
-    } else if (max !== undefined) {
-      const end = body.indexOf(GS, i);
-      const value = body.slice(i, end === -1 ? body.length : end);
-      if (value.length > max) {
-        throw new CodeFormatError(
-          `GS1 AI (${ai}) is longer than ${max} characters: is a GS separator missing after it?`,
-          input,
-        );
-      }
-      putElement(elements, ai, value, input);
-      i = end === -1 ? body.length : end;
-    } else {
-      throw new CodeFormatError(`unsupported GS1 AI (${ai})`, input);
-    }
-  }
-  return fromElements(elements, input);
+/** Starts with an AI of predefined length, as a GS1 string whose first AI is not a key may (`17…01…21…`). */
+function startsWithPredefinedAi(body: string): boolean {
+  const length = aiLength(body.slice(0, 2));
+  return length !== undefined && aiSpec(body.slice(0, length))?.predefinedLength === true;
 }
 
-/** Human-readable form: `(01)…(21)…(10)…(17)…`. */
-function parseBracketed(body: string, input: string): ParsedCode {
-  const elements = new Map<string, string>();
-  const re = /\((\d{2,4})\)([^(]*)/g;
-  let consumed = 0;
-  for (const m of body.matchAll(re)) {
-    if (m.index !== consumed) throw new CodeFormatError("unexpected text between GS1 elements", input);
-    consumed += m[0].length;
-    const ai = m[1]!;
-    const value = m[2]!;
-    if (FIXED_AIS[ai] === undefined && VARIABLE_AIS[ai] === undefined) {
-      throw new CodeFormatError(`unsupported GS1 AI (${ai})`, input);
-    }
-    if (FIXED_AIS[ai] !== undefined && value.length !== FIXED_AIS[ai]) {
-      throw new CodeFormatError(`GS1 AI (${ai}) needs ${FIXED_AIS[ai]} digits`, input);
-    }
-    if (VARIABLE_AIS[ai] !== undefined && value.length > VARIABLE_AIS[ai]!) {
-      throw new CodeFormatError(`GS1 AI (${ai}) is longer than ${VARIABLE_AIS[ai]} characters`, input);
-    }
-    putElement(elements, ai, value, input);
-  }
-  if (consumed !== body.length) throw new CodeFormatError("unexpected text after GS1 elements", input);
-  return fromElements(elements, input);
+function plainCode(body: string, input: ScanInput): ParsedCode | Problem {
+  const problem = plainCodeProblem(body);
+  if (problem) return problem;
+  return {
+    scheme: "other",
+    normalised: `X:${body}`,
+    ...(input.symbology !== undefined ? { symbology: input.symbology } : {}),
+    hints: [...input.hints, ...plainCodeHints(body)],
+  };
 }
 
-/** GS1 Digital Link: `https://any.host/01/{gtin}/10/{lot}/21/{serial}?17={YYMMDD}`. */
-function parseDigitalLink(body: string, input: string): ParsedCode {
-  let url: URL;
-  try {
-    url = new URL(body);
-  } catch {
-    throw new CodeFormatError("not a valid GS1 Digital Link URL", input);
+function readBody(input: ScanInput): ParsedCode | Problem {
+  const { body, symbology } = input;
+  if (isDigitalLink(body)) return fromReading(readDigitalLink(body), input);
+  if (body[0] === "(") return fromReading(readBracketed(body), input);
+  if (isChineseCode(body)) {
+    return {
+      scheme: "cn20",
+      normalised: `CN:${body}`,
+      productCode: body.slice(0, 7),
+      serial: body.slice(7, 16),
+      ...(symbology !== undefined ? { symbology } : {}),
+      hints: input.hints,
+    };
   }
-  const parts = url.pathname.split("/").filter(Boolean).map(decodeURIComponent);
-  const start = parts.indexOf("01");
-  if (start === -1) throw new CodeFormatError("GS1 Digital Link has no /01/{GTIN} path", input);
-  const elements = new Map<string, string>();
-  for (let i = start; i + 1 < parts.length; i += 2) putElement(elements, parts[i]!, parts[i + 1]!, input);
-  for (const [key, value] of url.searchParams)
-    if (key === "17" || key === "10") putElement(elements, key, value, input);
-  return fromElements(elements, input);
+  // Committed to GS1: its errors are GS1 errors, never an "other" code.
+  if (input.gs1Symbology || body.includes(GS) || GS1_KEY_START.test(body)) {
+    return fromReading(readElementString(body), input);
+  }
+  if (startsWithPredefinedAi(body)) {
+    const tentative = fromReading(readElementString(body), input);
+    if (!(tentative instanceof Problem)) return tentative;
+  }
+  return plainCode(body, input);
+}
+
+function readCode(raw: string): ParsedCode | Problem {
+  const input = readScanInput(raw);
+  if (input instanceof Problem) return input;
+  const code = readBody(input);
+  return code instanceof Problem ? code.after(input.hints) : code;
 }
 
 /**
- * Parses what a scanner sends: a Chinese 20-digit code, a GS1 element string (with GS separators, optional
- * symbology identifier, or in bracketed form), a GS1 Digital Link, or another code of up to 100 characters.
+ * Parses what a scanner sends: a Chinese 20-digit code, a GS1 element string (GS separated, with or without a
+ * symbology identifier, or bracketed), a GS1 Digital Link, or another code of up to 100 characters. Input is
+ * normalised first (see scan-input.ts). Throws {@link CodeFormatError} with a `reason`, and nothing else.
  */
 export function parseCode(raw: string): ParsedCode {
-  const input = raw;
-  let body = raw.trim().replace(/\r|\n/g, "");
-  if (body.length === 0) throw new CodeFormatError("empty code", input);
-  if (body.length > MAX_CODE_LENGTH + 3)
-    throw new CodeFormatError(`code longer than ${MAX_CODE_LENGTH} characters`, input);
-  if (/^https?:\/\//i.test(body)) return parseDigitalLink(body, input);
-  const symbology = SYMBOLOGY_PREFIX.exec(body)?.[0];
-  if (symbology) body = body.slice(symbology.length);
-  if (body.startsWith(GS)) body = body.slice(1);
-  if (body.startsWith("(")) return parseBracketed(body, input);
-  if (/^\d{20}$/.test(body)) {
-    if (body[0] !== "8") throw new CodeFormatError("a 20-digit drug traceability code starts with 8", input);
-    return { scheme: "cn20", normalised: `CN:${body}`, productCode: body.slice(0, 7), serial: body.slice(7, 16) };
+  const code = readCode(raw);
+  if (code instanceof Problem) throw CodeFormatError.from(code, raw);
+  return code;
+}
+
+export type ParseOutcome = { ok: true; code: ParsedCode } | { ok: false; error: CodeFormatError };
+
+/** {@link parseCode} without the throw, for batches of codes (a sale record lists one per pack). */
+export function tryParseCode(raw: string): ParseOutcome {
+  const code = readCode(raw);
+  return code instanceof Problem ? { ok: false, error: CodeFormatError.from(code, raw) } : { ok: true, code };
+}
+
+/** The hints of a scan, whether it parses or not. */
+export function scanHints(raw: string): ScanHint[] {
+  return readCode(raw).hints;
+}
+
+function swapCase(s: string): string {
+  let out = "";
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    out += String.fromCharCode((c >= 65 && c <= 90) || (c >= 97 && c <= 122) ? c ^ 0x20 : c);
   }
-  if (symbology === "]d2" || symbology === "]C1" || body.includes(GS) || /^01\d{14}(10|11|17|21)/.test(body)) {
-    return parseElementString(body, input);
+  return out;
+}
+
+/**
+ * The same code as a keyboard-wedge scanner with CAPS LOCK on would have sent it: letter case swapped in the
+ * serial and lot (GS1) or in the whole code (other codes), with a CAPS_LOCK_SUSPECTED hint; null when those hold
+ * no letters. For a client that found nothing under the code as scanned: if the swapped form is known, say so,
+ * never match it silently.
+ */
+export function caseSwapped(code: ParsedCode): ParsedCode | null {
+  const hints = [...code.hints, hint("CAPS_LOCK_SUSPECTED")];
+  if (code.scheme === "other") {
+    const body = code.normalised.slice(2);
+    const swapped = swapCase(body);
+    return swapped === body ? null : { ...code, normalised: `X:${swapped}`, hints };
   }
-  if (body.length > MAX_CODE_LENGTH) throw new CodeFormatError(`code longer than ${MAX_CODE_LENGTH} characters`, input);
-  if (!/^[\x21-\x7e]+$/.test(body))
-    throw new CodeFormatError("code has characters that are not printable ASCII", input);
-  return { scheme: "other", normalised: `X:${body}` };
+  if (code.scheme !== "gs1" || code.productCode === undefined || code.serial === undefined) return null;
+  const serial = swapCase(code.serial);
+  const lot = code.lot === undefined ? undefined : swapCase(code.lot);
+  if (serial === code.serial && lot === code.lot) return null;
+  const elements = (code.elements ?? []).map((e) =>
+    e.ai === "21" ? { ...e, value: serial } : e.ai === "10" && lot !== undefined ? { ...e, value: lot } : e,
+  );
+  return {
+    ...code,
+    normalised: `GS1:01${code.productCode}21${serial}`,
+    serial,
+    ...(lot !== undefined ? { lot } : {}),
+    elements,
+    hints,
+  };
 }
 
 export const DEFAULT_CODE_HASH_DOMAIN = "drugtrace:v1";
