@@ -9,7 +9,11 @@
  * Besides the eight caller kinds (default admin, regulator, manufacturer, distributor, pharmacy, insurer, a
  * suspended organisation of the function's role, an outsider), functions that act on someone's goods or claims
  * have a ninth column, "peer": an active organisation of the right role acting on another organisation's goods,
- * shipment or claim.
+ * shipment, claim or product code (for settlement: a rival insurer presenting the consent the pharmacy gave the
+ * insurer it billed).
+ *
+ * One account, one role: rows at the end show that the admin and regulators cannot be onboarded and that no
+ * onboarded organisation can be made regulator or admin, so governance never holds a business role.
  */
 import { expect } from "chai";
 import { loadFixture, time } from "@nomicfoundation/hardhat-toolbox/network-helpers";
@@ -24,6 +28,9 @@ import {
   deployLedger,
   packRefs,
   Role,
+  consentOf,
+  settlePartialWithConsent,
+  settleWithConsent,
   unitRef,
   type LedgerFixture,
 } from "./helpers/ledger";
@@ -74,6 +81,7 @@ interface AccessFixture extends LedgerFixture {
   newcomer: Signer;
   pharmacyId: bigint;
   makerId: bigint;
+  insurerId: bigint;
   otherInsurerId: bigint;
   /** Units of the maker's run, by purpose (see the fixture). */
   u: Record<UnitName, bigint>;
@@ -161,10 +169,10 @@ async function deployAccessFixture(): Promise<AccessFixture> {
   await ledger.connect(suspPharmacy).dispense(packRefs([u.sD]), ethers.ZeroHash);
   await ledger.connect(suspPharmacy).dispensePartial(u.sP, 5, ethers.ZeroHash);
 
-  await ledger.connect(insurer).settle(CLAIM_A, pharmacy.address, packRefs([u.pS]));
-  await ledger.connect(insurer).settlePartial(CLAIM_A, pharmacy.address, u.pPS, 3);
-  await ledger.connect(suspInsurer).settle(CLAIM_B, pharmacy.address, packRefs([u.pS2]));
-  await ledger.connect(suspInsurer).settlePartial(CLAIM_B, pharmacy.address, u.pPS2, 3);
+  await settleWithConsent(ledger, insurer, pharmacy, CLAIM_A, packRefs([u.pS]));
+  await settlePartialWithConsent(ledger, insurer, pharmacy, CLAIM_A, u.pPS, 3);
+  await settleWithConsent(ledger, suspInsurer, pharmacy, CLAIM_B, packRefs([u.pS2]));
+  await settlePartialWithConsent(ledger, suspInsurer, pharmacy, CLAIM_B, u.pPS2, 3);
 
   // Shipments left in transit: each holder kind has one addressed to it and one it sent.
   const ship: Record<ShipmentName, Shipment> = {
@@ -177,6 +185,7 @@ async function deployAccessFixture(): Promise<AccessFixture> {
   };
 
   const now = (await ethers.provider.getBlock("latest"))!.timestamp;
+  await ledger.connect(regulator).assignCodePrefixes(suspMaker.address, ["CN:869"]);
   const product = ["8699999", "Suspended drug", "H20009999", "tablet 10/box", 10] as const;
   const suspProduct = await ledger.connect(suspMaker).registerProduct.staticCall(...product);
   await ledger.connect(suspMaker).registerProduct(...product);
@@ -203,6 +212,7 @@ async function deployAccessFixture(): Promise<AccessFixture> {
     newcomer,
     pharmacyId: await id(pharmacy),
     makerId: await id(maker),
+    insurerId: await id(insurer),
     otherInsurerId: await id(base.otherInsurer),
     u,
     ship,
@@ -260,6 +270,21 @@ const notShipmentParty = (shipment: ShipmentName): Refusal => ({
   error: "NotShipmentParty",
   args: (f, c) => [f.ship[shipment].id, c.address],
   describe: `NotShipmentParty(${shipment}, caller)`,
+});
+const oneRolePerAccount = (who: (f: AccessFixture) => Signer, name: string): Refusal => ({
+  error: "OneRolePerAccount",
+  args: (f) => [who(f).address],
+  describe: `OneRolePerAccount(${name})`,
+});
+const invalidConsent: Refusal = {
+  error: "InvalidConsent",
+  args: (f) => [f.pharmacy.address],
+  describe: "InvalidConsent(pharmacy)",
+};
+const notSettledByInsurer = (unit: UnitName): Refusal => ({
+  error: "NotSettledByInsurer",
+  args: (f) => [f.u[unit], f.insurerId],
+  describe: `NotSettledByInsurer(${unit}, insurer)`,
 });
 const notSettledUnderClaim = (unit: UnitName): Refusal => ({
   error: "NotSettledUnderClaim",
@@ -342,12 +367,42 @@ const MATRIX: Row[] = [
   },
   // --- Products, batches, commissioning (manufacturers) ---
   {
+    // 8600001 lies under the maker's prefix CN:86000, and the peer holds none that covers it; 8699001 under the
+    // suspended maker's CN:869.
     fn: "registerProduct",
     peer: "otherMaker",
-    ok: ["manufacturer", "peer"],
-    deny: { suspended: SUSPENDED },
+    ok: ["manufacturer"],
+    deny: {
+      suspended: SUSPENDED,
+      peer: {
+        error: "ProductCodeNotAssigned",
+        args: (f) => ["8600001", f.makerId],
+        describe: "ProductCodeNotAssigned(8600001, maker)",
+      },
+    },
     others: unauthorized("MANUFACTURER_ROLE"),
-    call: (f, _c, s) => f.ledger.connect(s).registerProduct("8600001", "New drug", "H20000099", "tablet 10/box", 10),
+    call: (f, c, s) =>
+      f.ledger
+        .connect(s)
+        .registerProduct(c === "suspended" ? "8699001" : "8600001", "New drug", "H20000099", "tablet 10/box", 10),
+  },
+  {
+    fn: "assignCodePrefixes",
+    ok: REGULATORS,
+    others: unauthorized("REGULATOR_ROLE"),
+    call: (f, _c, s) => f.ledger.connect(s).assignCodePrefixes(f.maker.address, ["CN:862", "GS1:6901234"]),
+  },
+  {
+    fn: "revokeCodePrefix",
+    ok: REGULATORS,
+    others: unauthorized("REGULATOR_ROLE"),
+    call: (f, _c, s) => f.ledger.connect(s).revokeCodePrefix("CN:861"),
+  },
+  {
+    fn: "reassignProduct",
+    ok: REGULATORS,
+    others: unauthorized("REGULATOR_ROLE"),
+    call: (f, _c, s) => f.ledger.connect(s).reassignProduct(f.productId, f.otherMaker.address, "registered in error"),
   },
   {
     fn: "registerBatch",
@@ -463,40 +518,48 @@ const MATRIX: Row[] = [
   },
   {
     fn: "setReturnWindow",
-    ok: ["admin"],
-    others: unauthorized("DEFAULT_ADMIN_ROLE"),
+    ok: REGULATORS,
+    others: unauthorized("REGULATOR_ROLE"),
     call: (f, _c, s) => f.ledger.connect(s).setReturnWindow(14),
   },
-  // --- Settlement (insurers; any insurer may settle a dispensed unit once, only its own claims reverse) ---
+  // --- Settlement (insurers, with the dispensing pharmacy's consent; only one's own settlements reverse) ---
   {
+    // Each caller presents the pharmacy's consent to itself; the peer, the consent given to the insurer.
     fn: "settle",
     suspended: "insurer",
     peer: "otherInsurer",
-    ok: ["insurer", "peer"],
-    deny: { suspended: SUSPENDED },
+    ok: ["insurer"],
+    deny: { suspended: SUSPENDED, peer: invalidConsent },
     others: unauthorized("INSURER_ROLE"),
-    call: (f, _c, s) => f.ledger.connect(s).settle(CLAIM_NEW, f.pharmacy.address, packRefs([f.u.pD])),
+    call: async (f, c, s) => {
+      const units = packRefs([f.u.pD]);
+      const consent = await consentOf(f.ledger, f.pharmacy, consentee(f, c, s), CLAIM_NEW, units);
+      return f.ledger.connect(s).settle(CLAIM_NEW, f.pharmacy.address, units, consent);
+    },
   },
   {
     fn: "settlePartial",
     suspended: "insurer",
     peer: "otherInsurer",
-    ok: ["insurer", "peer"],
-    deny: { suspended: SUSPENDED },
+    ok: ["insurer"],
+    deny: { suspended: SUSPENDED, peer: invalidConsent },
     others: unauthorized("INSURER_ROLE"),
-    call: (f, _c, s) => f.ledger.connect(s).settlePartial(CLAIM_NEW, f.pharmacy.address, f.u.pP, 2),
+    call: async (f, c, s) => {
+      const consent = await consentOf(f.ledger, f.pharmacy, consentee(f, c, s), CLAIM_NEW, packRefs([f.u.pP]), 2);
+      return f.ledger.connect(s).settlePartial(CLAIM_NEW, f.pharmacy.address, f.u.pP, 2, consent);
+    },
   },
   {
     fn: "reverseSettlement",
     suspended: "insurer",
     peer: "otherInsurer",
     ok: ["insurer"],
-    deny: { suspended: SUSPENDED, peer: notSettledUnderClaim("pS") },
+    deny: { suspended: SUSPENDED, peer: notSettledByInsurer("pS") },
     others: unauthorized("INSURER_ROLE"),
     call: (f, c, s) =>
       c === "suspended"
-        ? f.ledger.connect(s).reverseSettlement(CLAIM_B, packRefs([f.u.pS2]), "chargeback")
-        : f.ledger.connect(s).reverseSettlement(CLAIM_A, packRefs([f.u.pS]), "chargeback"),
+        ? f.ledger.connect(s).reverseSettlement(CLAIM_B, f.pharmacy.address, packRefs([f.u.pS2]), "chargeback")
+        : f.ledger.connect(s).reverseSettlement(CLAIM_A, f.pharmacy.address, packRefs([f.u.pS]), "chargeback"),
   },
   {
     fn: "reversePartialSettlement",
@@ -507,8 +570,28 @@ const MATRIX: Row[] = [
     others: unauthorized("INSURER_ROLE"),
     call: (f, c, s) =>
       c === "suspended"
-        ? f.ledger.connect(s).reversePartialSettlement(CLAIM_B, f.u.pPS2, "chargeback")
-        : f.ledger.connect(s).reversePartialSettlement(CLAIM_A, f.u.pPS, "chargeback"),
+        ? f.ledger.connect(s).reversePartialSettlement(CLAIM_B, f.pharmacy.address, f.u.pPS2, "chargeback")
+        : f.ledger.connect(s).reversePartialSettlement(CLAIM_A, f.pharmacy.address, f.u.pPS, "chargeback"),
+  },
+  // --- Emergency stop (regulators) and the run limit (consortium admin) ---
+  {
+    fn: "pause",
+    ok: REGULATORS,
+    others: unauthorized("REGULATOR_ROLE"),
+    call: (f, _c, s) => f.ledger.connect(s).pause(),
+  },
+  {
+    fn: "unpause",
+    ok: REGULATORS,
+    others: unauthorized("REGULATOR_ROLE"),
+    prepare: (f) => f.ledger.connect(f.regulator).pause(),
+    call: (f, _c, s) => f.ledger.connect(s).unpause(),
+  },
+  {
+    fn: "setMaxRunCodes",
+    ok: ["admin"],
+    others: unauthorized("DEFAULT_ADMIN_ROLE"),
+    call: (f, _c, s) => f.ledger.connect(s).setMaxRunCodes(20_000),
   },
   // --- AccessControl / AccessControlDefaultAdminRules (consortium admin) ---
   {
@@ -580,7 +663,48 @@ const MATRIX: Row[] = [
     prepare: (f) => f.ledger.connect(f.admin).changeDefaultAdminDelay(5 * DAY),
     call: (f, _c, s) => f.ledger.connect(s).rollbackDefaultAdminDelay(),
   },
+  // --- One account, one role: governance never holds a business role ---
+  {
+    fn: "onboard(regulator's account)",
+    ok: [],
+    deny: {
+      admin: oneRolePerAccount((f) => f.regulator, "regulator"),
+      regulator: oneRolePerAccount((f) => f.regulator, "regulator"),
+    },
+    others: unauthorized("REGULATOR_ROLE"),
+    call: (f, _c, s) => f.ledger.connect(s).onboard(f.regulator.address, Role.Insurer, "Reg", "LIC-Reg", "110000"),
+  },
+  {
+    fn: "onboard(admin's account)",
+    ok: [],
+    deny: { admin: oneRolePerAccount((f) => f.admin, "admin"), regulator: oneRolePerAccount((f) => f.admin, "admin") },
+    others: unauthorized("REGULATOR_ROLE"),
+    call: (f, _c, s) => f.ledger.connect(s).onboard(f.admin.address, Role.Pharmacy, "Adm", "LIC-Adm", "110000"),
+  },
+  {
+    fn: "grantRole(REGULATOR_ROLE, insurer)",
+    ok: [],
+    deny: { admin: oneRolePerAccount((f) => f.insurer, "insurer") },
+    others: unauthorized("DEFAULT_ADMIN_ROLE"),
+    call: (f, _c, s) => f.ledger.connect(s).grantRole(ROLES.REGULATOR_ROLE, f.insurer.address),
+  },
+  {
+    fn: "acceptDefaultAdminTransfer(to an onboarded pharmacy)",
+    ok: [],
+    deny: { pharmacy: oneRolePerAccount((f) => f.pharmacy, "pharmacy") },
+    others: INVALID_DEFAULT_ADMIN,
+    prepare: async (f) => {
+      await f.ledger.connect(f.admin).beginDefaultAdminTransfer(f.pharmacy.address);
+      await time.increase(ADMIN_DELAY + 1);
+    },
+    call: (f, _c, s) => f.ledger.connect(s).acceptDefaultAdminTransfer(),
+  },
 ];
+
+/** The insurer a settle cell's consent names: the caller itself, except the peer, who presents the insurer's. */
+function consentee(f: AccessFixture, caller: Caller, signer: Signer): string {
+  return caller === "peer" ? f.insurer.address : signer.address;
+}
 
 // ---------------------------------------------------------------------------------------------------------------
 // Generated cells

@@ -13,6 +13,8 @@ import {
   ship,
   shipAndReceive,
   dispensingOf,
+  settlePartialWithConsent,
+  settleWithConsent,
 } from "./helpers/ledger";
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -295,7 +297,7 @@ describe("Dispensing", () => {
       const { ledger, pharmacy, insurer, runId } = await loadFixture(dispensingFixture);
       const units = packRefs([unitRef(runId, 0)]);
       await ledger.connect(pharmacy).dispense(units, RX);
-      await ledger.connect(insurer).settle(ethers.id("claim-1"), pharmacy.address, units);
+      await settleWithConsent(ledger, insurer, pharmacy, ethers.id("claim-1"), units);
       await expect(ledger.connect(pharmacy).undoDispense(units))
         .to.be.revertedWithCustomError(ledger, "UnitIsSettled")
         .withArgs(unitRef(runId, 0));
@@ -332,16 +334,19 @@ describe("Dispensing", () => {
   });
 
   describe("return window", () => {
-    it("is set by the default admin only, emitting ReturnWindowChanged", async () => {
-      const { ledger, admin, regulator, pharmacy, outsider } = await loadFixture(dispensingFixture);
-      await expect(ledger.connect(admin).setReturnWindow(3)).to.emit(ledger, "ReturnWindowChanged").withArgs(3);
-      expect(await ledger.returnWindow()).to.equal(3);
-      for (const who of [regulator, pharmacy, outsider]) {
+    it("is set by regulators only, emitting ReturnWindowChanged(previous, new)", async () => {
+      const { ledger, admin, regulator, maker, pharmacy, insurer, outsider } = await loadFixture(dispensingFixture);
+      expect(await ledger.returnWindow()).to.equal(10);
+      await expect(ledger.connect(regulator).setReturnWindow(3)).to.emit(ledger, "ReturnWindowChanged").withArgs(10, 3);
+      // The consortium admin is also the first regulator.
+      await expect(ledger.connect(admin).setReturnWindow(4)).to.emit(ledger, "ReturnWindowChanged").withArgs(3, 4);
+      expect(await ledger.returnWindow()).to.equal(4);
+      for (const who of [maker, pharmacy, insurer, outsider]) {
         await expect(ledger.connect(who).setReturnWindow(30))
           .to.be.revertedWithCustomError(ledger, "AccessControlUnauthorizedAccount")
-          .withArgs(who.address, ethers.ZeroHash);
+          .withArgs(who.address, await ledger.REGULATOR_ROLE());
       }
-      expect(await ledger.returnWindow()).to.equal(3);
+      expect(await ledger.returnWindow()).to.equal(4);
     });
 
     it("governs undoing: a 3-day window allows day 3 and refuses day 4", async () => {
@@ -487,7 +492,7 @@ describe("Dispensing", () => {
       const { ledger, pharmacy, insurer, runId } = await loadFixture(dispensingFixture);
       const u = unitRef(runId, 0);
       await ledger.connect(pharmacy).dispensePartial(u, 10, RX);
-      await ledger.connect(insurer).settlePartial(ethers.id("claim-1"), pharmacy.address, u, 7);
+      await settlePartialWithConsent(ledger, insurer, pharmacy, ethers.id("claim-1"), u, 7);
       await expect(ledger.connect(pharmacy).undoDispensePartial(u, 4))
         .to.be.revertedWithCustomError(ledger, "InvalidQuantity")
         .withArgs(u, 4, 3);

@@ -4,7 +4,10 @@
  * the chain's views alone.
  *
  * Each run starts from the same fixture (one run of 24 units, 4 per case, 3 cases per pallet; a maker, another
- * maker, a distributor, two pharmacies, two insurers and an outsider) and plays 25-40 generated operations. An
+ * maker, a distributor, two pharmacies, two insurers, an outsider and a regulator) and plays 25-40 generated
+ * operations: custody, dispensing, settlement with the pharmacy's consent (now and then a consent for another
+ * insurer, claim or list, signed by another pharmacy, or malformed), reversal, changes of the return window (which
+ * bind only later dispensings) and the regulator's pause. An
  * operation is generated as a few choices interpreted against the model when it is played: in "fit" mode its
  * callers and item lists are narrowed towards what the caller may act on (so that goods really move), in "raw"
  * mode they are used as generated (so that the contract's refusals are exercised too); a "progress" operation
@@ -23,9 +26,9 @@ import { loadFixture, time } from "@nomicfoundation/hardhat-toolbox/network-help
 import type { ContractTransactionReceipt, ContractTransactionResponse } from "ethers";
 import type { HardhatEthersSigner } from "@nomicfoundation/hardhat-ethers/signers";
 import type { DrugLedger } from "../typechain-types";
-import { caseRef, commissionRun, DAY, deployLedger, packRefs, palletRef, unitRef } from "./helpers/ledger";
+import { caseRef, commissionRun, consentOf, DAY, deployLedger, packRefs, palletRef, unitRef } from "./helpers/ledger";
 import {
-  claimIdOf,
+  type Consent,
   type Item,
   itemName,
   LedgerModel,
@@ -59,6 +62,7 @@ interface Actor {
 
 interface PropsFixture {
   ledger: DrugLedger;
+  regulator: HardhatEthersSigner;
   runId: number;
   actors: Actor[];
   geometry: RunGeometry;
@@ -89,6 +93,7 @@ async function propsFixture(): Promise<PropsFixture> {
   await time.increaseTo(dayStart + 3600);
   return {
     ledger: f.ledger,
+    regulator: f.regulator,
     runId,
     actors,
     geometry: { manufacturerId: actors[0]!.id, ...SHAPE },
@@ -113,8 +118,11 @@ type Op =
     }
   // "strict": only what is sure to succeed (used by "progress"); true also picks units that make the contract refuse
   | { op: "dispense" | "undo"; fit: Fit; caller: ActorPick; units: number[] }
-  | { op: "settle"; fit: Fit; caller: number; pharmacy: ActorPick; claim: number; units: number[] }
-  | { op: "reverse"; fit: Fit; caller: number; claim: number; units: number[] }
+  | { op: "settle"; fit: Fit; caller: number; pharmacy: ActorPick; claim: number; units: number[]; consent: Forgery }
+  | { op: "reverse"; fit: Fit; caller: number; pharmacy: ActorPick; claim: number; units: number[] }
+  /** setReturnWindow by the regulator or, now and then, by an actor (refused). */
+  | { op: "window"; caller: number | "regulator"; days: number }
+  | { op: "pause" | "unpause"; caller: number | "regulator" }
   | { op: "decommission"; fit: boolean; caller: ActorPick; reason: number; items: number[] }
   | { op: "advance"; days: number }
   /** The next step along the supply chain, whatever it is now: settle, dispense, receive or ship downstream. */
@@ -123,6 +131,27 @@ type Op =
   | { op: "skip" };
 
 type Fit = boolean | "strict";
+
+/** The consent a settle step presents: the right one, or one wrong in a single respect. */
+type Forgery = "none" | "otherInsurer" | "otherSigner" | "otherClaim" | "otherUnits" | "malformed";
+
+const forgery: fc.Arbitrary<Forgery> = fc.oneof(
+  { weight: 12, arbitrary: fc.constant("none" as const) },
+  {
+    weight: 1,
+    arbitrary: fc.constantFrom(
+      "otherInsurer" as const,
+      "otherSigner" as const,
+      "otherClaim" as const,
+      "otherUnits" as const,
+      "malformed" as const,
+    ),
+  },
+);
+const governor = fc.oneof(
+  { weight: 5, arbitrary: fc.constant("regulator" as const) },
+  { weight: 1, arbitrary: fc.integer({ min: 0, max: 7 }) },
+);
 
 type ConcreteOp = Exclude<Op, { op: "progress" | "skip" }>;
 
@@ -207,11 +236,37 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
       ),
       claim,
       units: unitList,
+      consent: forgery,
     }),
   },
   {
     weight: 2,
-    arbitrary: fc.record({ op: fc.constant("reverse" as const), fit, caller: insurerActor, claim, units: unitList }),
+    arbitrary: fc.record({
+      op: fc.constant("reverse" as const),
+      fit,
+      caller: insurerActor,
+      pharmacy: fc.oneof(
+        { weight: 3, arbitrary: fc.constant("auto" as const) },
+        { weight: 1, arbitrary: pharmacyActor },
+      ),
+      claim,
+      units: unitList,
+    }),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      op: fc.constant("window" as const),
+      caller: governor,
+      days: fc.oneof(
+        { weight: 8, arbitrary: fc.integer({ min: 0, max: 15 }) },
+        { weight: 1, arbitrary: fc.constant(91) },
+      ),
+    }),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.record({ op: fc.constantFrom("pause" as const, "unpause" as const), caller: governor }),
   },
   {
     weight: 2,
@@ -240,8 +295,11 @@ interface ChainView {
   dispensed: boolean[];
   settled: boolean[];
   split: boolean[];
-  settlement: string[];
+  /** settlementOf: the settling insurer's participant id, 0 when none. */
+  settlement: number[];
   shipments: ShipmentState[];
+  returnWindow: number;
+  paused: boolean;
 }
 
 const itemAt = (i: number): Item =>
@@ -264,12 +322,14 @@ const refOf = (runId: number, item: Item): bigint =>
 
 async function readChain(ledger: DrugLedger, runId: number, shipmentCount: number): Promise<ChainView> {
   const units = Array.from({ length: UNITS }, (_, i) => unitRef(runId, i));
-  const [custody, dispensing, settlement, shipments] = await Promise.all([
+  const [custody, dispensing, settlement, shipments, returnWindow, paused] = await Promise.all([
     Promise.all(ALL_ITEMS.map((item) => ledger.custodyOf(refOf(runId, item)))),
     Promise.all(units.map((ref) => ledger.dispensingOf(ref))),
     Promise.all(units.map((ref) => ledger.settlementOf(ref))),
     // One past the last known shipment, which must not exist.
     Promise.all(Array.from({ length: shipmentCount + 1 }, (_, i) => ledger.shipmentOf(i + 1))),
+    ledger.returnWindow(),
+    ledger.paused(),
   ]);
   return {
     custody: custody.map((c) => ({
@@ -280,7 +340,9 @@ async function readChain(ledger: DrugLedger, runId: number, shipmentCount: numbe
     dispensed: dispensing.map((d) => d.dispensed),
     settled: dispensing.map((d) => d.settled),
     split: dispensing.map((d) => d.split || d.splitDispensed !== 0n || d.splitSettled !== 0n),
-    settlement,
+    settlement: settlement.map(Number),
+    returnWindow: Number(returnWindow),
+    paused,
     shipments: shipments.map((s) => ({
       fromId: Number(s.fromId),
       toId: Number(s.toId),
@@ -311,6 +373,10 @@ interface Step {
   pharmacyId?: number;
   claimRef?: string;
   days?: number;
+  /** The consent a settle step presents. */
+  consent?: Consent;
+  /** Whether a governance step (window, pause, unpause) is made by the regulator. */
+  byRegulator?: boolean;
 }
 
 function pickSubset<T>(list: readonly T[], pick: readonly number[]): T[] {
@@ -331,8 +397,8 @@ async function playSequence(ops: readonly Op[]): Promise<void> {
   const actor = (i: number): Actor => actors[i]!;
   let model = new LedgerModel(fx.geometry, roles);
   const trace: string[] = [];
-  /** Unit -> the claim and pharmacy of the last successful settle call that named it (from the chain's side). */
-  const lastSettle = new Map<number, { claimId: string; pharmacyId: number }>();
+  /** Unit -> the insurer and pharmacy of the last successful settle call that named it (from the chain's side). */
+  const lastSettle = new Map<number, { insurerId: number; pharmacyId: number }>();
 
   const fail = (message: string): never => {
     throw new Violation(`${message}\n  sequence (${trace.length} steps):\n    ${trace.join("\n    ")}`);
@@ -383,8 +449,9 @@ async function playSequence(ops: readonly Op[]): Promise<void> {
       if (Number(created?.args.shipmentId) !== model.shipments.length) fail("shipment id differs from the model's");
     }
     if (outcome === null && step.kind === "settle") {
-      const claimId = claimIdOf(step.callerId, step.claimRef!);
-      for (const item of step.items) lastSettle.set(item.index, { claimId, pharmacyId: step.pharmacyId! });
+      for (const item of step.items) {
+        lastSettle.set(item.index, { insurerId: step.callerId, pharmacyId: step.pharmacyId! });
+      }
     }
     if (outcome === null && op.op === "reverse") for (const item of step.items) lastSettle.delete(item.index);
 
@@ -402,6 +469,8 @@ async function playSequence(ops: readonly Op[]): Promise<void> {
   /** Turns a "progress" operation into the concrete operation that takes goods one step further. */
   function progress({ seed, units: seeds }: Extract<Op, { op: "progress" }>): ConcreteOp {
     // Deepest first; the choice leans towards the front of the list.
+    // A paused ledger moves nothing: lift the pause first.
+    if (model.paused) return { op: "unpause", caller: "regulator" };
     const kinds: ConcreteOp["op"][] = [];
     const pharmacies = [actor(3).id, actor(4).id];
     if (model.units.some((u) => u.dispensedBy !== null && !u.settled)) kinds.push("settle");
@@ -413,7 +482,9 @@ async function playSequence(ops: readonly Op[]): Promise<void> {
       kinds.push("dispense");
     }
     if (model.units.some((u) => u.settled)) kinds.push("reverse");
-    if (model.units.some((u) => u.dispensedBy !== null && !u.settled && u.windowFrom !== null)) kinds.push("undo");
+    if (model.units.some((u, i) => u.dispensedBy !== null && !u.settled && model.withinReturnWindow(i))) {
+      kinds.push("undo");
+    }
     if (model.shipments.some((_, i) => model.outstanding(i + 1).length > 0)) kinds.push("receive");
     kinds.push("ship");
     const kind = kinds[Math.min(seed % kinds.length, (seed >> 4) % kinds.length)]!;
@@ -427,15 +498,29 @@ async function playSequence(ops: readonly Op[]): Promise<void> {
           pharmacy: "auto",
           claim: 1 + (seed % 3),
           units: unitSeeds,
+          consent: "none",
         };
       case "dispense":
       case "undo":
         return { op: kind, fit: "strict", caller: "auto", units: unitSeeds };
-      case "reverse":
-        return { op: kind, fit: "strict", caller: 5 + (seed % 2), claim: 1 + (seed % 3), units: unitSeeds };
+      case "reverse": {
+        // One of the insurers that settled something.
+        const settlers = [5, 6].filter((i) => model.units.some((u) => u.settled?.insurerId === actor(i).id));
+        return {
+          op: kind,
+          fit: "strict",
+          caller: settlers[seed % settlers.length]!,
+          pharmacy: "auto",
+          claim: 1 + (seed % 3),
+          units: unitSeeds,
+        };
+      }
       case "return":
       case "decommission":
       case "advance":
+      case "window":
+      case "pause":
+      case "unpause":
         throw new Error(`progress never picks ${kind}`);
       case "receive":
         return {
@@ -563,7 +648,7 @@ async function playSequence(ops: readonly Op[]): Promise<void> {
         const candidatesOf = (id: number) =>
           op.op === "dispense"
             ? movable(id).filter((item) => item.level === Level.Unit)
-            : units((u) => u.dispensedBy === id && !u.settled && u.windowFrom !== null);
+            : units((u) => u.dispensedBy === id && !u.settled).filter((item) => model.withinReturnWindow(item.index));
         // Loosely fit undo: any dispensed unit (another pharmacy's, settled, past its window).
         const loose = op.op === "undo" && op.fit === true;
         let callerId: number;
@@ -609,6 +694,7 @@ async function playSequence(ops: readonly Op[]): Promise<void> {
             : units((u) => u.dispensedBy !== null),
         );
         const claimRef = CLAIM_REFS[op.claim]!;
+        const consent = consentFor(op.consent, caller.id, pharmacyId, claimRef, items);
         return {
           step: {
             kind: op.op,
@@ -616,39 +702,81 @@ async function playSequence(ops: readonly Op[]): Promise<void> {
             items,
             pharmacyId,
             claimRef,
-            text: `settle by ${caller.name} claim-${op.claim} for ${who(pharmacyId)} ${names(items)}`,
+            consent,
+            text:
+              `settle by ${caller.name} claim-${op.claim} for ${who(pharmacyId)} ${names(items)}` +
+              (op.consent === "none" ? "" : ` with consent ${op.consent}`),
           },
-          send: () => ledger.connect(caller.signer).settle(claimRef, signerFor(pharmacyId).address, pack(items)),
+          send: async () => {
+            const signature = consent.wellFormed
+              ? await consentOf(
+                  ledger,
+                  signerFor(consent.signerId),
+                  signerFor(consent.insurerId).address,
+                  consent.claimRef,
+                  pack(consent.units),
+                )
+              : "0xdeadbeef";
+            return ledger
+              .connect(caller.signer)
+              .settle(claimRef, signerFor(pharmacyId).address, pack(items), signature);
+          },
         };
       }
       case "reverse": {
         const caller = actor(op.caller);
-        let claimRef = CLAIM_REFS[op.claim]!;
-        if (op.fit) {
-          // One of the caller's claims that still settles something, preferring the generated one.
-          const mine = units((u) => u.settled?.insurerId === caller.id);
-          const generated = claimIdOf(caller.id, claimRef);
-          if (mine.length > 0 && !mine.some((item) => model.unit(item.index).settled!.claimId === generated)) {
-            claimRef = model.unit(mine[op.claim % mine.length]!.index).settled!.claimRef;
-          }
+        // Strictly fit: units the caller settled; loosely: any settled unit.
+        const mine = units((u) => u.settled?.insurerId === caller.id);
+        let items = fitList(op.fit !== false, op.units, op.fit === "strict" ? mine : units((u) => u.settled !== null));
+        const first = items.find((item) => item.level === Level.Unit && model.unit(item.index).settled);
+        const dispensedBy = first ? model.unit(first.index).settled!.pharmacyId : actor(3).id;
+        const pharmacyId = op.pharmacy === "auto" ? dispensedBy : actor(op.pharmacy).id;
+        // Strictly, of one pharmacy's units; the claim reference (for the record) of the first of them.
+        if (op.fit === "strict") {
+          items = items.filter(
+            (item) => item.level === Level.Unit && model.unit(item.index).settled?.pharmacyId === pharmacyId,
+          );
         }
-        const claimId = claimIdOf(caller.id, claimRef);
-        // Strictly fit: units settled under that claim; loosely: any settled unit.
-        const items = fitList(
-          op.fit !== false,
-          op.units,
-          units((u) => (op.fit === "strict" ? u.settled?.claimId === claimId : u.settled !== null)),
-        );
+        let claimRef = CLAIM_REFS[op.claim]!;
+        if (op.fit && first && claimRef !== ethers.ZeroHash) claimRef = model.unit(first.index).settled!.claimRef;
         const shownRef = CLAIM_REFS.indexOf(claimRef);
         return {
           step: {
             kind: op.op,
             callerId: caller.id,
             items,
+            pharmacyId,
             claimRef,
-            text: `reverse by ${caller.name} claim-${shownRef} ${names(items)}`,
+            text: `reverse by ${caller.name} claim-${shownRef} for ${who(pharmacyId)} ${names(items)}`,
           },
-          send: () => ledger.connect(caller.signer).reverseSettlement(claimRef, pack(items), "test"),
+          send: () =>
+            ledger
+              .connect(caller.signer)
+              .reverseSettlement(claimRef, signerFor(pharmacyId).address, pack(items), "test"),
+        };
+      }
+      case "window":
+      case "pause":
+      case "unpause": {
+        const byRegulator = op.caller === "regulator";
+        const signer = byRegulator ? fx.regulator : actor(op.caller as number).signer;
+        const by = byRegulator ? "regulator" : actor(op.caller as number).name;
+        const days = op.op === "window" ? op.days : undefined;
+        return {
+          step: {
+            kind: op.op,
+            callerId: byRegulator ? 0 : actor(op.caller as number).id,
+            items: [],
+            days,
+            byRegulator,
+            text: `${op.op}${days === undefined ? "" : ` ${days} days`} by ${by}`,
+          },
+          send: () =>
+            op.op === "window"
+              ? ledger.connect(signer).setReturnWindow(op.days)
+              : op.op === "pause"
+                ? ledger.connect(signer).pause()
+                : ledger.connect(signer).unpause(),
         };
       }
       case "advance":
@@ -678,10 +806,17 @@ async function playSequence(ops: readonly Op[]): Promise<void> {
         m.undoDispense(callerId, items);
         return;
       case "settle":
-        m.settle(callerId, step.pharmacyId!, step.claimRef!, items);
+        m.settle(callerId, step.pharmacyId!, step.claimRef!, items, step.consent!);
         return;
       case "reverse":
-        m.reverseSettlement(callerId, step.claimRef!, items);
+        m.reverseSettlement(callerId, step.pharmacyId!, step.claimRef!, items);
+        return;
+      case "window":
+        m.setReturnWindow(step.byRegulator!, step.days!);
+        return;
+      case "pause":
+      case "unpause":
+        m.setPaused(step.byRegulator!, step.kind === "pause");
         return;
       case "decommission":
         m.decommission(callerId, items);
@@ -724,6 +859,29 @@ async function playSequence(ops: readonly Op[]): Promise<void> {
       }
     });
     if (view.shipments[model.shipments.length]!.fromId !== 0) fail(`shipment ${model.shipments.length + 1} exists`);
+    if (view.returnWindow !== model.returnWindowDays) {
+      fail(`returnWindow() is ${view.returnWindow}, model says ${model.returnWindowDays}`);
+    }
+    if (view.paused !== model.paused) fail(`paused() is ${view.paused}, model says ${model.paused}`);
+  }
+
+  /** The consent a settle step presents: the right terms, or the right terms but for one thing. */
+  function consentFor(kind: Forgery, insurerId: number, pharmacyId: number, claimRef: string, items: Item[]): Consent {
+    const right: Consent = { wellFormed: true, signerId: pharmacyId, insurerId, claimRef, units: items };
+    switch (kind) {
+      case "none":
+        return right;
+      case "otherInsurer":
+        return { ...right, insurerId: insurerId === actor(5).id ? actor(6).id : actor(5).id };
+      case "otherSigner":
+        return { ...right, signerId: pharmacyId === actor(3).id ? actor(4).id : actor(3).id };
+      case "otherClaim":
+        return { ...right, claimRef: CLAIM_REFS[(CLAIM_REFS.indexOf(claimRef) % 3) + 1]! };
+      case "otherUnits":
+        return { ...right, units: items.length > 1 ? items.slice(1) : [itemAt(((items[0]?.index ?? 0) + 1) % UNITS)] };
+      case "malformed":
+        return { ...right, wellFormed: false };
+    }
   }
 
   /** Invariants of the chain's views alone, whatever the model says. */
@@ -747,7 +905,10 @@ async function playSequence(ops: readonly Op[]): Promise<void> {
       if (!isHolder(c.holderId)) fail(`u${i} is with #${c.holderId}, who cannot hold goods`);
       if (view.split[i]) fail(`u${i} is split, yet nothing dispenses in parts here`);
       if (view.settled[i] && !view.dispensed[i]) fail(`u${i} is settled but not dispensed`);
-      if ((view.settlement[i] !== ethers.ZeroHash) !== view.settled[i]) fail(`u${i}: settlementOf and lane disagree`);
+      if ((view.settlement[i] !== 0) !== view.settled[i]) fail(`u${i}: settlementOf and lane disagree`);
+      if (view.settled[i] && roles.get(view.settlement[i]!) !== Role.Insurer) {
+        fail(`u${i} is settled by ${who(view.settlement[i]!)}, no insurer`);
+      }
       if (view.dispensed[i]) {
         if (c.inTransitShipment !== 0 || c.decommissioned) fail(`dispensed u${i} is in transit or decommissioned`);
         if (roles.get(c.holderId) !== Role.Pharmacy) fail(`dispensed u${i} is held by ${who(c.holderId)}`);
@@ -755,7 +916,7 @@ async function playSequence(ops: readonly Op[]): Promise<void> {
       if (view.settled[i]) {
         const s = lastSettle.get(i);
         if (!s) fail(`u${i} is settled but no successful settle named it since`);
-        if (s!.claimId !== view.settlement[i]) fail(`u${i} is settled under another claim than its settle call's`);
+        if (s!.insurerId !== view.settlement[i]) fail(`u${i} is settled by another insurer than its settle call's`);
         if (s!.pharmacyId !== c.holderId) {
           fail(`u${i} was settled for ${who(s!.pharmacyId)} but dispensed by ${who(c.holderId)}`);
         }

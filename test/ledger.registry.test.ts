@@ -76,6 +76,9 @@ async function commissionPayload(
   return ledger.connect(maker).commission(batchId, unitCount, unitsPerCase, casesPerPallet, run.codes, run.witness);
 }
 
+/** The fixture's product code, which every demo code of `freshRun` and `commissionRun` names. */
+const PRODUCT_CODE = "8612345";
+
 const MAKER_ID = 1;
 const OTHER_MAKER_ID = 2;
 const DISTRIBUTOR_ID = 3;
@@ -174,14 +177,14 @@ describe("DrugLedger registry", () => {
       await expect(f.ledger.connect(f.admin).reinstate(f.maker.address)).to.emit(f.ledger, "ParticipantReinstated");
     });
 
-    it("suspends and reinstates with events, and rejects Suspended / NotSuspended / NotOnboarded", async () => {
+    it("suspends and reinstates with events, and rejects AlreadySuspended / NotSuspended / NotOnboarded", async () => {
       const f = await loadFixture(deployLedger);
       await expect(f.ledger.connect(f.regulator).suspend(f.pharmacy.address, "licence expired"))
         .to.emit(f.ledger, "ParticipantSuspended")
         .withArgs(f.pharmacy.address, PHARMACY_ID, "licence expired");
       expect((await f.ledger.participantOf(f.pharmacy.address)).suspended).to.equal(true);
       await expect(f.ledger.connect(f.regulator).suspend(f.pharmacy.address, "again"))
-        .to.be.revertedWithCustomError(f.ledger, "Suspended")
+        .to.be.revertedWithCustomError(f.ledger, "AlreadySuspended")
         .withArgs(f.pharmacy.address);
       await expect(f.ledger.connect(f.regulator).reinstate(f.pharmacy.address))
         .to.emit(f.ledger, "ParticipantReinstated")
@@ -329,9 +332,14 @@ describe("DrugLedger registry", () => {
       await expect(f.ledger.connect(f.admin).grantRole(regulatorRole, f.maker.address))
         .to.be.revertedWithCustomError(f.ledger, "AccessControlUnauthorizedAccount")
         .withArgs(f.admin.address, ethers.ZeroHash);
+      // One account, one role: the new admin cannot make an onboarded organisation a regulator either.
       await expect(f.ledger.connect(f.outsider).grantRole(regulatorRole, f.otherInsurer.address))
+        .to.be.revertedWithCustomError(f.ledger, "OneRolePerAccount")
+        .withArgs(f.otherInsurer.address);
+      const newRegulator = (await ethers.getSigners())[10]!;
+      await expect(f.ledger.connect(f.outsider).grantRole(regulatorRole, newRegulator.address))
         .to.emit(f.ledger, "RoleGranted")
-        .withArgs(regulatorRole, f.otherInsurer.address, f.outsider.address);
+        .withArgs(regulatorRole, newRegulator.address, f.outsider.address);
     });
 
     // Business roles live in the participant record; suspension takes them away, revoking would change nothing.
@@ -374,6 +382,9 @@ describe("DrugLedger registry", () => {
 
     it("registers valid GTIN-14 codes (check digit verified)", async () => {
       const f = await loadFixture(deployLedger);
+      await f.ledger
+        .connect(f.regulator)
+        .assignCodePrefixes(f.maker.address, ["GS1:0614141", "GS1:069500", "GS1:0012345"]);
       const codes = [gtin14("0061414100003"), gtin14("1069500000001"), "00012345600012", "10614141000415"];
       let id = 2;
       for (const code of codes) {
@@ -407,7 +418,8 @@ describe("DrugLedger registry", () => {
           .to.be.revertedWithCustomError(f.ledger, "InvalidProductCode")
           .withArgs(code);
       }
-      // Every wrong check digit is refused, the right one accepted.
+      // Every wrong check digit is refused, the right one accepted (under a prefix of the maker's).
+      await f.ledger.connect(f.regulator).assignCodePrefixes(f.maker.address, ["GS1:9501101"]);
       const data = "0950110153000";
       const good = gtin14(data);
       for (let d = 0; d < 10; d++) {
@@ -428,6 +440,11 @@ describe("DrugLedger registry", () => {
       await expect(f.ledger.connect(f.maker).registerProduct("8612345", "n", "a", "s", 1))
         .to.be.revertedWithCustomError(f.ledger, "ProductAlreadyRegistered")
         .withArgs("8612345", 1);
+      // Another maker is stopped by the prefix first; given the prefix later, by the registration.
+      await expect(f.ledger.connect(f.otherMaker).registerProduct("8612345", "n", "a", "s", 1))
+        .to.be.revertedWithCustomError(f.ledger, "ProductCodeNotAssigned")
+        .withArgs("8612345", MAKER_ID);
+      await f.ledger.connect(f.regulator).assignCodePrefixes(f.otherMaker.address, ["CN:8612345"]);
       await expect(f.ledger.connect(f.otherMaker).registerProduct("8612345", "n", "a", "s", 1))
         .to.be.revertedWithCustomError(f.ledger, "ProductAlreadyRegistered")
         .withArgs("8612345", 1);
@@ -652,7 +669,7 @@ describe("DrugLedger registry", () => {
       expect(await f.ledger.connect(f.maker).commission.staticCall(1, 3, 0, 0, run.codes, run.witness)).to.equal(1n);
     });
 
-    it("rejects zero units or pallets without cases (InvalidRunShape), and runs over 65,535 codes", async () => {
+    it("rejects zero units or pallets without cases (InvalidRunShape), and runs over maxRunCodes codes", async () => {
       const f = await loadFixture(deployLedger);
       await expect(f.ledger.connect(f.maker).commission(1, 0, 10, 0, "0x", "0x"))
         .to.be.revertedWithCustomError(f.ledger, "InvalidRunShape")
@@ -660,10 +677,19 @@ describe("DrugLedger registry", () => {
       await expect(f.ledger.connect(f.maker).commission(1, 10, 0, 5, "0x", "0x"))
         .to.be.revertedWithCustomError(f.ledger, "InvalidRunShape")
         .withArgs(10, 0, 5);
+      expect(await f.ledger.maxRunCodes()).to.equal(28_000);
+      await expect(f.ledger.connect(f.maker).commission(1, 28_001, 0, 0, "0x", "0x"))
+        .to.be.revertedWithCustomError(f.ledger, "RunTooLarge")
+        .withArgs(28_001, 28_000);
+      // 27,800 units in cases of 100 with pallets of 10: 27,800 + 278 + 28 codes.
+      await expect(f.ledger.connect(f.maker).commission(1, 27_800, 100, 10, "0x", "0x"))
+        .to.be.revertedWithCustomError(f.ledger, "RunTooLarge")
+        .withArgs(28_106, 28_000);
+      // At the widest limit the witness's 2-byte positions allow, 65,535 codes.
+      await f.ledger.connect(f.admin).setMaxRunCodes(65_535);
       await expect(f.ledger.connect(f.maker).commission(1, 65_536, 0, 0, "0x", "0x"))
         .to.be.revertedWithCustomError(f.ledger, "RunTooLarge")
         .withArgs(65_536, 65_535);
-      // 65,000 units in cases of 100 with pallets of 10: 65,000 + 650 + 65 codes.
       await expect(f.ledger.connect(f.maker).commission(1, 65_000, 100, 10, "0x", "0x"))
         .to.be.revertedWithCustomError(f.ledger, "RunTooLarge")
         .withArgs(65_715, 65_535);
@@ -693,7 +719,7 @@ describe("DrugLedger registry", () => {
         .withArgs(total * 2, (total - 1) * 2);
     });
 
-    it("rejects a run with a duplicate code (DuplicateCode at the witness position)", async () => {
+    it("rejects a run with a duplicate code (DuplicateCode at the repeated code's position)", async () => {
       const f = await loadFixture(deployLedger);
       const shape = { unitCount: 20, unitsPerCase: 0, casesPerPallet: 0 };
       const run = freshRun(shape);
@@ -705,12 +731,12 @@ describe("DrugLedger registry", () => {
       expect([order[bad - 1], order[bad]]).to.deep.equal([4, 13]);
       await expect(f.ledger.connect(f.maker).commission(1, 20, 0, 0, Buffer.concat(hashes), witnessOf(order)))
         .to.be.revertedWithCustomError(f.ledger, "DuplicateCode")
-        .withArgs(bad);
-      // Pointing the witness twice at the same position is caught the same way.
+        .withArgs(order[bad]);
+      // Pointing the witness twice at the same position is caught the same way, naming that position.
       const twice = [...run.witness.subarray(0, 2), ...run.witness.subarray(0, run.witness.length - 2)];
       await expect(f.ledger.connect(f.maker).commission(1, 20, 0, 0, run.codes, Uint8Array.from(twice)))
         .to.be.revertedWithCustomError(f.ledger, "DuplicateCode")
-        .withArgs(1);
+        .withArgs(run.witness.readUInt16BE(0));
     });
 
     it("rejects a witness that does not sort the codes ascending, points out of range, or a zero code", async () => {
@@ -723,26 +749,26 @@ describe("DrugLedger registry", () => {
       const swapped = [...order];
       [swapped[5], swapped[6]] = [swapped[6]!, swapped[5]!];
       await expect(f.ledger.connect(f.maker).commission(1, 10, 5, 0, run.codes, witnessOf(swapped)))
-        .to.be.revertedWithCustomError(f.ledger, "DuplicateCode")
+        .to.be.revertedWithCustomError(f.ledger, "WitnessNotSorted")
         .withArgs(6);
-      // Descending order fails at position 1.
+      // Descending order fails at witness entry 1.
       await expect(f.ledger.connect(f.maker).commission(1, 10, 5, 0, run.codes, witnessOf([...order].reverse())))
-        .to.be.revertedWithCustomError(f.ledger, "DuplicateCode")
+        .to.be.revertedWithCustomError(f.ledger, "WitnessNotSorted")
         .withArgs(1);
-      // A position out of range.
+      // A position out of range: witness entry 3 points at position `total`.
       const outOfRange = [...order];
       outOfRange[3] = total;
       await expect(f.ledger.connect(f.maker).commission(1, 10, 5, 0, run.codes, witnessOf(outOfRange)))
-        .to.be.revertedWithCustomError(f.ledger, "DuplicateCode")
-        .withArgs(3);
-      // An all-zero code hash sorts first and is refused.
+        .to.be.revertedWithCustomError(f.ledger, "WitnessIndexOutOfRange")
+        .withArgs(3, total);
+      // An all-zero code hash sorts first and is refused, naming its position.
       const hashes = run.hashes.map((h) => Buffer.from(h));
       hashes[7] = Buffer.alloc(12);
       await expect(
         f.ledger.connect(f.maker).commission(1, 10, 5, 0, Buffer.concat(hashes), witnessOf(sortedPositions(hashes))),
       )
-        .to.be.revertedWithCustomError(f.ledger, "DuplicateCode")
-        .withArgs(0);
+        .to.be.revertedWithCustomError(f.ledger, "ZeroCode")
+        .withArgs(7);
       // The correct witness passes.
       await expect(commissionPayload(f.ledger, f.maker, 1, run)).to.emit(f.ledger, "UnitsCommissioned");
     });
@@ -799,10 +825,12 @@ describe("DrugLedger registry", () => {
           const { leafCodes, proof } = merkleProof(run.hashes, levels, position);
           expect(proof.length).to.equal(2);
           const ref = refOf(runId, index);
-          expect(await f.ledger.verifyCode(ref, hex(run.hashes[position]!), leafCodes, proof)).to.equal(true);
+          expect(await f.ledger.verifyCode(PRODUCT_CODE, ref, hex(run.hashes[position]!), leafCodes, proof)).to.equal(
+            true,
+          );
           // Another item's hash, at the same place, is not this item's code.
           const other = hex(run.hashes[(position + 1) % run.hashes.length]!);
-          expect(await f.ledger.verifyCode(ref, other, leafCodes, proof)).to.equal(false);
+          expect(await f.ledger.verifyCode(PRODUCT_CODE, ref, other, leafCodes, proof)).to.equal(false);
         });
       }
 
@@ -814,9 +842,13 @@ describe("DrugLedger registry", () => {
         const position = treePosition(small, Level.Case, 2);
         const { leafCodes, proof } = merkleProof(run.hashes, levels, position);
         expect(proof).to.deep.equal([]);
-        expect(await f.ledger.verifyCode(caseRef(runId, 2), hex(run.hashes[position]!), leafCodes, [])).to.equal(true);
         expect(
-          await f.ledger.verifyCode(caseRef(runId, 2), hex(run.hashes[position]!), leafCodes, [ethers.ZeroHash]),
+          await f.ledger.verifyCode(PRODUCT_CODE, caseRef(runId, 2), hex(run.hashes[position]!), leafCodes, []),
+        ).to.equal(true);
+        expect(
+          await f.ledger.verifyCode(PRODUCT_CODE, caseRef(runId, 2), hex(run.hashes[position]!), leafCodes, [
+            ethers.ZeroHash,
+          ]),
         ).to.equal(false);
       });
 
@@ -825,51 +857,55 @@ describe("DrugLedger registry", () => {
         const ref = unitRef(runId, 5);
         const code = hex(run.hashes[5]!);
         const { leafCodes, proof } = merkleProof(run.hashes, levels, 5);
-        expect(await f.ledger.verifyCode(ref, code, leafCodes, proof)).to.equal(true);
+        expect(await f.ledger.verifyCode(PRODUCT_CODE, ref, code, leafCodes, proof)).to.equal(true);
 
-        expect(await f.ledger.verifyCode(ref, "0x" + "ab".repeat(12), leafCodes, proof)).to.equal(false);
+        expect(await f.ledger.verifyCode(PRODUCT_CODE, ref, "0x" + "ab".repeat(12), leafCodes, proof)).to.equal(false);
         // Chunk of another leaf (same length, wrong position).
         const second = merkleProof(run.hashes, levels, 40);
-        expect(await f.ledger.verifyCode(ref, code, second.leafCodes, proof)).to.equal(false);
-        expect(await f.ledger.verifyCode(ref, code, second.leafCodes, second.proof)).to.equal(false);
+        expect(await f.ledger.verifyCode(PRODUCT_CODE, ref, code, second.leafCodes, proof)).to.equal(false);
+        expect(await f.ledger.verifyCode(PRODUCT_CODE, ref, code, second.leafCodes, second.proof)).to.equal(false);
         // Chunk with one other code tampered with (the code itself still matches).
         const tampered = Buffer.from(leafCodes.slice(2), "hex");
         tampered.writeUInt8(tampered.readUInt8(20 * 12) ^ 1, 20 * 12);
-        expect(await f.ledger.verifyCode(ref, code, hex(tampered), proof)).to.equal(false);
+        expect(await f.ledger.verifyCode(PRODUCT_CODE, ref, code, hex(tampered), proof)).to.equal(false);
         // Chunk truncated / extended.
-        expect(await f.ledger.verifyCode(ref, code, leafCodes.slice(0, -24), proof)).to.equal(false);
-        expect(await f.ledger.verifyCode(ref, code, leafCodes + "00".repeat(12), proof)).to.equal(false);
+        expect(await f.ledger.verifyCode(PRODUCT_CODE, ref, code, leafCodes.slice(0, -24), proof)).to.equal(false);
+        expect(await f.ledger.verifyCode(PRODUCT_CODE, ref, code, leafCodes + "00".repeat(12), proof)).to.equal(false);
         // Proof too short, too long, or with a wrong sibling.
-        expect(await f.ledger.verifyCode(ref, code, leafCodes, proof.slice(0, 1))).to.equal(false);
-        expect(await f.ledger.verifyCode(ref, code, leafCodes, [...proof, ethers.ZeroHash])).to.equal(false);
-        expect(await f.ledger.verifyCode(ref, code, leafCodes, [proof[0]!, ethers.id("x")])).to.equal(false);
-        expect(await f.ledger.verifyCode(ref, code, leafCodes, [...proof].reverse())).to.equal(false);
+        expect(await f.ledger.verifyCode(PRODUCT_CODE, ref, code, leafCodes, proof.slice(0, 1))).to.equal(false);
+        expect(await f.ledger.verifyCode(PRODUCT_CODE, ref, code, leafCodes, [...proof, ethers.ZeroHash])).to.equal(
+          false,
+        );
+        expect(await f.ledger.verifyCode(PRODUCT_CODE, ref, code, leafCodes, [proof[0]!, ethers.id("x")])).to.equal(
+          false,
+        );
+        expect(await f.ledger.verifyCode(PRODUCT_CODE, ref, code, leafCodes, [...proof].reverse())).to.equal(false);
         // The right code and proof under another ref.
-        expect(await f.ledger.verifyCode(unitRef(runId, 6), code, leafCodes, proof)).to.equal(false);
+        expect(await f.ledger.verifyCode(PRODUCT_CODE, unitRef(runId, 6), code, leafCodes, proof)).to.equal(false);
       });
 
       it("reverts for an unknown run, an item past the run, or an invalid ref", async () => {
         const { f, runId, run, levels } = await commissioned();
         const { leafCodes, proof } = merkleProof(run.hashes, levels, 0);
         const code = hex(run.hashes[0]!);
-        await expect(f.ledger.verifyCode(unitRef(runId + 1, 0), code, leafCodes, proof))
+        await expect(f.ledger.verifyCode(PRODUCT_CODE, unitRef(runId + 1, 0), code, leafCodes, proof))
           .to.be.revertedWithCustomError(f.ledger, "UnknownRun")
           .withArgs(runId + 1);
         for (const ref of [unitRef(runId, 70), caseRef(runId, 9), palletRef(runId, 3)]) {
-          await expect(f.ledger.verifyCode(ref, code, leafCodes, proof))
+          await expect(f.ledger.verifyCode(PRODUCT_CODE, ref, code, leafCodes, proof))
             .to.be.revertedWithCustomError(f.ledger, "UnknownItem")
             .withArgs(ref);
         }
         const badLevel = (BigInt(runId) << 40n) | (3n << 32n);
-        await expect(f.ledger.verifyCode(badLevel, code, leafCodes, proof))
+        await expect(f.ledger.verifyCode(PRODUCT_CODE, badLevel, code, leafCodes, proof))
           .to.be.revertedWithCustomError(f.ledger, "InvalidRef")
           .withArgs(badLevel);
         const runZero = 0n; // unit 0 of run 0, which encodeRef refuses to build
-        await expect(f.ledger.verifyCode(runZero, code, leafCodes, proof))
+        await expect(f.ledger.verifyCode(PRODUCT_CODE, runZero, code, leafCodes, proof))
           .to.be.revertedWithCustomError(f.ledger, "InvalidRef")
           .withArgs(runZero);
         const wide = (1n << 72n) | unitRef(runId, 0);
-        await expect(f.ledger.verifyCode(wide, code, leafCodes, proof))
+        await expect(f.ledger.verifyCode(PRODUCT_CODE, wide, code, leafCodes, proof))
           .to.be.revertedWithCustomError(f.ledger, "InvalidRef")
           .withArgs(wide);
       });

@@ -12,6 +12,8 @@ import {
   idOf,
   shipAndReceive,
   dispensingOf,
+  settleWithConsent as settle,
+  settlePartialWithConsent as settlePartial,
 } from "./helpers/ledger";
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -20,24 +22,10 @@ import {
 
 const RX = ethers.id("prescription-0001");
 const SECTION = 4096;
-const TABLE_MASK = 8191n;
 
 /** Off-chain twin of `claimIdOf`: keccak256(abi.encode(uint32 insurerId, bytes32 claimRef)). */
 function claimIdFor(insurerId: bigint, claimRef: string): string {
   return ethers.keccak256("0x" + insurerId.toString(16).padStart(64, "0") + claimRef.slice(2));
-}
-
-/** The claim table place a claim id probes first in a section (its low 13 bits). */
-const homePlace = (claimId: string): bigint => BigInt(claimId) & TABLE_MASK;
-
-/** Finds `count` claim refs of `insurerId` whose claim ids have home place `place` (~8k hashes each). */
-function claimRefsWithPlace(insurerId: bigint, place: bigint, count: number): string[] {
-  const found: string[] = [];
-  for (let i = 1n; found.length < count; i++) {
-    const ref = ethers.toBeHex(i, 32);
-    if (homePlace(claimIdFor(insurerId, ref)) === place) found.push(ref);
-  }
-  return found;
 }
 
 /**
@@ -65,12 +53,12 @@ async function settlementFixture() {
   };
 }
 
-/** Units of the 8,200-unit run used by the section tests: both sides of each 4,096-unit section boundary. */
+/** Units of the 8,200-unit run used by the section tests: both sides of each 4,096-unit boundary and status word. */
 const SECTION_UNITS = [0, 1, 15, 16, 17, 4094, 4095, 4096, 4097, 4111, 4112, 8190, 8191, 8192, 8199];
 
 /**
- * A second, uncased run of 8,200 units (sections 0, 1 and 2 of 4,096 units each). The maker ships
- * SECTION_UNITS loose straight to `pharmacy`, which dispenses them.
+ * A second, uncased run of 8,200 units (three 4,096-unit sections, where the previous contracts kept their claim
+ * tables). The maker ships SECTION_UNITS loose straight to `pharmacy`, which dispenses them.
  */
 async function sectionsFixture() {
   const f = await settlementFixture();
@@ -89,71 +77,72 @@ async function sectionsFixture() {
 
 describe("Settlement", () => {
   describe("settle", () => {
-    it("settles dispensed units under the insurer's claim and emits UnitsSettled", async () => {
+    it("settles dispensed units under the insurer's claim, with the pharmacy's consent, and emits UnitsSettled", async () => {
       const { ledger, pharmacy, insurer, runId, insurerId, pharmacyId } = await loadFixture(settlementFixture);
       const units = [unitRef(runId, 0), unitRef(runId, 1), unitRef(runId, 12)];
       await ledger.connect(pharmacy).dispense(packRefs(units), RX);
       const claimRef = ethers.id("claim-1");
       const claimId = await ledger.claimIdOf(insurerId, claimRef);
       expect(claimId).to.equal(claimIdFor(insurerId, claimRef));
-      await expect(ledger.connect(insurer).settle(claimRef, pharmacy.address, packRefs(units)))
+      await expect(settle(ledger, insurer, pharmacy, claimRef, packRefs(units)))
         .to.emit(ledger, "UnitsSettled")
         .withArgs(claimId, insurerId, pharmacyId, claimRef, packRefs(units));
       for (const u of units) {
-        expect(await ledger.settlementOf(u)).to.equal(claimId);
+        expect(await ledger.settlementOf(u)).to.equal(insurerId);
         expect(await dispensingOf(ledger, u)).to.deep.equal([true, true, false, 0n, 0n]);
       }
-      expect(await ledger.settlementOf(unitRef(runId, 2))).to.equal(ethers.ZeroHash);
+      expect(await ledger.settlementOf(unitRef(runId, 2))).to.equal(0);
     });
 
-    it("names the earlier claim on a second settlement (UnitAlreadySettled), by the same or another insurer", async () => {
+    it("names the earlier insurer on a second settlement (UnitAlreadySettled), by the same or another insurer", async () => {
       const { ledger, pharmacy, insurer, otherInsurer, runId, insurerId } = await loadFixture(settlementFixture);
       const units = packRefs([unitRef(runId, 0), unitRef(runId, 1)]);
       await ledger.connect(pharmacy).dispense(units, RX);
       await ledger.connect(pharmacy).dispense(packRefs([unitRef(runId, 2)]), RX);
-      await ledger.connect(insurer).settle(ethers.id("claim-1"), pharmacy.address, units);
-      const claimId = claimIdFor(insurerId, ethers.id("claim-1"));
-      await expect(ledger.connect(insurer).settle(ethers.id("claim-2"), pharmacy.address, units))
+      await settle(ledger, insurer, pharmacy, ethers.id("claim-1"), units);
+      await expect(settle(ledger, insurer, pharmacy, ethers.id("claim-2"), units))
         .to.be.revertedWithCustomError(ledger, "UnitAlreadySettled")
-        .withArgs(unitRef(runId, 0), claimId);
+        .withArgs(unitRef(runId, 0), insurerId);
       // Same claim again is no exception either.
-      await expect(ledger.connect(insurer).settle(ethers.id("claim-1"), pharmacy.address, units))
+      await expect(settle(ledger, insurer, pharmacy, ethers.id("claim-1"), units))
         .to.be.revertedWithCustomError(ledger, "UnitAlreadySettled")
-        .withArgs(unitRef(runId, 0), claimId);
-      // Another insurer, even with the same claim reference, with an unsettled unit first in the list.
+        .withArgs(unitRef(runId, 0), insurerId);
+      // Another insurer the pharmacy billed too, even with the same claim reference, with an unsettled unit first.
       await expect(
-        ledger
-          .connect(otherInsurer)
-          .settle(ethers.id("claim-1"), pharmacy.address, packRefs([unitRef(runId, 2), unitRef(runId, 1)])),
+        settle(ledger, otherInsurer, pharmacy, ethers.id("claim-1"), packRefs([unitRef(runId, 2), unitRef(runId, 1)])),
       )
         .to.be.revertedWithCustomError(ledger, "UnitAlreadySettled")
-        .withArgs(unitRef(runId, 1), claimId);
+        .withArgs(unitRef(runId, 1), insurerId);
       // The whole call was rolled back.
-      expect(await ledger.settlementOf(unitRef(runId, 2))).to.equal(ethers.ZeroHash);
+      expect(await ledger.settlementOf(unitRef(runId, 2))).to.equal(0);
     });
 
-    it("refuses the same unit twice in one settlement (UnitAlreadySettled naming this claim)", async () => {
+    it("refuses the same unit twice in one settlement (UnitAlreadySettled naming this insurer)", async () => {
       const { ledger, pharmacy, insurer, runId, insurerId } = await loadFixture(settlementFixture);
       await ledger.connect(pharmacy).dispense(packRefs([unitRef(runId, 0), unitRef(runId, 1)]), RX);
       const claimRef = ethers.id("claim-dup");
       await expect(
-        ledger
-          .connect(insurer)
-          .settle(claimRef, pharmacy.address, packRefs([unitRef(runId, 0), unitRef(runId, 1), unitRef(runId, 0)])),
+        settle(
+          ledger,
+          insurer,
+          pharmacy,
+          claimRef,
+          packRefs([unitRef(runId, 0), unitRef(runId, 1), unitRef(runId, 0)]),
+        ),
       )
         .to.be.revertedWithCustomError(ledger, "UnitAlreadySettled")
-        .withArgs(unitRef(runId, 0), claimIdFor(insurerId, claimRef));
-      expect(await ledger.settlementOf(unitRef(runId, 0))).to.equal(ethers.ZeroHash);
+        .withArgs(unitRef(runId, 0), insurerId);
+      expect(await ledger.settlementOf(unitRef(runId, 0))).to.equal(0);
     });
 
     it("refuses units that were not dispensed (UnitNotDispensed), also after an undo", async () => {
       const { ledger, pharmacy, insurer, runId } = await loadFixture(settlementFixture);
-      await expect(ledger.connect(insurer).settle(ethers.id("c"), pharmacy.address, packRefs([unitRef(runId, 0)])))
+      await expect(settle(ledger, insurer, pharmacy, ethers.id("c"), packRefs([unitRef(runId, 0)])))
         .to.be.revertedWithCustomError(ledger, "UnitNotDispensed")
         .withArgs(unitRef(runId, 0));
       await ledger.connect(pharmacy).dispense(packRefs([unitRef(runId, 0)]), RX);
       await ledger.connect(pharmacy).undoDispense(packRefs([unitRef(runId, 0)]));
-      await expect(ledger.connect(insurer).settle(ethers.id("c"), pharmacy.address, packRefs([unitRef(runId, 0)])))
+      await expect(settle(ledger, insurer, pharmacy, ethers.id("c"), packRefs([unitRef(runId, 0)])))
         .to.be.revertedWithCustomError(ledger, "UnitNotDispensed")
         .withArgs(unitRef(runId, 0));
     });
@@ -163,14 +152,11 @@ describe("Settlement", () => {
         await loadFixture(settlementFixture);
       await ledger.connect(pharmacy).dispense(packRefs([unitRef(runId, 0)]), RX);
       await ledger.connect(otherPharmacy).dispense(packRefs([unitRef(runId, 20)]), RX);
-      await expect(
-        ledger
-          .connect(insurer)
-          .settle(ethers.id("c"), pharmacy.address, packRefs([unitRef(runId, 0), unitRef(runId, 20)])),
-      )
+      await expect(settle(ledger, insurer, pharmacy, ethers.id("c"), packRefs([unitRef(runId, 0), unitRef(runId, 20)])))
         .to.be.revertedWithCustomError(ledger, "DispensedByAnotherPharmacy")
         .withArgs(unitRef(runId, 20), otherPharmacyId);
-      await expect(ledger.connect(insurer).settle(ethers.id("c"), otherPharmacy.address, packRefs([unitRef(runId, 0)])))
+      // Even with that pharmacy's own consent: it did not dispense the unit.
+      await expect(settle(ledger, insurer, otherPharmacy, ethers.id("c"), packRefs([unitRef(runId, 0)])))
         .to.be.revertedWithCustomError(ledger, "DispensedByAnotherPharmacy")
         .withArgs(unitRef(runId, 0), pharmacyId);
     });
@@ -182,20 +168,18 @@ describe("Settlement", () => {
       await ledger.connect(otherPharmacy).dispense(packRefs([unitRef(runId, 5)]), RX);
       await ledger.connect(pharmacy).dispense(packRefs([unitRef(runId, 4), unitRef(runId, 6)]), RX);
       await expect(
-        ledger
-          .connect(insurer)
-          .settle(
-            ethers.id("c"),
-            pharmacy.address,
-            packRefs([unitRef(runId, 4), unitRef(runId, 5), unitRef(runId, 6)]),
-          ),
+        settle(
+          ledger,
+          insurer,
+          pharmacy,
+          ethers.id("c"),
+          packRefs([unitRef(runId, 4), unitRef(runId, 5), unitRef(runId, 6)]),
+        ),
       )
         .to.be.revertedWithCustomError(ledger, "DispensedByAnotherPharmacy")
         .withArgs(unitRef(runId, 5), otherPharmacyId);
-      await ledger
-        .connect(insurer)
-        .settle(ethers.id("c"), pharmacy.address, packRefs([unitRef(runId, 4), unitRef(runId, 6)]));
-      await ledger.connect(insurer).settle(ethers.id("c2"), otherPharmacy.address, packRefs([unitRef(runId, 5)]));
+      await settle(ledger, insurer, pharmacy, ethers.id("c"), packRefs([unitRef(runId, 4), unitRef(runId, 6)]));
+      await settle(ledger, insurer, otherPharmacy, ethers.id("c2"), packRefs([unitRef(runId, 5)]));
     });
 
     it("refuses split packs (UnitIsSplit)", async () => {
@@ -203,38 +187,38 @@ describe("Settlement", () => {
       await ledger.connect(pharmacy).dispensePartial(unitRef(runId, 0), 5, RX);
       await ledger.connect(pharmacy).dispensePartial(unitRef(runId, 1), 24, RX);
       for (const u of [unitRef(runId, 0), unitRef(runId, 1)]) {
-        await expect(ledger.connect(insurer).settle(ethers.id("c"), pharmacy.address, packRefs([u])))
+        await expect(settle(ledger, insurer, pharmacy, ethers.id("c"), packRefs([u])))
           .to.be.revertedWithCustomError(ledger, "UnitIsSplit")
           .withArgs(u);
       }
       // A split pack partly settled in parts is still split.
-      await ledger.connect(insurer).settlePartial(ethers.id("p"), pharmacy.address, unitRef(runId, 1), 10);
-      await expect(ledger.connect(insurer).settle(ethers.id("c"), pharmacy.address, packRefs([unitRef(runId, 1)])))
+      await settlePartial(ledger, insurer, pharmacy, ethers.id("p"), unitRef(runId, 1), 10);
+      await expect(settle(ledger, insurer, pharmacy, ethers.id("c"), packRefs([unitRef(runId, 1)])))
         .to.be.revertedWithCustomError(ledger, "UnitIsSplit")
         .withArgs(unitRef(runId, 1));
     });
 
-    it("refuses a whole settlement of a fully settled split pack as UnitIsSplit, never naming an unrelated claim", async () => {
-      const { ledger, pharmacy, insurer, runId, insurerId } = await loadFixture(settlementFixture);
-      // An unrelated claim that happens to sit at place 0 of section 0's claim table settles unit 2.
-      const [unrelatedRef] = claimRefsWithPlace(insurerId, 0n, 1) as [string];
+    it("refuses a whole settlement of a fully settled split pack as UnitIsSplit, never naming an insurer", async () => {
+      const { ledger, pharmacy, insurer, runId } = await loadFixture(settlementFixture);
+      // A whole pack settled by the insurer beside it, in the same status word.
       await ledger.connect(pharmacy).dispense(packRefs([unitRef(runId, 2)]), RX);
-      await ledger.connect(insurer).settle(unrelatedRef, pharmacy.address, packRefs([unitRef(runId, 2)]));
+      await settle(ledger, insurer, pharmacy, ethers.id("whole"), packRefs([unitRef(runId, 2)]));
       const u = unitRef(runId, 1);
       await ledger.connect(pharmacy).dispensePartial(u, 24, RX);
-      await ledger.connect(insurer).settlePartial(ethers.id("p"), pharmacy.address, u, 24);
+      await settlePartial(ledger, insurer, pharmacy, ethers.id("p"), u, 24);
       expect(await dispensingOf(ledger, u)).to.deep.equal([true, true, true, 24n, 24n]);
-      // A split pack's lane carries no claim place (field 0): reading it as one would name the unrelated claim.
-      await expect(ledger.connect(insurer).settle(ethers.id("c"), pharmacy.address, packRefs([u])))
+      // A split pack's lane field is no insurer index: reading it as one would name a wrong insurer.
+      await expect(settle(ledger, insurer, pharmacy, ethers.id("c"), packRefs([u])))
         .to.be.revertedWithCustomError(ledger, "UnitIsSplit")
         .withArgs(u);
+      expect(await ledger.settlementOf(u)).to.equal(0);
     });
 
     it("refuses a zero claim reference (InvalidClaimRef)", async () => {
       const { ledger, pharmacy, insurer, runId } = await loadFixture(settlementFixture);
       await ledger.connect(pharmacy).dispense(packRefs([unitRef(runId, 0)]), RX);
       await expect(
-        ledger.connect(insurer).settle(ethers.ZeroHash, pharmacy.address, packRefs([unitRef(runId, 0)])),
+        settle(ledger, insurer, pharmacy, ethers.ZeroHash, packRefs([unitRef(runId, 0)])),
       ).to.be.revertedWithCustomError(ledger, "InvalidClaimRef");
     });
 
@@ -243,33 +227,33 @@ describe("Settlement", () => {
       const units = packRefs([unitRef(runId, 0)]);
       await ledger.connect(pharmacy).dispense(units, RX);
       await ledger.connect(regulator).suspend(pharmacy.address, "inspection");
-      await expect(ledger.connect(insurer).settle(ethers.id("c"), pharmacy.address, units))
+      await expect(settle(ledger, insurer, pharmacy, ethers.id("c"), units))
         .to.be.revertedWithCustomError(ledger, "Suspended")
         .withArgs(pharmacy.address);
       await ledger.connect(regulator).reinstate(pharmacy.address);
       await ledger.connect(regulator).suspend(insurer.address, "audit");
-      await expect(ledger.connect(insurer).settle(ethers.id("c"), pharmacy.address, units))
+      await expect(settle(ledger, insurer, pharmacy, ethers.id("c"), units))
         .to.be.revertedWithCustomError(ledger, "Suspended")
         .withArgs(insurer.address);
-      await expect(ledger.connect(insurer).reverseSettlement(ethers.id("c"), units, "x"))
+      await expect(ledger.connect(insurer).reverseSettlement(ethers.id("c"), pharmacy.address, units, "x"))
         .to.be.revertedWithCustomError(ledger, "Suspended")
         .withArgs(insurer.address);
       await ledger.connect(regulator).reinstate(insurer.address);
-      await expect(ledger.connect(pharmacy).settle(ethers.id("c"), pharmacy.address, units))
+      await expect(settle(ledger, pharmacy, pharmacy, ethers.id("c"), units))
         .to.be.revertedWithCustomError(ledger, "AccessControlUnauthorizedAccount")
         .withArgs(pharmacy.address, await ledger.INSURER_ROLE());
-      await expect(ledger.connect(insurer).settle(ethers.id("c"), distributor.address, units))
+      await expect(settle(ledger, insurer, distributor, ethers.id("c"), units))
         .to.be.revertedWithCustomError(ledger, "AccessControlUnauthorizedAccount")
         .withArgs(distributor.address, await ledger.PHARMACY_ROLE());
-      await ledger.connect(insurer).settle(ethers.id("c"), pharmacy.address, units);
+      await settle(ledger, insurer, pharmacy, ethers.id("c"), units);
     });
 
     it("refuses case refs (NotAUnit) and unknown units (UnknownItem)", async () => {
       const { ledger, pharmacy, insurer, runId } = await loadFixture(settlementFixture);
-      await expect(ledger.connect(insurer).settle(ethers.id("c"), pharmacy.address, packRefs([caseRef(runId, 0)])))
+      await expect(settle(ledger, insurer, pharmacy, ethers.id("c"), packRefs([caseRef(runId, 0)])))
         .to.be.revertedWithCustomError(ledger, "NotAUnit")
         .withArgs(caseRef(runId, 0));
-      await expect(ledger.connect(insurer).settle(ethers.id("c"), pharmacy.address, packRefs([unitRef(runId, 40)])))
+      await expect(settle(ledger, insurer, pharmacy, ethers.id("c"), packRefs([unitRef(runId, 40)])))
         .to.be.revertedWithCustomError(ledger, "UnknownItem")
         .withArgs(unitRef(runId, 40));
       await expect(ledger.settlementOf(caseRef(runId, 0)))
@@ -290,38 +274,36 @@ describe("Settlement", () => {
       await ledger.connect(pharmacy).dispense(packRefs(units), RX);
       const claimRef = ethers.id("two-runs");
       const claimId = claimIdFor(insurerId, claimRef);
-      await expect(ledger.connect(insurer).settle(claimRef, pharmacy.address, packRefs(units)))
+      await expect(settle(ledger, insurer, pharmacy, claimRef, packRefs(units)))
         .to.emit(ledger, "UnitsSettled")
         .withArgs(claimId, insurerId, pharmacyId, claimRef, packRefs(units));
-      for (const u of units) expect(await ledger.settlementOf(u)).to.equal(claimId);
-      expect(await ledger.settlementOf(unitRef(run2, 11))).to.equal(ethers.ZeroHash);
-      // A second claim on the other run's units names the first.
-      await expect(ledger.connect(insurer).settle(ethers.id("again"), pharmacy.address, packRefs([unitRef(run2, 19)])))
+      for (const u of units) expect(await ledger.settlementOf(u)).to.equal(insurerId);
+      expect(await ledger.settlementOf(unitRef(run2, 11))).to.equal(0);
+      // A second claim on the other run's units names the insurer of the first.
+      await expect(settle(ledger, insurer, pharmacy, ethers.id("again"), packRefs([unitRef(run2, 19)])))
         .to.be.revertedWithCustomError(ledger, "UnitAlreadySettled")
-        .withArgs(unitRef(run2, 19), claimId);
+        .withArgs(unitRef(run2, 19), insurerId);
     });
   });
 
-  describe("4,096-unit sections", () => {
-    it("settles one claim across three sections and reports it for every unit", async () => {
+  describe("large runs (no per-section state)", () => {
+    it("settles one claim across three 4,096-unit sections and reports its insurer for every unit", async () => {
       const { ledger, pharmacy, insurer, bigRun, insurerId } = await loadFixture(sectionsFixture);
       const units = SECTION_UNITS.map((i) => unitRef(bigRun, i));
-      const claimRef = ethers.id("big-claim");
-      const claimId = claimIdFor(insurerId, claimRef);
-      await ledger.connect(insurer).settle(claimRef, pharmacy.address, packRefs(units));
-      for (const u of units) expect(await ledger.settlementOf(u)).to.equal(claimId);
+      await settle(ledger, insurer, pharmacy, ethers.id("big-claim"), packRefs(units));
+      for (const u of units) expect(await ledger.settlementOf(u)).to.equal(insurerId);
       for (const u of units) {
-        await expect(ledger.connect(insurer).settle(ethers.id("second"), pharmacy.address, packRefs([u])))
+        await expect(settle(ledger, insurer, pharmacy, ethers.id("second"), packRefs([u])))
           .to.be.revertedWithCustomError(ledger, "UnitAlreadySettled")
-          .withArgs(u, claimId);
+          .withArgs(u, insurerId);
       }
     });
 
-    it("keeps different claims apart within and across sections", async () => {
+    it("keeps two insurers' settlements apart within a status word and across sections", async () => {
       const { ledger, pharmacy, insurer, otherInsurer, bigRun, insurerId, otherInsurerId } =
         await loadFixture(sectionsFixture);
       const u = (i: number) => unitRef(bigRun, i);
-      // Claims interleave within a status word (units 0-15) and across the section boundary at 4,096.
+      // Insurers interleave within a status word (units 0-15) and across the section boundary at 4,096.
       const plan: [HardhatEthersSigner, bigint, string, number[]][] = [
         [insurer, insurerId, ethers.id("A"), [0, 4095, 4097]],
         [otherInsurer, otherInsurerId, ethers.id("B"), [1, 4096, 8192]],
@@ -329,128 +311,124 @@ describe("Settlement", () => {
         [otherInsurer, otherInsurerId, ethers.id("A"), [17, 4094, 4112, 8190, 8191]],
       ];
       for (const [who, , claimRef, indices] of plan) {
-        await ledger.connect(who).settle(claimRef, pharmacy.address, packRefs(indices.map(u)));
+        await settle(ledger, who, pharmacy, claimRef, packRefs(indices.map(u)));
       }
-      for (const [, id, claimRef, indices] of plan) {
-        const claimId = claimIdFor(id, claimRef);
+      for (const [, id, , indices] of plan) {
         for (const i of indices) {
-          expect(await ledger.settlementOf(u(i))).to.equal(claimId, `unit ${i}`);
-          await expect(ledger.connect(insurer).settle(ethers.id("late"), pharmacy.address, packRefs([u(i)])))
+          expect(await ledger.settlementOf(u(i))).to.equal(id, `unit ${i}`);
+          await expect(settle(ledger, insurer, pharmacy, ethers.id("late"), packRefs([u(i)])))
             .to.be.revertedWithCustomError(ledger, "UnitAlreadySettled")
-            .withArgs(u(i), claimId);
+            .withArgs(u(i), id);
         }
       }
       // Both insurers' "A" claims are different claims.
       expect(claimIdFor(insurerId, ethers.id("A"))).to.not.equal(claimIdFor(otherInsurerId, ethers.id("A")));
       // The fixture's units span sections 0, 1 and 2.
       expect(new Set(SECTION_UNITS.map((i) => Math.floor(i / SECTION)))).to.deep.equal(new Set([0, 1, 2]));
-    });
-
-    it("names each claim correctly when their claim ids collide in the section's table", async () => {
-      const { ledger, pharmacy, insurer, bigRun, insurerId } = await loadFixture(sectionsFixture);
-      // Three claims probing the same first place (one of them at place 0), each settling units of section 0 and 1.
-      const [first, second, third] = claimRefsWithPlace(insurerId, 0n, 3) as [string, string, string];
-      const claims: [string, number[]][] = [
-        [first, [0, 4096]],
-        [second, [1, 4097]],
-        [third, [15, 8191]],
-      ];
-      for (const [claimRef, indices] of claims) {
-        await ledger
-          .connect(insurer)
-          .settle(claimRef, pharmacy.address, packRefs(indices.map((i) => unitRef(bigRun, i))));
-      }
-      for (const [claimRef, indices] of claims) {
-        const claimId = claimIdFor(insurerId, claimRef);
-        expect(homePlace(claimId)).to.equal(0n);
-        for (const i of indices) {
-          expect(await ledger.settlementOf(unitRef(bigRun, i))).to.equal(claimId);
-          await expect(ledger.connect(insurer).settle(ethers.id("x"), pharmacy.address, packRefs([unitRef(bigRun, i)])))
-            .to.be.revertedWithCustomError(ledger, "UnitAlreadySettled")
-            .withArgs(unitRef(bigRun, i), claimId);
-        }
-      }
-      // Reversal recognises the right claim among the colliding ones.
-      await expect(ledger.connect(insurer).reverseSettlement(second, packRefs([unitRef(bigRun, 0)]), "wrong claim"))
-        .to.be.revertedWithCustomError(ledger, "NotSettledUnderClaim")
-        .withArgs(unitRef(bigRun, 0), claimIdFor(insurerId, second));
-      await ledger.connect(insurer).reverseSettlement(second, packRefs([unitRef(bigRun, 1)]), "duplicate");
-      expect(await ledger.settlementOf(unitRef(bigRun, 1))).to.equal(ethers.ZeroHash);
-      expect(await ledger.settlementOf(unitRef(bigRun, 0))).to.equal(claimIdFor(insurerId, first));
+      // Each insurer reverses only its own units, whatever claim reference it names.
+      await expect(ledger.connect(insurer).reverseSettlement(ethers.id("B"), pharmacy.address, packRefs([u(1)]), "x"))
+        .to.be.revertedWithCustomError(ledger, "NotSettledByInsurer")
+        .withArgs(u(1), otherInsurerId);
+      await ledger.connect(otherInsurer).reverseSettlement(ethers.id("B"), pharmacy.address, packRefs([u(1)]), "dup");
+      expect(await ledger.settlementOf(u(1))).to.equal(0);
+      expect(await ledger.settlementOf(u(0))).to.equal(insurerId);
+      expect(await ledger.settlementOf(u(15))).to.equal(insurerId);
     });
 
     it("settles units across two runs and sections in one call", async () => {
       const { ledger, pharmacy, insurer, runId, bigRun, insurerId } = await loadFixture(sectionsFixture);
       await ledger.connect(pharmacy).dispense(packRefs([unitRef(runId, 3)]), RX);
       const units = [unitRef(bigRun, 8192), unitRef(runId, 3), unitRef(bigRun, 0), unitRef(bigRun, 4096)];
-      const claimRef = ethers.id("mixed");
-      await ledger.connect(insurer).settle(claimRef, pharmacy.address, packRefs(units));
-      for (const u of units) expect(await ledger.settlementOf(u)).to.equal(claimIdFor(insurerId, claimRef));
-      expect(await ledger.settlementOf(unitRef(bigRun, 1))).to.equal(ethers.ZeroHash);
+      await settle(ledger, insurer, pharmacy, ethers.id("mixed"), packRefs(units));
+      for (const u of units) expect(await ledger.settlementOf(u)).to.equal(insurerId);
+      expect(await ledger.settlementOf(unitRef(bigRun, 1))).to.equal(0);
     });
   });
 
   describe("reverseSettlement", () => {
     it("lets the settling insurer reverse; the unit stays dispensed, is settleable again and can no longer be undone", async () => {
-      const { ledger, pharmacy, insurer, otherInsurer, runId, insurerId, otherInsurerId } =
+      const { ledger, pharmacy, insurer, otherInsurer, runId, insurerId, otherInsurerId, pharmacyId } =
         await loadFixture(settlementFixture);
       const units = packRefs([unitRef(runId, 0), unitRef(runId, 1)]);
       await ledger.connect(pharmacy).dispense(units, RX);
       const claimRef = ethers.id("claim-1");
       const claimId = claimIdFor(insurerId, claimRef);
-      await ledger.connect(insurer).settle(claimRef, pharmacy.address, units);
-      await expect(ledger.connect(insurer).reverseSettlement(claimRef, units, "billing error"))
+      await settle(ledger, insurer, pharmacy, claimRef, units);
+      await expect(ledger.connect(insurer).reverseSettlement(claimRef, pharmacy.address, units, "billing error"))
         .to.emit(ledger, "SettlementReversed")
-        .withArgs(claimId, insurerId, units, "billing error");
-      expect(await ledger.settlementOf(unitRef(runId, 0))).to.equal(ethers.ZeroHash);
+        .withArgs(claimId, insurerId, pharmacyId, claimRef, units, "billing error");
+      expect(await ledger.settlementOf(unitRef(runId, 0))).to.equal(0);
       expect(await dispensingOf(ledger, unitRef(runId, 0))).to.deep.equal([true, false, false, 0n, 0n]);
       // The return window is closed for good, even on the day of dispensing.
       await expect(ledger.connect(pharmacy).undoDispense(packRefs([unitRef(runId, 0)])))
         .to.be.revertedWithCustomError(ledger, "ReturnWindowClosed")
         .withArgs(unitRef(runId, 0));
-      // Settleable again under a new claim, by another insurer too.
+      // Settleable again under a new claim, by another insurer too (with the pharmacy's consent).
       const newRef = ethers.id("claim-new");
-      await ledger.connect(otherInsurer).settle(newRef, pharmacy.address, packRefs([unitRef(runId, 0)]));
-      await ledger.connect(insurer).settle(newRef, pharmacy.address, packRefs([unitRef(runId, 1)]));
-      expect(await ledger.settlementOf(unitRef(runId, 0))).to.equal(claimIdFor(otherInsurerId, newRef));
-      expect(await ledger.settlementOf(unitRef(runId, 1))).to.equal(claimIdFor(insurerId, newRef));
-      await expect(ledger.connect(insurer).settle(claimRef, pharmacy.address, packRefs([unitRef(runId, 0)])))
+      await settle(ledger, otherInsurer, pharmacy, newRef, packRefs([unitRef(runId, 0)]));
+      await settle(ledger, insurer, pharmacy, newRef, packRefs([unitRef(runId, 1)]));
+      expect(await ledger.settlementOf(unitRef(runId, 0))).to.equal(otherInsurerId);
+      expect(await ledger.settlementOf(unitRef(runId, 1))).to.equal(insurerId);
+      await expect(settle(ledger, insurer, pharmacy, claimRef, packRefs([unitRef(runId, 0)])))
         .to.be.revertedWithCustomError(ledger, "UnitAlreadySettled")
-        .withArgs(unitRef(runId, 0), claimIdFor(otherInsurerId, newRef));
+        .withArgs(unitRef(runId, 0), otherInsurerId);
     });
 
     it("lets a reversed unit be settled again under the very same claim", async () => {
       const { ledger, pharmacy, insurer, runId, insurerId } = await loadFixture(settlementFixture);
       const units = packRefs([unitRef(runId, 0)]);
       await ledger.connect(pharmacy).dispense(units, RX);
-      await ledger.connect(insurer).settle(ethers.id("c"), pharmacy.address, units);
-      await ledger.connect(insurer).reverseSettlement(ethers.id("c"), units, "oops");
-      await ledger.connect(insurer).settle(ethers.id("c"), pharmacy.address, units);
-      expect(await ledger.settlementOf(unitRef(runId, 0))).to.equal(claimIdFor(insurerId, ethers.id("c")));
+      await settle(ledger, insurer, pharmacy, ethers.id("c"), units);
+      await ledger.connect(insurer).reverseSettlement(ethers.id("c"), pharmacy.address, units, "oops");
+      await settle(ledger, insurer, pharmacy, ethers.id("c"), units);
+      expect(await ledger.settlementOf(unitRef(runId, 0))).to.equal(insurerId);
     });
 
-    it("refuses another insurer, a wrong claim reference or an unsettled unit (NotSettledUnderClaim)", async () => {
-      const { ledger, pharmacy, insurer, otherInsurer, runId, insurerId, otherInsurerId } =
+    it("refuses another insurer or an unsettled unit (NotSettledByInsurer), and the wrong pharmacy", async () => {
+      const { ledger, pharmacy, otherPharmacy, insurer, otherInsurer, runId, insurerId, pharmacyId } =
         await loadFixture(settlementFixture);
       const units = packRefs([unitRef(runId, 0)]);
       await ledger.connect(pharmacy).dispense(packRefs([unitRef(runId, 0), unitRef(runId, 1)]), RX);
       const claimRef = ethers.id("claim-1");
-      await ledger.connect(insurer).settle(claimRef, pharmacy.address, units);
-      await expect(ledger.connect(otherInsurer).reverseSettlement(claimRef, units, "not mine"))
-        .to.be.revertedWithCustomError(ledger, "NotSettledUnderClaim")
-        .withArgs(unitRef(runId, 0), claimIdFor(otherInsurerId, claimRef));
-      await expect(ledger.connect(insurer).reverseSettlement(ethers.id("claim-2"), units, "wrong ref"))
-        .to.be.revertedWithCustomError(ledger, "NotSettledUnderClaim")
-        .withArgs(unitRef(runId, 0), claimIdFor(insurerId, ethers.id("claim-2")));
+      await settle(ledger, insurer, pharmacy, claimRef, units);
+      await expect(ledger.connect(otherInsurer).reverseSettlement(claimRef, pharmacy.address, units, "not mine"))
+        .to.be.revertedWithCustomError(ledger, "NotSettledByInsurer")
+        .withArgs(unitRef(runId, 0), insurerId);
       await expect(
-        ledger.connect(insurer).reverseSettlement(claimRef, packRefs([unitRef(runId, 0), unitRef(runId, 1)]), "x"),
+        ledger
+          .connect(insurer)
+          .reverseSettlement(claimRef, pharmacy.address, packRefs([unitRef(runId, 0), unitRef(runId, 1)]), "x"),
       )
-        .to.be.revertedWithCustomError(ledger, "NotSettledUnderClaim")
-        .withArgs(unitRef(runId, 1), claimIdFor(insurerId, claimRef));
-      expect(await ledger.settlementOf(unitRef(runId, 0))).to.equal(claimIdFor(insurerId, claimRef));
-      await expect(ledger.connect(pharmacy).reverseSettlement(claimRef, units, "x"))
+        .to.be.revertedWithCustomError(ledger, "NotSettledByInsurer")
+        .withArgs(unitRef(runId, 1), 0);
+      await expect(ledger.connect(insurer).reverseSettlement(claimRef, otherPharmacy.address, units, "x"))
+        .to.be.revertedWithCustomError(ledger, "DispensedByAnotherPharmacy")
+        .withArgs(unitRef(runId, 0), pharmacyId);
+      expect(await ledger.settlementOf(unitRef(runId, 0))).to.equal(insurerId);
+      await expect(ledger.connect(pharmacy).reverseSettlement(claimRef, pharmacy.address, units, "x"))
         .to.be.revertedWithCustomError(ledger, "AccessControlUnauthorizedAccount")
         .withArgs(pharmacy.address, await ledger.INSURER_ROLE());
+      // The claim reference is for the record: the ledger checks the insurer, so another reference reverses too.
+      await expect(ledger.connect(insurer).reverseSettlement(ethers.id("claim-2"), pharmacy.address, units, "ref"))
+        .to.emit(ledger, "SettlementReversed")
+        .withArgs(
+          claimIdFor(insurerId, ethers.id("claim-2")),
+          insurerId,
+          pharmacyId,
+          ethers.id("claim-2"),
+          units,
+          "ref",
+        );
+    });
+
+    it("refuses reversing a split pack (UnitIsSplit)", async () => {
+      const { ledger, pharmacy, insurer, runId } = await loadFixture(settlementFixture);
+      const u = unitRef(runId, 0);
+      await ledger.connect(pharmacy).dispensePartial(u, 24, RX);
+      await settlePartial(ledger, insurer, pharmacy, ethers.id("p"), u, 24);
+      await expect(ledger.connect(insurer).reverseSettlement(ethers.id("p"), pharmacy.address, packRefs([u]), "x"))
+        .to.be.revertedWithCustomError(ledger, "UnitIsSplit")
+        .withArgs(u);
     });
   });
 
@@ -461,126 +439,111 @@ describe("Settlement", () => {
       const u = unitRef(runId, 0);
       await ledger.connect(pharmacy).dispensePartial(u, 10, RX);
       const ref1 = ethers.id("part-1");
-      await expect(ledger.connect(insurer).settlePartial(ref1, pharmacy.address, u, 6))
+      await expect(settlePartial(ledger, insurer, pharmacy, ref1, u, 6))
         .to.emit(ledger, "UnitSettledPartially")
         .withArgs(claimIdFor(insurerId, ref1), insurerId, pharmacyId, ref1, u, 6, 6);
       expect(await dispensingOf(ledger, u)).to.deep.equal([false, false, true, 10n, 6n]);
-      await expect(ledger.connect(insurer).settlePartial(ref1, pharmacy.address, u, 5))
+      await expect(settlePartial(ledger, insurer, pharmacy, ref1, u, 5))
         .to.be.revertedWithCustomError(ledger, "InvalidQuantity")
         .withArgs(u, 5, 4);
-      await expect(ledger.connect(insurer).settlePartial(ref1, pharmacy.address, u, 0))
+      await expect(settlePartial(ledger, insurer, pharmacy, ref1, u, 0))
         .to.be.revertedWithCustomError(ledger, "InvalidQuantity")
         .withArgs(u, 0, 4);
       await ledger.connect(pharmacy).dispensePartial(u, 14, RX);
       const ref2 = ethers.id("part-2");
-      await expect(ledger.connect(otherInsurer).settlePartial(ref2, pharmacy.address, u, 18))
+      await expect(settlePartial(ledger, otherInsurer, pharmacy, ref2, u, 18))
         .to.emit(ledger, "UnitSettledPartially")
         .withArgs(claimIdFor(otherInsurerId, ref2), otherInsurerId, pharmacyId, ref2, u, 18, 24);
       expect(await dispensingOf(ledger, u)).to.deep.equal([true, true, true, 24n, 24n]);
-      // A split pack is never reported under one claim.
-      expect(await ledger.settlementOf(u)).to.equal(ethers.ZeroHash);
-      await expect(ledger.connect(insurer).settlePartial(ref1, pharmacy.address, u, 1))
+      // A split pack is never reported under one insurer.
+      expect(await ledger.settlementOf(u)).to.equal(0);
+      await expect(settlePartial(ledger, insurer, pharmacy, ref1, u, 1))
         .to.be.revertedWithCustomError(ledger, "InvalidQuantity")
         .withArgs(u, 1, 0);
     });
 
-    it("refuses packs not dispensed in parts, the wrong pharmacy and a zero claim reference", async () => {
+    it("refuses packs not dispensed in parts (UnitNotSplit), the wrong pharmacy and a zero claim reference", async () => {
       const { ledger, pharmacy, otherPharmacy, insurer, runId, pharmacyId } = await loadFixture(settlementFixture);
       const u = unitRef(runId, 0);
-      await expect(ledger.connect(insurer).settlePartial(ethers.id("p"), pharmacy.address, u, 1))
-        .to.be.revertedWithCustomError(ledger, "UnitNotDispensed")
+      await expect(settlePartial(ledger, insurer, pharmacy, ethers.id("p"), u, 1))
+        .to.be.revertedWithCustomError(ledger, "UnitNotSplit")
         .withArgs(u);
+      // A whole-dispensed pack is not split either.
+      await ledger.connect(pharmacy).dispense(packRefs([unitRef(runId, 1)]), RX);
+      await expect(settlePartial(ledger, insurer, pharmacy, ethers.id("p"), unitRef(runId, 1), 1))
+        .to.be.revertedWithCustomError(ledger, "UnitNotSplit")
+        .withArgs(unitRef(runId, 1));
       await ledger.connect(pharmacy).dispensePartial(u, 3, RX);
-      await expect(ledger.connect(insurer).settlePartial(ethers.id("p"), otherPharmacy.address, u, 1))
+      await expect(settlePartial(ledger, insurer, otherPharmacy, ethers.id("p"), u, 1))
         .to.be.revertedWithCustomError(ledger, "DispensedByAnotherPharmacy")
         .withArgs(u, pharmacyId);
-      await expect(
-        ledger.connect(insurer).settlePartial(ethers.ZeroHash, pharmacy.address, u, 1),
-      ).to.be.revertedWithCustomError(ledger, "InvalidClaimRef");
-      await expect(ledger.connect(insurer).settlePartial(ethers.id("p"), pharmacy.address, caseRef(runId, 0), 1))
+      await expect(settlePartial(ledger, insurer, pharmacy, ethers.ZeroHash, u, 1)).to.be.revertedWithCustomError(
+        ledger,
+        "InvalidClaimRef",
+      );
+      await expect(settlePartial(ledger, insurer, pharmacy, ethers.id("p"), caseRef(runId, 0), 1))
         .to.be.revertedWithCustomError(ledger, "NotAUnit")
         .withArgs(caseRef(runId, 0));
     });
 
     it("reverses everything an insurer settled of a pack under one claim", async () => {
-      const { ledger, pharmacy, insurer, otherInsurer, runId, insurerId, otherInsurerId } =
+      const { ledger, pharmacy, insurer, otherInsurer, runId, insurerId, otherInsurerId, pharmacyId } =
         await loadFixture(settlementFixture);
       const u = unitRef(runId, 0);
       await ledger.connect(pharmacy).dispensePartial(u, 24, RX);
       const ref1 = ethers.id("part-1");
       const ref2 = ethers.id("part-2");
-      await ledger.connect(insurer).settlePartial(ref1, pharmacy.address, u, 4);
-      await ledger.connect(insurer).settlePartial(ref1, pharmacy.address, u, 2);
-      await ledger.connect(otherInsurer).settlePartial(ref2, pharmacy.address, u, 18);
+      await settlePartial(ledger, insurer, pharmacy, ref1, u, 6);
+      await settlePartial(ledger, otherInsurer, pharmacy, ref2, u, 18);
       expect(await dispensingOf(ledger, u)).to.deep.equal([true, true, true, 24n, 24n]);
-      await expect(ledger.connect(otherInsurer).reversePartialSettlement(ref1, u, "not mine"))
+      const reverse = (who: HardhatEthersSigner, claimRef: string, reason: string) =>
+        ledger.connect(who).reversePartialSettlement(claimRef, pharmacy.address, u, reason);
+      await expect(reverse(otherInsurer, ref1, "not mine"))
         .to.be.revertedWithCustomError(ledger, "NotSettledUnderClaim")
         .withArgs(u, claimIdFor(otherInsurerId, ref1));
-      await expect(ledger.connect(insurer).reversePartialSettlement(ethers.id("nope"), u, "wrong ref"))
+      await expect(reverse(insurer, ethers.id("nope"), "wrong ref"))
         .to.be.revertedWithCustomError(ledger, "NotSettledUnderClaim")
         .withArgs(u, claimIdFor(insurerId, ethers.id("nope")));
-      await expect(ledger.connect(insurer).reversePartialSettlement(ref1, u, "duplicate claim"))
+      await expect(reverse(insurer, ref1, "duplicate claim"))
         .to.emit(ledger, "PartialSettlementReversed")
-        .withArgs(claimIdFor(insurerId, ref1), insurerId, u, 6, "duplicate claim");
+        .withArgs(claimIdFor(insurerId, ref1), insurerId, pharmacyId, ref1, u, 6, "duplicate claim");
       expect(await dispensingOf(ledger, u)).to.deep.equal([true, false, true, 24n, 18n]);
-      await expect(ledger.connect(insurer).reversePartialSettlement(ref1, u, "again"))
+      await expect(reverse(insurer, ref1, "again"))
         .to.be.revertedWithCustomError(ledger, "NotSettledUnderClaim")
         .withArgs(u, claimIdFor(insurerId, ref1));
       // The freed doses can be settled again.
-      await ledger.connect(insurer).settlePartial(ethers.id("part-3"), pharmacy.address, u, 6);
+      await settlePartial(ledger, insurer, pharmacy, ethers.id("part-3"), u, 6);
       expect(await dispensingOf(ledger, u)).to.deep.equal([true, true, true, 24n, 24n]);
+    });
+
+    it("refuses a partial reversal of a pack that is not split (UnitNotSplit) or naming the wrong pharmacy", async () => {
+      const { ledger, pharmacy, otherPharmacy, insurer, runId, pharmacyId } = await loadFixture(settlementFixture);
+      const whole = unitRef(runId, 1);
+      await ledger.connect(pharmacy).dispense(packRefs([whole]), RX);
+      await settle(ledger, insurer, pharmacy, ethers.id("w"), packRefs([whole]));
+      await expect(ledger.connect(insurer).reversePartialSettlement(ethers.id("w"), pharmacy.address, whole, "x"))
+        .to.be.revertedWithCustomError(ledger, "UnitNotSplit")
+        .withArgs(whole);
+      const u = unitRef(runId, 0);
+      await ledger.connect(pharmacy).dispensePartial(u, 5, RX);
+      await settlePartial(ledger, insurer, pharmacy, ethers.id("p"), u, 5);
+      await expect(ledger.connect(insurer).reversePartialSettlement(ethers.id("p"), otherPharmacy.address, u, "x"))
+        .to.be.revertedWithCustomError(ledger, "DispensedByAnotherPharmacy")
+        .withArgs(u, pharmacyId);
     });
 
     it("lets the pharmacy undo only unsettled parts after a partial reversal", async () => {
       const { ledger, pharmacy, insurer, runId } = await loadFixture(settlementFixture);
       const u = unitRef(runId, 0);
       await ledger.connect(pharmacy).dispensePartial(u, 10, RX);
-      await ledger.connect(insurer).settlePartial(ethers.id("p"), pharmacy.address, u, 10);
+      await settlePartial(ledger, insurer, pharmacy, ethers.id("p"), u, 10);
       await expect(ledger.connect(pharmacy).undoDispensePartial(u, 1))
         .to.be.revertedWithCustomError(ledger, "InvalidQuantity")
         .withArgs(u, 1, 0);
-      await ledger.connect(insurer).reversePartialSettlement(ethers.id("p"), u, "reversed");
+      await ledger.connect(insurer).reversePartialSettlement(ethers.id("p"), pharmacy.address, u, "reversed");
       await time.increase(DAY);
       await ledger.connect(pharmacy).undoDispensePartial(u, 10);
       expect(await dispensingOf(ledger, u)).to.deep.equal([false, false, false, 0n, 0n]);
     });
-  });
-});
-
-describe("Settlement: a full claim table fails fast", () => {
-  it("refuses with SectionClaimTableFull after 256 occupied places instead of running out of gas", async () => {
-    const f = await loadFixture(settlementFixture);
-    const u0 = unitRef(f.runId, 0);
-    const u1 = unitRef(f.runId, 1);
-    await f.ledger.connect(f.pharmacy).dispense(packRefs([u0, u1]), RX);
-    // Locate the claim table's storage: settle once and find the mapping slot holding that claim id.
-    const probeRef = ethers.id("locate");
-    await f.ledger.connect(f.insurer).settle(probeRef, f.pharmacy.address, packRefs([u0]));
-    const located = claimIdFor(f.insurerId, probeRef);
-    const address = await f.ledger.getAddress();
-    const tableKey = (place: bigint) => (BigInt(f.runId) << 40n) | place;
-    const slotOf = (mappingSlot: bigint, place: bigint) =>
-      ethers.keccak256(
-        ethers.AbiCoder.defaultAbiCoder().encode(["uint256", "uint256"], [tableKey(place), mappingSlot]),
-      );
-    let mappingSlot = -1n;
-    for (let s = 0n; s < 256n && mappingSlot < 0n; s++) {
-      if ((await ethers.provider.getStorage(address, slotOf(s, homePlace(located)))) === located) mappingSlot = s;
-    }
-    expect(mappingSlot).to.be.greaterThan(-1n);
-    // Occupy the 256 places a new claim would probe, as thousands of settle-and-reverse cycles would.
-    const victimRef = ethers.id("victim");
-    const home = homePlace(claimIdFor(f.insurerId, victimRef));
-    for (let k = 0n; k < 256n; k++) {
-      const place = (home + k) & TABLE_MASK;
-      await ethers.provider.send("hardhat_setStorageAt", [
-        address,
-        slotOf(mappingSlot, place),
-        ethers.id(`filler-${k}`),
-      ]);
-    }
-    await expect(f.ledger.connect(f.insurer).settle(victimRef, f.pharmacy.address, packRefs([u1])))
-      .to.be.revertedWithCustomError(f.ledger, "SectionClaimTableFull")
-      .withArgs(f.runId, 0);
   });
 });

@@ -1,7 +1,7 @@
 import { expect } from "chai";
 import { loadFixture } from "@nomicfoundation/hardhat-toolbox/network-helpers";
 import { ethers } from "hardhat";
-import { commissionRun, deployLedger, packRefs, unitRef, caseRef } from "./helpers/ledger";
+import { commissionRun, deployLedger, packRefs, unitRef, caseRef, settleWithConsent } from "./helpers/ledger";
 
 describe("DrugLedger end to end", () => {
   it("commissions, ships, receives, dispenses and settles once", async () => {
@@ -15,11 +15,12 @@ describe("DrugLedger end to end", () => {
     await f.ledger.connect(f.pharmacy).receiveShipment(1, packRefs([caseRef(runId, 0)]));
     const units = packRefs([unitRef(runId, 0), unitRef(runId, 1)]);
     await f.ledger.connect(f.pharmacy).dispense(units, ethers.ZeroHash);
-    await f.ledger.connect(f.insurer).settle(ethers.id("claim-1"), f.pharmacy.address, units);
+    await settleWithConsent(f.ledger, f.insurer, f.pharmacy, ethers.id("claim-1"), units);
     const insurerId = (await f.ledger.participantOf(f.insurer.address)).id;
-    const claimId = await f.ledger.claimIdOf(insurerId, ethers.id("claim-1"));
-    await expect(f.ledger.connect(f.otherInsurer).settle(ethers.id("claim-2"), f.pharmacy.address, units))
+    expect(await f.ledger.settlementOf(unitRef(runId, 0))).to.equal(insurerId);
+    // Even with the pharmacy's consent (billing twice), a second insurer cannot settle the same packs.
+    await expect(settleWithConsent(f.ledger, f.otherInsurer, f.pharmacy, ethers.id("claim-2"), units))
       .to.be.revertedWithCustomError(f.ledger, "UnitAlreadySettled")
-      .withArgs(unitRef(runId, 0), claimId);
+      .withArgs(unitRef(runId, 0), insurerId);
   });
 });

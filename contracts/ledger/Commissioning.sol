@@ -101,6 +101,8 @@ abstract contract Commissioning is Batches {
         uint32 manufacturerId = _activeCaller(Role.Manufacturer);
         Batch storage batch = _existingBatch(batchId);
         if (batch.manufacturerId != manufacturerId) revert NotBatchManufacturer(batchId, msg.sender);
+        // A product reassigned to its rightful maker takes no more codes from the one that registered it in error.
+        _ownProduct(batch.productId, manufacturerId);
         if (batch.recalled) revert BatchIsRecalled(batchId);
         if (unitCount == 0 || (unitsPerCase == 0 && casesPerPallet != 0)) {
             revert InvalidRunShape(unitCount, unitsPerCase, casesPerPallet);

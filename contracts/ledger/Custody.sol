@@ -18,7 +18,8 @@ import {Refs} from "./Refs.sol";
  *
  * A shipment is in transit until its recipient receives it. A partial receipt leaves the rest in transit under the
  * shipment until it is received late or the sender takes it back, so nothing is lost; a shipment that closes (nothing
- * left in transit) with fewer items received than shipped closed short, and records a discrepancy.
+ * left in transit) with some but not all of its items received closed short, and records a discrepancy (one taken
+ * back whole was cancelled).
  */
 abstract contract Custody is Commissioning {
     uint64 internal constant IN_TRANSIT = 1 << 63;
@@ -138,9 +139,10 @@ abstract contract Custody is Commissioning {
         if (outstanding == 0) _closeShipment(shipmentId, shipment);
     }
 
-    /// @dev A shipment with nothing left in transit: short when not everything shipped was received.
+    /// @dev A shipment with nothing left in transit: short when part of it was received and the rest went back (all
+    /// of it received is complete, none of it received a cancellation).
     function _closeShipment(uint40 shipmentId, Shipment storage shipment) private {
-        if (shipment.received == shipment.itemCount) return;
+        if (shipment.received == shipment.itemCount || shipment.received == 0) return;
         shipment.discrepancy = true;
         emit ShipmentDiscrepancy(
             shipmentId,

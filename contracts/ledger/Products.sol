@@ -118,7 +118,8 @@ abstract contract Products is Participants {
 
     /**
      * @notice Gives a product registered in error to its rightful manufacturer (regulators only). Batches already
-     * registered stay with the manufacturer that registered them; the new one registers and commissions from now on.
+     * registered stay with the manufacturer that registered them, which can still move their stock but commission no
+     * more codes; the new one registers batches and commissions from now on.
      * @param productId The product.
      * @param manufacturer The rightful manufacturer (an onboarded manufacturer).
      * @param reason Why, for the audit trail.

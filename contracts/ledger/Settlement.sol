@@ -68,6 +68,8 @@ abstract contract Settlement is Dispensing, EIP712 {
     error NotSettledUnderClaim(uint256 ref, bytes32 claimId);
     /// @dev The consent was not signed by `pharmacy` for this insurer, claim and units.
     error InvalidConsent(address pharmacy);
+    /// @dev The claim already settled doses of this split pack: its consent covers one settlement of them.
+    error AlreadySettledUnderClaim(uint256 ref, bytes32 claimId);
     error UnitNotSplit(uint256 ref);
 
     constructor() EIP712("DrugLedger", "1") {}
@@ -82,7 +84,8 @@ abstract contract Settlement is Dispensing, EIP712 {
     function settle(bytes32 claimRef, address pharmacy, bytes calldata units, bytes calldata consent) external {
         (uint32 insurerId, uint256 insurerIndex, uint32 pharmacyId, bytes32 claimId) = _claimParties(
             claimRef,
-            pharmacy
+            pharmacy,
+            true
         );
         _requireConsent(pharmacy, claimRef, keccak256(units), 0, consent);
         _walkUnits(units, Walk.Settle, pharmacyId, insurerIndex);
@@ -105,22 +108,25 @@ abstract contract Settlement is Dispensing, EIP712 {
         uint32 quantity,
         bytes calldata consent
     ) external {
-        (uint32 insurerId, , uint32 pharmacyId, bytes32 claimId) = _claimParties(claimRef, pharmacy);
+        (uint32 insurerId, , uint32 pharmacyId, bytes32 claimId) = _claimParties(claimRef, pharmacy, true);
         _requireConsent(pharmacy, claimRef, keccak256(abi.encodePacked(uint72(unit))), quantity, consent);
         (uint32 runId, uint32 index, Run memory run) = _splitUnitOf(unit, pharmacyId);
         SplitPack storage split = _splitPack(runId, index);
         uint32 available = split.dispensed - split.settled;
         if (quantity == 0 || quantity > available) revert InvalidQuantity(unit, quantity, available);
+        // One settlement per claim and pack, so that a consent to `quantity` doses can never be replayed for more.
+        bytes32 key = _claimUnitKey(claimId, unit);
+        if (_splitSettlements[key] != 0) revert AlreadySettledUnderClaim(unit, claimId);
         split.settled += quantity;
-        _splitSettlements[_claimUnitKey(claimId, unit)] += quantity;
+        _splitSettlements[key] = quantity;
         uint32 packQuantity = productOf(batchOf(run.batchId).productId).packQuantity;
         if (split.settled == packQuantity) _setLane(runId, index, _lane(runId, index) | LANE_SETTLED);
         emit UnitSettledPartially(claimId, insurerId, pharmacyId, claimRef, unit, quantity, split.settled);
     }
 
     /**
-     * @notice Reverses the calling insurer's own settlement of whole packs. The units stay dispensed, and their
-     * return window stays closed: the pharmacy's consent to bill made the sale final.
+     * @notice Reverses the calling insurer's own settlement of whole packs, also of a suspended pharmacy. The units
+     * stay dispensed, and their return window stays closed: the pharmacy's consent to bill made the sale final.
      * @param claimRef The claim reference they were settled under (for the record; the ledger checks the insurer).
      * @param pharmacy The pharmacy that dispensed them.
      * @param units Packed unit refs, each settled by the caller.
@@ -134,7 +140,8 @@ abstract contract Settlement is Dispensing, EIP712 {
     ) external {
         (uint32 insurerId, uint256 insurerIndex, uint32 pharmacyId, bytes32 claimId) = _claimParties(
             claimRef,
-            pharmacy
+            pharmacy,
+            false
         );
         _walkUnits(units, Walk.Reverse, pharmacyId, insurerIndex);
         emit SettlementReversed(claimId, insurerId, pharmacyId, claimRef, units, reason);
@@ -153,7 +160,7 @@ abstract contract Settlement is Dispensing, EIP712 {
         uint256 unit,
         string calldata reason
     ) external {
-        (uint32 insurerId, , uint32 pharmacyId, bytes32 claimId) = _claimParties(claimRef, pharmacy);
+        (uint32 insurerId, , uint32 pharmacyId, bytes32 claimId) = _claimParties(claimRef, pharmacy, false);
         (uint32 runId, uint32 index, ) = _splitUnitOf(unit, pharmacyId);
         bytes32 key = _claimUnitKey(claimId, unit);
         uint32 quantity = _splitSettlements[key];
@@ -181,12 +188,16 @@ abstract contract Settlement is Dispensing, EIP712 {
         return keccak256(abi.encode(insurerId, claimRef));
     }
 
+    /// @dev The parties of a settlement (`settling`: the pharmacy must be active) or of a reversal (a suspended
+    /// pharmacy's insurers can still take back what they paid it).
     function _claimParties(
         bytes32 claimRef,
-        address pharmacy
+        address pharmacy,
+        bool settling
     ) private view returns (uint32 insurerId, uint256 insurerIndex, uint32 pharmacyId, bytes32 claimId) {
         (insurerId, insurerIndex) = _activeInsurer();
-        pharmacyId = _activeParticipant(pharmacy, Role.Pharmacy);
+        pharmacyId =
+            settling ? _activeParticipant(pharmacy, Role.Pharmacy) : _participantWithRole(pharmacy, Role.Pharmacy);
         if (claimRef == bytes32(0)) revert InvalidClaimRef();
         claimId = claimIdOf(insurerId, claimRef);
     }

@@ -5,7 +5,8 @@ import { buildRun, demoRunCodes, RunPayload } from "../../backend/chain/runs";
 import type { RunShape } from "../../backend/codes/run";
 
 import { packRefs } from "../../backend/codes/refs";
-import type { ContractTransactionResponse } from "ethers";
+import { consentDomain, signConsent } from "../../backend/chain/consent";
+import type { ContractTransactionResponse, Signer } from "ethers";
 
 export { packRefs, unitRef, caseRef, palletRef, unpackRefs } from "../../backend/codes/refs";
 
@@ -33,7 +34,14 @@ export interface LedgerFixture extends Actors {
   expiresOn: number;
 }
 
-/** Deploys the ledger and onboards one organisation of each kind (two makers, pharmacies and insurers). */
+/** Code prefixes the regulator assigns to the two test manufacturers (the longest covering prefix decides). */
+export const MAKER_PREFIXES = ["CN:861", "CN:86000", "GS1:690123"];
+export const OTHER_MAKER_PREFIXES = ["CN:865", "CN:8600002", "GS1:690999"];
+
+/**
+ * Deploys the ledger and onboards one organisation of each kind (two makers, pharmacies and insurers); the makers
+ * get their code prefixes.
+ */
 export async function deployLedger(): Promise<LedgerFixture> {
   const signers = await ethers.getSigners();
   const [admin, regulator, maker, otherMaker, distributor, pharmacy, otherPharmacy, insurer, otherInsurer, outsider] =
@@ -49,6 +57,8 @@ export async function deployLedger(): Promise<LedgerFixture> {
   await onboard(otherPharmacy!, Role.Pharmacy, "OtherPharmacy");
   await onboard(insurer!, Role.Insurer, "Insurer");
   await onboard(otherInsurer!, Role.Insurer, "OtherInsurer");
+  await ledger.connect(regulator!).assignCodePrefixes(maker!.address, MAKER_PREFIXES);
+  await ledger.connect(regulator!).assignCodePrefixes(otherMaker!.address, OTHER_MAKER_PREFIXES);
   await ledger.connect(maker!).registerProduct("8612345", "Amoxicillin 250mg", "H20000001", "capsule 24/box", 24);
   const now = (await ethers.provider.getBlock("latest"))!.timestamp;
   const expiresOn = now + 2 * 365 * DAY;
@@ -130,4 +140,43 @@ export type DispensingView = [boolean, boolean, boolean, bigint, bigint];
 export async function dispensingOf(ledger: DrugLedger, ref: bigint): Promise<DispensingView> {
   const r = await ledger.dispensingOf(ref);
   return [r.dispensed, r.settled, r.split, r.splitDispensed, r.splitSettled];
+}
+
+/** `pharmacy`'s consent to `insurer` settling `units` (packed) under `claimRef`; `quantity` for a split pack. */
+export async function consentOf(
+  ledger: DrugLedger,
+  pharmacy: Signer,
+  insurer: string,
+  claimRef: string,
+  units: string,
+  quantity = 0,
+): Promise<string> {
+  const { chainId } = await ledger.runner!.provider!.getNetwork();
+  const domain = consentDomain(chainId, await ledger.getAddress());
+  return signConsent(pharmacy, domain, { insurer, claimRef, units, quantity });
+}
+
+/** `insurer` settles whole packs dispensed by `pharmacy`, with the pharmacy's consent. */
+export async function settleWithConsent(
+  ledger: DrugLedger,
+  insurer: HardhatEthersSigner,
+  pharmacy: HardhatEthersSigner,
+  claimRef: string,
+  units: string,
+): Promise<ContractTransactionResponse> {
+  const consent = await consentOf(ledger, pharmacy, insurer.address, claimRef, units);
+  return ledger.connect(insurer).settle(claimRef, pharmacy.address, units, consent);
+}
+
+/** `insurer` settles `quantity` doses of split pack `unit` dispensed by `pharmacy`, with its consent. */
+export async function settlePartialWithConsent(
+  ledger: DrugLedger,
+  insurer: HardhatEthersSigner,
+  pharmacy: HardhatEthersSigner,
+  claimRef: string,
+  unit: bigint,
+  quantity: number,
+): Promise<ContractTransactionResponse> {
+  const consent = await consentOf(ledger, pharmacy, insurer.address, claimRef, packRefs([unit]), quantity);
+  return ledger.connect(insurer).settlePartial(claimRef, pharmacy.address, unit, quantity, consent);
 }

@@ -47,9 +47,22 @@ export interface UnitState {
   place: Place;
   /** The pharmacy that dispensed the unit, or null. */
   dispensedBy: number | null;
-  /** Model day the unit was dispensed on while it can still be undone; null once the window is closed. */
-  windowFrom: number | null;
+  /**
+   * Last model day the dispensing can be undone, fixed when it was made (so a later change of the return window
+   * does not move it); null once the window is closed for good (settled, or reversed).
+   */
+  windowUntil: number | null;
   settled: Settled | null;
+}
+
+/** A pharmacy's consent to a settlement as presented to `settle`: who signed what (see backend/chain/consent.ts). */
+export interface Consent {
+  /** False for bytes that are no signature at all. */
+  wellFormed: boolean;
+  signerId: number;
+  insurerId: number;
+  claimRef: string;
+  units: readonly Item[];
 }
 
 export interface CaseState {
@@ -74,8 +87,9 @@ export interface RunGeometry {
   casesPerPallet: number;
 }
 
-/** Days a dispensing can be undone (the contract's default return window). */
+/** Days a dispensing can be undone (the contract's default return window), and the most it can be set to. */
 export const RETURN_WINDOW_DAYS = 10;
+export const MAX_RETURN_WINDOW_DAYS = 90;
 
 /** The contract reverts with custom error `error`. */
 export class ModelRevert extends Error {
@@ -105,6 +119,10 @@ export class LedgerModel {
   shipments: ShipmentState[] = [];
   /** Model day (days since the start of the run). */
   day = 0;
+  /** The return window in force for dispensings from now on. */
+  returnWindowDays = RETURN_WINDOW_DAYS;
+  /** Business writes stopped by a regulator. */
+  paused = false;
 
   constructor(
     readonly run: RunGeometry,
@@ -116,7 +134,7 @@ export class LedgerModel {
     this.units = Array.from({ length: run.unitCount }, () => ({
       place: { kind: "follow" },
       dispensedBy: null,
-      windowFrom: null,
+      windowUntil: null,
       settled: null,
     }));
     this.cases = Array.from({ length: caseCount }, () => ({ place: { kind: "follow" }, opened: false }));
@@ -130,6 +148,8 @@ export class LedgerModel {
     copy.pallets = this.pallets.map((p) => ({ place: { ...p.place } }));
     copy.shipments = this.shipments.map((s) => ({ ...s }));
     copy.day = this.day;
+    copy.returnWindowDays = this.returnWindowDays;
+    copy.paused = this.paused;
     return copy;
   }
 
@@ -217,9 +237,15 @@ export class LedgerModel {
     return at.kind === "held" && at.holder === holder;
   }
 
-  /** Claim id a unit is settled under, or the zero hash. */
-  settlementOf(unitIndex: number): string {
-    return this.unit(unitIndex).settled?.claimId ?? ZeroHash;
+  /** What settlementOf(unit) must return: the settling insurer's participant id, or 0. */
+  settlementOf(unitIndex: number): number {
+    return this.unit(unitIndex).settled?.insurerId ?? 0;
+  }
+
+  /** Whether the unit's dispensing can still be undone today (ignoring who asks). */
+  withinReturnWindow(unitIndex: number): boolean {
+    const until = this.unit(unitIndex).windowUntil;
+    return until !== null && this.day <= until;
   }
 
   // ---------------------------------------------------------------- participants
@@ -238,6 +264,23 @@ export class LedgerModel {
   /** {Participants._activeCaller} / {_activeParticipant}: onboarded with `role`. */
   private activeAs(id: number, role: Role): void {
     if (this.role(id) !== role) revert("AccessControlUnauthorizedAccount");
+  }
+
+  /** Every business write checks the pause first (OpenZeppelin Pausable). */
+  private requireNotPaused(): void {
+    if (this.paused) revert("EnforcedPause");
+  }
+
+  /** A business write by `id` as `role` ({Participants._activeCaller}). */
+  private activeCaller(id: number, role: Role): void {
+    this.requireNotPaused();
+    this.activeAs(id, role);
+  }
+
+  /** A business write by holder `id` ({Participants._activeHolder()}). */
+  private activeHolderCaller(id: number): void {
+    this.requireNotPaused();
+    this.activeHolder(id);
   }
 
   private static requireList<T>(list: readonly T[]): void {
@@ -273,7 +316,7 @@ export class LedgerModel {
   }
 
   ship(fromId: number, toId: number, items: readonly Item[]): number {
-    this.activeHolder(fromId);
+    this.activeHolderCaller(fromId);
     this.activeHolder(toId);
     if (toId === fromId) revert("ShipToSelf");
     LedgerModel.requireList(items);
@@ -299,24 +342,31 @@ export class LedgerModel {
   receive(callerId: number, id: number, items: readonly Item[]): void {
     const s = this.shipment(id);
     if (!s) revert("UnknownShipment");
-    this.activeHolder(callerId);
+    this.activeHolderCaller(callerId);
     if (callerId !== s.toId) revert("NotShipmentParty");
     this.settleTransit(id, items, s.toId);
     s.received += items.length;
-    if (s.itemCount - s.received - s.returned !== 0) s.discrepancy = true;
+    LedgerModel.closeIfDone(s);
+  }
+
+  /** A shipment with nothing left in transit closed short when fewer items arrived than were shipped. */
+  private static closeIfDone(s: ShipmentState): void {
+    // Closed short: part received, the rest returned (all returned is a cancellation).
+    if (s.itemCount - s.received - s.returned === 0 && s.received > 0 && s.received < s.itemCount) s.discrepancy = true;
   }
 
   returnToSender(callerId: number, id: number, items: readonly Item[]): void {
     const s = this.shipment(id);
     if (!s) revert("UnknownShipment");
-    this.activeHolder(callerId);
+    this.activeHolderCaller(callerId);
     if (callerId !== s.fromId) revert("NotShipmentParty");
     this.settleTransit(id, items, s.fromId);
     s.returned += items.length;
+    LedgerModel.closeIfDone(s);
   }
 
   decommission(callerId: number, items: readonly Item[]): void {
-    this.activeHolder(callerId);
+    this.activeHolderCaller(callerId);
     LedgerModel.requireList(items);
     for (const item of items) {
       this.take(item, callerId);
@@ -331,7 +381,7 @@ export class LedgerModel {
   }
 
   dispense(pharmacyId: number, units: readonly Item[]): void {
-    this.activeAs(pharmacyId, Role.Pharmacy);
+    this.activeCaller(pharmacyId, Role.Pharmacy);
     LedgerModel.requireList(units);
     for (const item of units) {
       LedgerModel.requireUnit(item);
@@ -340,31 +390,46 @@ export class LedgerModel {
       this.requireAtRestWith(item, pharmacyId);
       this.openCaseOf(item.index, pharmacyId);
       u.dispensedBy = pharmacyId;
-      u.windowFrom = this.day;
+      u.windowUntil = this.day + this.returnWindowDays;
       u.settled = null;
     }
   }
 
   undoDispense(pharmacyId: number, units: readonly Item[]): void {
-    this.activeAs(pharmacyId, Role.Pharmacy);
+    this.activeCaller(pharmacyId, Role.Pharmacy);
     LedgerModel.requireList(units);
     for (const item of units) {
       LedgerModel.requireUnit(item);
       const u = this.unit(item.index);
       if (u.dispensedBy === null) revert("UnitNotDispensed");
       if (u.settled) revert("UnitIsSettled");
-      if (u.windowFrom === null || this.day - u.windowFrom > RETURN_WINDOW_DAYS) revert("ReturnWindowClosed");
+      if (!this.withinReturnWindow(item.index)) revert("ReturnWindowClosed");
       this.requireAtRestWith(item, pharmacyId);
       u.dispensedBy = null;
-      u.windowFrom = null;
+      u.windowUntil = null;
     }
   }
 
-  settle(insurerId: number, pharmacyId: number, claimRef: string, units: readonly Item[]): string {
-    this.activeAs(insurerId, Role.Insurer);
+  /** The insurer and the pharmacy of a claim ({Settlement._claimParties}). */
+  private claimParties(insurerId: number, pharmacyId: number, claimRef: string): string {
+    this.activeCaller(insurerId, Role.Insurer);
     this.activeAs(pharmacyId, Role.Pharmacy);
     if (claimRef === ZeroHash) revert("InvalidClaimRef");
-    const claimId = claimIdOf(insurerId, claimRef);
+    return claimIdOf(insurerId, claimRef);
+  }
+
+  settle(insurerId: number, pharmacyId: number, claimRef: string, units: readonly Item[], consent: Consent): string {
+    const claimId = this.claimParties(insurerId, pharmacyId, claimRef);
+    const sameUnits =
+      consent.units.length === units.length &&
+      consent.units.every((c, i) => c.level === units[i]!.level && c.index === units[i]!.index);
+    const consented =
+      consent.wellFormed &&
+      consent.signerId === pharmacyId &&
+      consent.insurerId === insurerId &&
+      consent.claimRef === claimRef &&
+      sameUnits;
+    if (!consented) revert("InvalidConsent");
     LedgerModel.requireList(units);
     for (const item of units) {
       LedgerModel.requireUnit(item);
@@ -374,22 +439,41 @@ export class LedgerModel {
       const at = this.location(item);
       if (at.kind === "transit" || at.holder !== pharmacyId) revert("DispensedByAnotherPharmacy");
       u.settled = { claimId, insurerId, claimRef, pharmacyId };
-      u.windowFrom = null;
+      u.windowUntil = null;
     }
     return claimId;
   }
 
-  reverseSettlement(insurerId: number, claimRef: string, units: readonly Item[]): void {
-    this.activeAs(insurerId, Role.Insurer);
-    const claimId = claimIdOf(insurerId, claimRef);
+  /** The insurer reverses units it settled, whatever claim reference it names (only its own units). */
+  reverseSettlement(insurerId: number, pharmacyId: number, claimRef: string, units: readonly Item[]): void {
+    this.claimParties(insurerId, pharmacyId, claimRef);
     LedgerModel.requireList(units);
     for (const item of units) {
       LedgerModel.requireUnit(item);
       const u = this.unit(item.index);
-      if (!u.settled || u.settled.claimId !== claimId) revert("NotSettledUnderClaim");
+      if (!u.settled || u.settled.insurerId !== insurerId) revert("NotSettledByInsurer");
+      const at = this.location(item);
+      if (at.kind === "transit" || at.holder !== pharmacyId) revert("DispensedByAnotherPharmacy");
       u.settled = null;
-      u.windowFrom = null; // the units stay dispensed and can no longer be returned at the counter
+      u.windowUntil = null; // the units stay dispensed and can no longer be returned at the counter
     }
+  }
+
+  // ---------------------------------------------------------------- governance
+
+  /** {Dispensing.setReturnWindow} by a regulator (`byRegulator`) or someone else. */
+  setReturnWindow(byRegulator: boolean, days: number): void {
+    if (!byRegulator) revert("AccessControlUnauthorizedAccount");
+    if (days > MAX_RETURN_WINDOW_DAYS) revert("ReturnWindowTooLong");
+    this.returnWindowDays = days;
+  }
+
+  /** {Participants.pause} / {unpause} by a regulator (`byRegulator`) or someone else. */
+  setPaused(byRegulator: boolean, paused: boolean): void {
+    if (!byRegulator) revert("AccessControlUnauthorizedAccount");
+    if (paused && this.paused) revert("EnforcedPause");
+    if (!paused && !this.paused) revert("ExpectedPause");
+    this.paused = paused;
   }
 
   advanceDays(days: number): void {
