@@ -1,0 +1,187 @@
+import { expect } from "chai";
+import { AlertStore } from "../backend/alerts";
+import type { AlertActor } from "../backend/alerts/model";
+import { checkClaim, type ClaimCheckDeps, type ClaimLineInput, type LineResult } from "../backend/api/claims-check";
+import { claimSettingsSchema } from "../backend/api/claims-config";
+import { DEFAULT_CODE_HASH_DOMAIN } from "../backend/codes/parse";
+import type { ParticipantRecord } from "../backend/index/events";
+import { IndexReader } from "../backend/index/query";
+import { connectRedis, type RedisClient } from "../backend/store/redis";
+import { startRedis, type RedisServer } from "../scripts/lib/redis-server";
+import { claimsFixture, type ClaimsFixture } from "./helpers/claims-fixture";
+import { newIndexer, startRpcServer } from "./helpers/indexer";
+import { DAY, idOf } from "./helpers/ledger";
+
+const alertSettings = {
+  ALERT_DEDUP_WINDOW_SECONDS: 600,
+  ALERT_REPEAT_THRESHOLD: 3,
+  ALERT_REPEAT_WINDOW_SECONDS: 300,
+  ALERT_LOG_RETENTION_DAYS: 30,
+};
+
+describe("Claim check (engine, against an indexed chain)", function () {
+  let rpc: { url: string; close(): Promise<void> };
+  let server: RedisServer;
+  let redis: RedisClient;
+  let f: ClaimsFixture;
+  let deps: ClaimCheckDeps;
+  let pharmacy: ParticipantRecord;
+  let otherPharmacy: ParticipantRecord;
+  let insurerId: number;
+  let caller: AlertActor;
+
+  before(async function () {
+    rpc = await startRpcServer();
+    server = await startRedis();
+    redis = connectRedis({ url: server.url });
+    f = await claimsFixture();
+    const t = await newIndexer(rpc.url, await f.ledger.getAddress(), redis);
+    await t.indexer.syncOnce();
+    t.close();
+    const reader = new IndexReader(redis, 16);
+    deps = {
+      reader,
+      alerts: new AlertStore(redis, alertSettings),
+      settings: claimSettingsSchema.parse({}),
+      codeHashDomain: DEFAULT_CODE_HASH_DOMAIN,
+    };
+    pharmacy = (await reader.participantByAccount(f.pharmacy.address))!;
+    otherPharmacy = (await reader.participantByAccount(f.otherPharmacy.address))!;
+    insurerId = Number(await idOf(f.ledger, f.insurer));
+    caller = { keyId: "k-insurer", participantId: insurerId, role: "insurer", name: "Insurer" };
+  });
+
+  after(async function () {
+    redis.disconnect();
+    await server.stop();
+    await rpc.close();
+  });
+
+  const check = (lines: ClaimLineInput[], at: ParticipantRecord = pharmacy, now?: number) =>
+    checkClaim(now ? { ...deps, now: () => now } : deps, {
+      claimRef: "C-200",
+      pharmacy: at,
+      insurerId,
+      lines,
+      caller,
+    });
+  const reasonsOf = (line: LineResult) => line.reasons.map((r) => r.reason);
+
+  it("approves packs dispensed by the claiming pharmacy and not yet paid for", async function () {
+    const result = await check([{ code: f.codes.dispensed }, { code: f.codes.dispensed2 }]);
+    expect(result.decision).to.equal("APPROVE");
+    expect(result.lines.map((l) => l.ok)).to.deep.equal([true, true]);
+    expect(result.lines[0]!.pack).to.deep.include({ level: "unit", recalled: false, decommissioned: false });
+    expect(result.lines[0]!.pack!.dispensed!.pharmacy!.name).to.equal("Pharmacy");
+    expect(result.lines[0]!.alertId).to.equal(undefined);
+  });
+
+  it("names the earlier claim and insurer of a pack already settled, and the pattern", async function () {
+    const result = await check([{ code: f.codes.settled }, { code: f.codes.settledByOther }]);
+    expect(result.decision).to.equal("REJECT");
+    const [own, other] = result.lines;
+    expect(reasonsOf(own!)).to.deep.equal(["ALREADY_SETTLED"]);
+    const pattern = own!.reasons[0]!.pattern!;
+    expect(pattern.pattern).to.equal("SAME_INSTITUTION");
+    expect(pattern.earlier).to.deep.include({ event: "settled" });
+    expect(pattern.earlier.insurer!.name).to.equal("Insurer");
+    expect(pattern.regions).to.deep.equal({ earlier: "110000", now: "110000" });
+    expect(pattern.secondsBetween).to.be.at.least(0);
+    expect(other!.reasons[0]!.pattern!.earlier.insurer!.name).to.equal("OtherInsurer");
+    expect(other!.reasons[0]!.detail).to.contain("OtherInsurer");
+  });
+
+  it("tells a copied code (soon after, elsewhere) from a resold pack (long after, elsewhere)", async function () {
+    const soon = await check([{ code: f.codes.atOtherPharmacy }]);
+    expect(reasonsOf(soon.lines[0]!)).to.deep.equal(["DISPENSED_BY_OTHER_PHARMACY"]);
+    expect(soon.lines[0]!.reasons[0]!.pattern!.pattern).to.equal("COPIED_CODE");
+    expect(soon.lines[0]!.reasons[0]!.pattern!.earlier.pharmacy!.name).to.equal("OtherPharmacy");
+    const later = Date.now() + 30 * DAY * 1000;
+    const resold = await check([{ code: f.codes.settled }], otherPharmacy, later);
+    expect(reasonsOf(resold.lines[0]!)).to.deep.equal(["ALREADY_SETTLED", "DISPENSED_BY_OTHER_PHARMACY"]);
+    expect(resold.lines[0]!.reasons.map((r) => r.pattern!.pattern)).to.deep.equal(["RESOLD_PACK", "RESOLD_PACK"]);
+    expect(resold.lines[0]!.reasons[0]!.pattern!.secondsBetween).to.be.greaterThan(29 * DAY);
+  });
+
+  it("pays a split pack in parts and refuses more doses than were dispensed and are unpaid", async function () {
+    const parts = await check([{ code: f.codes.split, quantity: 6 }]);
+    expect(parts.decision).to.equal("APPROVE");
+    const over = await check([{ code: f.codes.split, quantity: 7 }]);
+    expect(reasonsOf(over.lines[0]!)).to.deep.equal(["SPLIT_QUANTITY_EXCEEDED"]);
+    expect(over.lines[0]!.reasons[0]!.quantities).to.deep.include({
+      requested: 7,
+      dispensed: 10,
+      settled: 4,
+      available: 6,
+      packQuantity: 24,
+    });
+  });
+
+  it("refuses unknown, invalid, undispensed, decommissioned, recalled, duplicate, case and repeated codes", async function () {
+    const result = await check([
+      { code: f.codes.unknown },
+      { code: "12345678901234567890" },
+      { code: f.codes.notDispensed },
+      { code: f.codes.decommissioned },
+      { code: f.codes.recalled },
+      { code: f.codes.duplicated },
+      { code: f.codes.caseCode },
+      { code: f.codes.dispensed3 },
+      { code: ` ${f.codes.dispensed3}` },
+    ]);
+    expect(result.lines.map(reasonsOf)).to.deep.equal([
+      ["UNKNOWN_CODE"],
+      ["INVALID_CODE"],
+      ["NOT_DISPENSED"],
+      ["DECOMMISSIONED", "NOT_DISPENSED"],
+      ["RECALLED"],
+      ["DUPLICATE_CODE", "NOT_DISPENSED"],
+      ["NOT_A_UNIT"],
+      [],
+      ["REPEATED_IN_CLAIM"],
+    ]);
+    expect(result.lines[1]!.reasons[0]!.detail).to.contain("starts with 8");
+    expect(result.decision).to.equal("REJECT");
+  });
+
+  it("checks a sale record's lot and expiry against the batch", async function () {
+    const batch = (await deps.reader.batch(1))!;
+    const expiry = new Date(batch.expiresOn * 1000).toISOString().slice(0, 10);
+    const good = await check([{ code: f.codes.dispensed, expect: { lot: batch.lot, expiry } }]);
+    expect(good.decision).to.equal("APPROVE");
+    const bad = await check([{ code: f.codes.dispensed, expect: { lot: "lot-a1", expiry: "2020-01-01" } }]);
+    expect(reasonsOf(bad.lines[0]!)).to.deep.equal(["LOT_MISMATCH", "EXPIRY_MISMATCH"]);
+  });
+
+  it("raises one alert per refused line, concerning the pharmacies involved", async function () {
+    const result = await check([
+      { code: f.codes.atOtherPharmacy },
+      { code: f.codes.notDispensed },
+      { code: f.codes.dispensed },
+    ]);
+    const [copied, undispensed, fine] = result.lines;
+    expect(fine!.alertId).to.equal(undefined);
+    const alert = (await deps.alerts.get(copied!.alertId!))!;
+    expect(alert).to.deep.include({ source: "claim", reason: "DISPENSED_BY_OTHER_PHARMACY", class: "suspect_pack" });
+    expect(alert.participants).to.include.members([pharmacy.id, otherPharmacy.id, insurerId]);
+    expect(alert.snapshot).to.deep.include({ claimRef: "C-200" });
+    expect((await deps.alerts.get(undispensed!.alertId!))!).to.deep.include({
+      reason: "NOT_DISPENSED",
+      class: "process_error",
+      euCode: "A24",
+    });
+  });
+
+  it("does not alert on a re-check of the insurer's own settled claim, but still refuses to pay again", async function () {
+    const result = await checkClaim(deps, {
+      claimRef: "C-100",
+      pharmacy,
+      insurerId,
+      lines: [{ code: f.codes.settled }],
+      caller,
+    });
+    expect(result.decision).to.equal("REJECT");
+    expect(result.lines[0]!.reasons[0]!.pattern!.earlier.sameClaim).to.equal(true);
+    expect(result.lines[0]!.alertId).to.equal(undefined);
+  });
+});
