@@ -3,6 +3,8 @@ import { AlertStore } from "../backend/alerts";
 import type { AlertActor } from "../backend/alerts/model";
 import { checkClaim, type ClaimCheckDeps, type ClaimLineInput, type LineResult } from "../backend/api/claims-check";
 import { claimSettingsSchema } from "../backend/api/claims-config";
+import { answer3505, claimRefOf, failure3505, linesOf, read3505, type Nhsa3505 } from "../backend/api/nhsa";
+import fixture3505 from "./fixtures/nhsa-3505.json";
 import { DEFAULT_CODE_HASH_DOMAIN } from "../backend/codes/parse";
 import type { ParticipantRecord } from "../backend/index/events";
 import { IndexReader } from "../backend/index/query";
@@ -183,5 +185,86 @@ describe("Claim check (engine, against an indexed chain)", function () {
     expect(result.decision).to.equal("REJECT");
     expect(result.lines[0]!.reasons[0]!.pattern!.earlier.sameClaim).to.equal(true);
     expect(result.lines[0]!.alertId).to.equal(undefined);
+  });
+
+  describe("NHSA interface 3505 sale record", function () {
+    const envelope = (codes: string[], overrides: Record<string, unknown> = {}) => {
+      const e = structuredClone(fixture3505) as unknown as { input: { selinfo: Record<string, unknown> } };
+      Object.assign(e.input.selinfo, { drugtracinfo: codes.map((c) => ({ drug_trac_codg: c })) }, overrides);
+      return e;
+    };
+    const checkSale = async (body: unknown) => {
+      const read = read3505(body);
+      if ("error" in read) return failure3505(read.msgid, read.error, Date.now());
+      const result = await checkClaim(deps, {
+        claimRef: claimRefOf(read.envelope),
+        pharmacy,
+        insurerId: null,
+        lines: linesOf(read.envelope),
+        caller: { keyId: "k-ph", participantId: pharmacy.id, role: "pharmacy" },
+      });
+      return answer3505(read.envelope, result, Date.now());
+    };
+
+    it("answers a sale of two packs per code in the platform's envelope", async function () {
+      const batch = (await deps.reader.batch(1))!;
+      const answer = await checkSale(
+        envelope([f.codes.dispensed, f.codes.settled], {
+          expy_end: new Date(batch.expiresOn * 1000).toISOString().slice(0, 10),
+        }),
+      );
+      expect(answer).to.deep.include({ infcode: 0, inf_refmsgid: fixture3505.msgid, err_msg: "" });
+      expect(answer.refmsg_time).to.match(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$/);
+      const output = answer.output!;
+      expect(output.decision).to.equal("REJECT");
+      expect(output.result.retRslt).to.equal("0");
+      expect(output.result.msgRslt).to.contain("ALREADY_SETTLED");
+      expect(output.selinfo).to.have.length(1);
+      expect(output.selinfo[0]!).to.deep.include({ fixmedins_bchno: "PC20250701001", ok: false });
+      expect(output.selinfo[0]!.drugtracinfo.map((d) => [d.drug_trac_codg, d.ok])).to.deep.equal([
+        [f.codes.dispensed, true],
+        [f.codes.settled, false],
+      ]);
+    });
+
+    it("checks a split sale's doses, lot and expiry", async function () {
+      const split = envelope([f.codes.split], { trdn_flag: "1", sel_retn_cnt: "7", manu_lotnum: "LOT-X" });
+      const answer = await checkSale(split);
+      const reasons = answer.output!.selinfo[0]!.drugtracinfo[0]!.reasons.map((r) => r.reason);
+      expect(reasons).to.deep.equal(["SPLIT_QUANTITY_EXCEEDED", "LOT_MISMATCH", "EXPIRY_MISMATCH"]);
+      expect(linesOf((read3505(split) as { envelope: Nhsa3505 }).envelope)[0]).to.deep.include({ quantity: 7 });
+    });
+
+    it("answers malformed envelopes with infcode -1 and a message", async function () {
+      const cases: [unknown, string][] = [
+        [{ ...fixture3505, infno: "3506" }, "infno"],
+        [{ ...fixture3505, input: {} }, "input.selinfo"],
+        [envelope([]), "drugtracinfo"],
+        [envelope([f.codes.dispensed], { trdn_flag: "2" }), "trdn_flag"],
+        [envelope([f.codes.dispensed, f.codes.split], { trdn_flag: 1 }), "exactly one pack code"],
+        [
+          envelope([f.codes.dispensed], { setl_id: undefined, mdtrt_sn: undefined, rtal_docno: undefined }),
+          "settlement",
+        ],
+        [envelope(["x".repeat(101)]), "drug_trac_codg"],
+        ["not an object", "message"],
+      ];
+      for (const [body, mentions] of cases) {
+        const answer = await checkSale(body);
+        expect(answer.infcode, mentions).to.equal(-1);
+        expect(answer.output).to.equal(null);
+        expect(answer.err_msg).to.contain(mentions);
+      }
+      expect((await checkSale({ ...fixture3505, infno: 3505 })).inf_refmsgid).to.equal(fixture3505.msgid);
+    });
+
+    it("takes the settlement id as the claim reference and the older flat code field", async function () {
+      const flat = envelope([]);
+      delete (flat.input.selinfo as { drugtracinfo?: unknown }).drugtracinfo;
+      Object.assign(flat.input.selinfo, { drug_trac_codg: f.codes.dispensed });
+      const read = read3505(flat) as { envelope: Nhsa3505 };
+      expect(claimRefOf(read.envelope)).to.equal("S110105202507010001");
+      expect(linesOf(read.envelope).map((l) => l.code)).to.deep.equal([f.codes.dispensed]);
+    });
   });
 });

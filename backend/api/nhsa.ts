@@ -51,7 +51,12 @@ export const nhsa3505Envelope = z
     infno: z.literal("3505"),
     msgid: text(30).pipe(z.string().min(1)),
     fixmedins_code: text(30).pipe(z.string().min(1)),
-    input: z.object({ selinfo: z.union([selinfo, z.array(selinfo).min(1).max(100)]) }).passthrough(),
+    // 3505 sends one sale line as an object; some systems send a list: both are read as a list.
+    input: z
+      .object({
+        selinfo: z.preprocess((v) => (Array.isArray(v) || v === undefined ? v : [v]), z.array(selinfo).min(1).max(100)),
+      })
+      .passthrough(),
   })
   .passthrough()
   .openapi("Nhsa3505Request", { description: "NHSA interface 3505 sale record (商品销售)" });
@@ -91,7 +96,7 @@ export const nhsa3505Answer = z
 export type Nhsa3505Answer = z.infer<typeof nhsa3505Answer>;
 
 type Row = z.infer<typeof selinfo>;
-const rowsOf = (e: Nhsa3505): Row[] => (Array.isArray(e.input.selinfo) ? e.input.selinfo : [e.input.selinfo]);
+const rowsOf = (e: Nhsa3505): Row[] => e.input.selinfo;
 
 /** Reads a body as a 3505 envelope, or says in one sentence what is wrong with it. */
 export function read3505(body: unknown): { envelope: Nhsa3505 } | { error: string; msgid: string } {
