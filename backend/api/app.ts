@@ -16,7 +16,7 @@ import { docsPage } from "./docs";
 import { ApiError, notFoundHandler, problemHandler } from "./errors";
 import { healthRoutes } from "./health";
 import { lmsRoutes } from "./lms";
-import { openApiDocument, routeSpecs, type RouteSpec } from "./openapi";
+import { ApiRouter, openApiDocument, routeSpecs, type RouteSpec } from "./openapi";
 import { rateLimits } from "./ratelimit";
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -92,17 +92,38 @@ export function createApp(ctx: ApiContext): ApiApp {
   );
   app.use(v1);
 
-  const specs = [...routers, ...v1].flatMap(routeSpecs);
-  const document = openApiDocument(specs, { title: "Drug traceability ledger API", version: "1.0.0" });
-  app.get("/openapi.json", (_req, res) => {
-    res.locals.route = "/openapi.json";
-    res.json(document);
-  });
-  const docs = docsPage(document);
-  app.get("/docs", (_req, res) => {
-    res.locals.route = "/docs";
-    res.type("html").send(docs);
-  });
+  // The document describes itself too: its two routes are declared like every other.
+  let document: object = {};
+  let docs = "";
+  const self = new ApiRouter(ctx)
+    .route(
+      {
+        method: "get",
+        path: "/openapi.json",
+        summary: "This document (OpenAPI 3.1)",
+        tags: ["operations"],
+        access: "public",
+        operational: true,
+        responses: { 200: { description: "The OpenAPI document" } },
+      },
+      () => document,
+    )
+    .route(
+      {
+        method: "get",
+        path: "/docs",
+        summary: "This document as a web page",
+        tags: ["operations"],
+        access: "public",
+        operational: true,
+        responses: { 200: { description: "HTML", contentType: "text/html" } },
+      },
+      ({ res }) => void res.type("html").send(docs),
+    ).router;
+  app.use(self);
+  const specs = [...routers, ...v1, self].flatMap(routeSpecs);
+  document = openApiDocument(specs, { title: "Drug traceability ledger API", version: "1.0.0" });
+  docs = docsPage(document);
   app.use(notFoundHandler);
   app.use(problemHandler);
   return { app, specs, document };

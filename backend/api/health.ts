@@ -125,7 +125,8 @@ export function healthRoutes(ctx: ApiContext): Router {
       const health = await checkHealth(ctx);
       if (health.status === "ok") return health;
       const why = [health.redis.error, health.chain.error, health.index.error].filter(Boolean).join("; ");
-      sendProblem(res, new ApiError(503, "unavailable", "Service unavailable", why, health), String(req.id ?? ""));
+      const { status: _status, ...report } = health;
+      sendProblem(res, new ApiError(503, "unavailable", "Service unavailable", why, report), String(req.id ?? ""));
     },
   );
   api.route(

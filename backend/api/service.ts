@@ -70,8 +70,11 @@ export async function serveApi(ctx: ApiContext, host: string, port: number): Pro
     close() {
       closing ??= new Promise<void>((resolve) => {
         const force = setTimeout(() => server.closeAllConnections(), ctx.config.API_SHUTDOWN_GRACE_MS);
+        // A keep-alive connection whose request finishes becomes idle: close those as they appear.
+        const idle = setInterval(() => server.closeIdleConnections(), 50);
         server.close(() => {
           clearTimeout(force);
+          clearInterval(idle);
           resolve();
         });
         server.closeIdleConnections();

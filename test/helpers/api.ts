@@ -177,9 +177,12 @@ export function testConfig(overrides: Partial<Record<string, string>> = {}): Api
 }
 
 /** Starts Redis, indexes the scenario and serves the API; keys for every kind of caller. */
-export async function startApi(overrides: Partial<Record<string, string>> = {}): Promise<ApiHarness> {
+export async function startApi(
+  overrides: Partial<Record<string, string>> = {},
+  options: { appendonly?: boolean } = {},
+): Promise<ApiHarness> {
   const rpc = await startRpcServer();
-  const redisServer = await startRedis();
+  const redisServer = await startRedis({ appendonly: options.appendonly ?? false });
   const redis = connectRedis({ url: redisServer.url }, testLog, 2_000);
   const s = await apiScenario();
   const ledgerAddress = await s.ledger.getAddress();
