@@ -16,7 +16,7 @@ import { docsPage } from "./docs";
 import { ApiError, notFoundHandler, problemHandler } from "./errors";
 import { healthRoutes } from "./health";
 import { lmsRoutes } from "./lms";
-import { ApiRouter, openApiDocument, routeSpecs, type RouteSpec } from "./openapi";
+import { ApiRouter, openApiDocument, routeSpecs, startSync, type RouteSpec } from "./openapi";
 import { rateLimits } from "./ratelimit";
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;

@@ -71,6 +71,19 @@ export type RouteHandler<P, Q, B> = (input: RouteInput<P, Q, B>) => Promise<unkn
 
 const declared = new WeakMap<Router, RouteSpec[]>();
 
+/**
+ * Starts reading the index's checkpoint (app.ts calls it before the rate limiter, so that both share a round
+ * trip); a route awaits the same read.
+ */
+export function startSync(ctx: ApiContext, res: Response): Promise<void> {
+  const started = res.locals.sync as Promise<void> | undefined;
+  if (started) return started;
+  const sync = ctx.reader.sync();
+  sync.catch(() => undefined); // awaited by the route; a request the limiter refuses never awaits it
+  res.locals.sync = sync;
+  return sync;
+}
+
 /** The route declarations of a router made with {@link ApiRouter}. */
 export const routeSpecs = (router: Router): RouteSpec[] => declared.get(router) ?? [];
 
@@ -95,7 +108,7 @@ export class ApiRouter {
       async (_req, res, next) => {
         res.locals.route = spec.path;
         try {
-          if (!spec.operational) await this.ctx.reader.sync();
+          if (!spec.operational) await startSync(this.ctx, res);
           next();
         } catch (err) {
           next(err);

@@ -99,6 +99,7 @@ const CACHE_MAX_ENTRIES = 100_000;
 export class IndexReader {
   private readonly cache = new Map<string, unknown>();
   private checkpointSeen: string | null = null;
+  private syncing: Promise<void> | null = null;
   /** Bumped whenever the cache is dropped: a read that started before then must not fill the cache. */
   private epoch = 0;
 
@@ -117,9 +118,15 @@ export class IndexReader {
    * in the same tick as its first reads (auto-pipelined into the same round trip): the request then sees
    * records at least as new as that checkpoint.
    */
-  async sync(): Promise<void> {
-    const checkpoint = await this.redis.get(META.checkpoint);
-    if (checkpoint !== this.checkpointSeen) this.dropCache(checkpoint);
+  sync(): Promise<void> {
+    // Requests arriving while a read of the checkpoint is in flight share it: one GET serves a burst.
+    this.syncing ??= this.redis
+      .get(META.checkpoint)
+      .then((checkpoint) => {
+        if (checkpoint !== this.checkpointSeen) this.dropCache(checkpoint);
+      })
+      .finally(() => (this.syncing = null));
+    return this.syncing;
   }
 
   private dropCache(checkpoint: string | null): void {
