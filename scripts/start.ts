@@ -7,6 +7,7 @@ import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import Redis from "ioredis";
 import { loadConfig } from "../backend/config/env";
 import { createIndexer } from "../backend/index/service";
+import { startDemoApi } from "./lib/demo-api";
 import { createLogger } from "../backend/log";
 
 const config = loadConfig();
@@ -58,7 +59,9 @@ async function main(): Promise<void> {
   // The chain was just deployed afresh: an index of an earlier deployment in this Redis is stale.
   const checkpoint = await service.store.checkpoint();
   if (checkpoint && checkpoint.ledger !== service.chain.address) await service.store.wipe();
+  const api = await startDemoApi(config);
   const shutdown = () => {
+    void api.close();
     service.indexer.stop();
     redisServer?.kill("SIGTERM");
     stop();

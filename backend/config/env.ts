@@ -45,6 +45,27 @@ const schema = z.object({
   BATCH_MAX_CODES: z.coerce.number().int().min(1000).default(300_000),
   POLL_INTERVAL_MS: z.coerce.number().int().min(10).default(1000),
   CODE_BUCKET_BITS: z.coerce.number().int().min(8).max(24).default(16),
+  API_HOST: z.string().default("127.0.0.1"),
+  API_PORT: z.coerce.number().int().min(0).max(65535).default(8080),
+  API_BODY_LIMIT: z.string().default("256kb"),
+  API_RATE_WINDOW_SECONDS: z.coerce.number().int().min(1).default(60),
+  API_RATE_LIMIT_PER_KEY: z.coerce.number().int().min(1).default(12_000),
+  API_RATE_LIMIT_PER_ADDRESS: z.coerce.number().int().min(1).default(12_000),
+  API_PUBLIC_RATE_LIMIT_PER_ADDRESS: z.coerce.number().int().min(1).default(60),
+  API_CORS_ORIGINS: z
+    .string()
+    .default("")
+    .transform((list) =>
+      list
+        .split(",")
+        .map((s) => s.trim())
+        .filter(Boolean),
+    ),
+  API_TRUST_PROXY: z.string().default("false"),
+  API_KEY_CACHE_SECONDS: z.coerce.number().min(0).default(5),
+  API_MAX_LAG_BLOCKS: z.coerce.number().int().min(0).default(20),
+  API_MAX_LAG_SECONDS: z.coerce.number().min(0).default(60),
+  API_SHUTDOWN_GRACE_MS: z.coerce.number().int().min(0).default(10_000),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
 });
 

@@ -1,6 +1,7 @@
 /**
  * Reads of the index, as the scan and claim APIs need them: a code's full story in a few round trips.
  */
+import { id } from "ethers";
 import { Level, type ItemRef } from "../codes/refs";
 import type { RedisClient } from "../store/redis";
 import type { BatchRecord, ClaimRecord, ParticipantRecord, ProductRecord, ShipmentRecord } from "./events";
@@ -14,6 +15,7 @@ import {
   CONFLICTS_KEY,
   countersKey,
   GLOBAL_KEY,
+  META,
   participantKey,
   productKey,
   RUN_FIELD,
@@ -35,6 +37,34 @@ import {
   type TrailEntry,
 } from "./model";
 import type { Value } from "./state";
+
+/** keccak256("REGULATOR_ROLE"), as Participants.sol defines it; role grants are indexed in the `ro` hash. */
+export const REGULATOR_ROLE = id("REGULATOR_ROLE");
+/** The hash of role grants (`{role}:{account}` → "1") and of product codes (`{code}` → product id). */
+export const ROLES_KEY = "ro";
+export const PRODUCT_CODES_KEY = "prc";
+
+/** What a scanned code resolves to under the product rule: one ref, and every other ref of the same code. */
+export interface ResolvedCode {
+  /** The ref of the product the code names (first mined), or null when none is of that product. */
+  ref: ItemRef | null;
+  /** Other refs the code was commissioned as: copies, never the answer (DUPLICATE_CODE). */
+  duplicates: ItemRef[];
+}
+
+/** What a scanned code names, as far as the product rule needs it (see {@link IndexReader.resolveCode}). */
+export interface CodeIdentity {
+  scheme: "cn20" | "gs1" | "other";
+  productCode?: string;
+}
+
+/** Per-unit state a status walk needs (see {@link IndexReader.unitStates}). */
+export interface UnitState {
+  index: number;
+  custody: Custody;
+  dispensing: DispensingRecord | null;
+  settlement: SettlementRecord | null;
+}
 
 export interface CodeLookup {
   ref: ItemRef;
@@ -63,11 +93,59 @@ export interface ItemView {
 const json = <T>(raw: string | null): T | null => (raw === null ? null : (JSON.parse(raw) as T));
 const hexToRef = (hex: string): ItemRef => refFromBytes(Buffer.from(hex, "hex").toString("latin1"));
 
+/** Distinct records kept in the read cache before it starts afresh (a bound on memory, not an LRU). */
+const CACHE_MAX_ENTRIES = 100_000;
+
 export class IndexReader {
+  private readonly cache = new Map<string, unknown>();
+  private checkpointSeen: string | null = null;
+  private syncing: Promise<void> | null = null;
+  /** Bumped whenever the cache is dropped: a read that started before then must not fill the cache. */
+  private epoch = 0;
+
+  /**
+   * `cached`: keep runs, participants, products, batches, shipments and product codes in process, dropped
+   * whenever {@link sync} finds that the indexer's checkpoint moved (every write of the index moves it).
+   */
   constructor(
     readonly redis: RedisClient,
     readonly codeBucketBits: number,
+    private readonly options: { cached?: boolean } = {},
   ) {}
+
+  /**
+   * Reads the indexer's checkpoint and drops cached records when it moved. Call it at the start of a request,
+   * in the same tick as its first reads (auto-pipelined into the same round trip): the request then sees
+   * records at least as new as that checkpoint.
+   */
+  sync(): Promise<void> {
+    // Requests arriving while a read of the checkpoint is in flight share it: one GET serves a burst.
+    this.syncing ??= this.redis
+      .get(META.checkpoint)
+      .then((checkpoint) => {
+        if (checkpoint !== this.checkpointSeen) this.dropCache(checkpoint);
+      })
+      .finally(() => (this.syncing = null));
+    return this.syncing;
+  }
+
+  private dropCache(checkpoint: string | null): void {
+    this.cache.clear();
+    this.checkpointSeen = checkpoint;
+    this.epoch++;
+  }
+
+  private async cachedRead<T>(key: string, read: () => Promise<T>): Promise<T> {
+    if (!this.options.cached) return read();
+    if (this.cache.has(key)) return this.cache.get(key) as T;
+    const epoch = this.epoch;
+    const value = await read();
+    if (epoch === this.epoch) {
+      if (this.cache.size >= CACHE_MAX_ENTRIES) this.cache.clear();
+      this.cache.set(key, value);
+    }
+    return value;
+  }
 
   async lookupCode(code: Buffer): Promise<CodeLookup | null> {
     const slot = codeSlot(code, this.codeBucketBits);
@@ -79,8 +157,50 @@ export class IndexReader {
     return { ref: refFromBytes(ref.toString("latin1")), conflicts: (json<string[]>(conflicts) ?? []).map(hexToRef) };
   }
 
-  async run(runId: number): Promise<RunMeta | null> {
-    return json<RunMeta>(await this.redis.hget(runKey(runId), RUN_FIELD.meta));
+  /**
+   * The product rule (ledger-hardening issue): a code resolves only to runs of the product it names — a Chinese
+   * 20-digit code names it in digits 1-7, a GS1 code in its GTIN — whichever of those was mined first. Any other
+   * ref of the code is a duplicate, never the answer. A code that names no product (a manufacturer's case or
+   * pallet code) resolves to the ref mined first.
+   */
+  async resolveCode(identity: CodeIdentity, lookup: CodeLookup | null): Promise<ResolvedCode> {
+    if (!lookup) return { ref: null, duplicates: [] };
+    const refs = lookup.conflicts.length > 0 ? lookup.conflicts : [lookup.ref];
+    const productId = identity.productCode ? await this.productIdByCode(identity.productCode) : null;
+    let chosen: ItemRef | null = null;
+    if (identity.scheme === "other" || !identity.productCode) chosen = refs[0]!;
+    else if (productId !== null) {
+      const products = await Promise.all(refs.map((r) => this.productOfRun(r.runId)));
+      const at = products.findIndex((p) => p === productId);
+      chosen = at === -1 ? null : refs[at]!;
+    }
+    return { ref: chosen, duplicates: refs.filter((r) => r !== chosen) };
+  }
+
+  /** The product a product code (7-digit Chinese drug identification code or GTIN-14) names. */
+  productIdByCode(productCode: string): Promise<number | null> {
+    return this.cachedRead(`prc:${productCode}`, async () => {
+      const raw = await this.redis.hget(PRODUCT_CODES_KEY, productCode);
+      return raw === null ? null : Number(raw);
+    });
+  }
+
+  private async productOfRun(runId: number): Promise<number | null> {
+    const run = await this.run(runId);
+    const batch = run ? await this.batch(run.batchId) : null;
+    return batch?.productId ?? null;
+  }
+
+  /** Whether `account` holds REGULATOR_ROLE on chain, as the index followed the role's grants and revocations. */
+  isRegulator(account: string): Promise<boolean> {
+    const field = `${REGULATOR_ROLE}:${account.toLowerCase()}`;
+    return this.cachedRead(`ro:${field}`, async () => (await this.redis.hget(ROLES_KEY, field)) === "1");
+  }
+
+  run(runId: number): Promise<RunMeta | null> {
+    return this.cachedRead(`r:${runId}`, async () =>
+      json<RunMeta>(await this.redis.hget(runKey(runId), RUN_FIELD.meta)),
+    );
   }
 
   /** Everything the index knows about one unit, case or pallet; null when it was never commissioned. */
@@ -113,10 +233,6 @@ export class IndexReader {
       if (own.length > 0) leftAt = Math.min(leftAt, own[0]!.block);
     }
     trail.sort((a, b) => a.block - b.block || a.kind - b.kind);
-    const text = (field: string) => {
-      const raw = byField.get(field);
-      return raw == null ? null : Buffer.from(raw, "latin1").toString("utf8");
-    };
     return {
       ref,
       run,
@@ -126,30 +242,64 @@ export class IndexReader {
       custody,
       holder,
       trail,
-      dispensing: ref.level === Level.Unit ? json<DispensingRecord>(text(RUN_FIELD.dispensing(ref.index))) : null,
-      settlement: ref.level === Level.Unit ? json<SettlementRecord>(text(RUN_FIELD.settlement(ref.index))) : null,
+      dispensing:
+        ref.level === Level.Unit ? jsonField<DispensingRecord>(byField, RUN_FIELD.dispensing(ref.index)) : null,
+      settlement:
+        ref.level === Level.Unit ? jsonField<SettlementRecord>(byField, RUN_FIELD.settlement(ref.index)) : null,
     };
   }
 
+  /**
+   * Custody, dispensing and settlement of the units `[from, from + count)` of a run, in one round trip: what a
+   * case's or pallet's contents and a batch's counts by status are made of. In-transit units name their
+   * shipment (holderId 0): the caller needs no sender to count them.
+   */
+  async unitStates(run: RunMeta, from: number, count: number): Promise<UnitState[]> {
+    const to = Math.min(run.unitCount, from + count);
+    if (to <= from) return [];
+    const fields = new Set<string>();
+    for (let i = from; i < to; i++) {
+      fields.add(RUN_FIELD.custody(Level.Unit, i));
+      fields.add(RUN_FIELD.dispensing(i));
+      fields.add(RUN_FIELD.settlement(i));
+      for (const c of containersOf(run, Level.Unit, i)) fields.add(RUN_FIELD.custody(c.level, c.index));
+    }
+    const list = [...fields];
+    const values = await this.redis.hmgetBuffer(runKey(run.runId), ...list);
+    const byField = new Map<string, Value>(list.map((f, i) => [f, values[i]?.toString("latin1") ?? null]));
+    const reader: Reader = { get: (_key, field) => byField.get(field) ?? null };
+    const out: UnitState[] = [];
+    for (let i = from; i < to; i++) {
+      out.push({
+        index: i,
+        custody: describeEntry(effectiveEntry(reader, run, Level.Unit, i), () => 0),
+        dispensing: jsonField<DispensingRecord>(byField, RUN_FIELD.dispensing(i)),
+        settlement: jsonField<SettlementRecord>(byField, RUN_FIELD.settlement(i)),
+      });
+    }
+    return out;
+  }
+
   participant(id: number): Promise<ParticipantRecord | null> {
-    return this.record<ParticipantRecord>(participantKey(id), id);
+    return this.record<ParticipantRecord>("p", participantKey(id), id);
   }
 
   async participantByAccount(account: string): Promise<ParticipantRecord | null> {
-    const id = await this.redis.hget(accountKey(account), account.toLowerCase());
+    const lower = account.toLowerCase();
+    const id = await this.cachedRead(`pa:${lower}`, () => this.redis.hget(accountKey(lower), lower));
     return id === null ? null : this.participant(Number(id));
   }
 
   product(id: number): Promise<ProductRecord | null> {
-    return this.record<ProductRecord>(productKey(id), id);
+    return this.record<ProductRecord>("pr", productKey(id), id);
   }
 
   batch(id: number): Promise<BatchRecord | null> {
-    return this.record<BatchRecord>(batchKey(id), id);
+    return this.record<BatchRecord>("b", batchKey(id), id);
   }
 
   shipment(id: number): Promise<ShipmentRecord | null> {
-    return this.record<ShipmentRecord>(shipmentKey(id), id);
+    return this.record<ShipmentRecord>("s", shipmentKey(id), id);
   }
 
   async claim(claimId: string): Promise<ClaimRecord | null> {
@@ -178,8 +328,14 @@ export class IndexReader {
     return this.redis.hgetall(GLOBAL_KEY);
   }
 
-  private async record<T>(key: string, id: number): Promise<T | null> {
-    if (!id) return null;
-    return json<T>(await this.redis.hget(key, String(id)));
+  private record<T>(kind: string, key: string, id: number): Promise<T | null> {
+    if (!id) return Promise.resolve(null);
+    return this.cachedRead(`${kind}:${id}`, async () => json<T>(await this.redis.hget(key, String(id))));
   }
+}
+
+/** A JSON field read as bytes (latin1) holding UTF-8 text. */
+function jsonField<T>(byField: Map<string, Value>, field: string): T | null {
+  const raw = byField.get(field);
+  return raw == null ? null : (JSON.parse(Buffer.from(raw, "latin1").toString("utf8")) as T);
 }

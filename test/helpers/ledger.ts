@@ -1,6 +1,6 @@
 import { ethers } from "hardhat";
 import type { HardhatEthersSigner } from "@nomicfoundation/hardhat-ethers/signers";
-import type { DrugLedger } from "../../typechain-types";
+import { DrugLedger__factory, type DrugLedger } from "../../typechain-types";
 import { buildRun, demoRunCodes, RunPayload } from "../../backend/chain/runs";
 import type { RunShape } from "../../backend/codes/run";
 
@@ -179,4 +179,16 @@ export async function settlePartialWithConsent(
 ): Promise<ContractTransactionResponse> {
   const consent = await consentOf(ledger, pharmacy, insurer.address, claimRef, packRefs([unit]), quantity);
   return ledger.connect(insurer).settlePartial(claimRef, pharmacy.address, unit, quantity, consent);
+}
+
+/** The id a registration's event gives the new product or batch (ids depend on what a scenario did before). */
+export async function newId(
+  tx: Promise<ContractTransactionResponse>,
+  event: "ProductRegistered" | "BatchRegistered",
+  arg: "productId" | "batchId",
+): Promise<bigint> {
+  const receipt = await (await tx).wait();
+  const iface = DrugLedger__factory.createInterface();
+  const log = receipt!.logs.map((l) => iface.parseLog(l)).find((e) => e?.name === event);
+  return log!.args[arg] as bigint;
 }

@@ -15,6 +15,8 @@ import {
 } from "./ledger";
 
 export interface Scenario extends LedgerFixture {
+  /** The serial base of the first run's codes (`demoRunCodes("8612345", shape, serialBase)`). */
+  serialBase: number;
   /** The run commissioned first, and a small run repeating its first four unit codes. */
   runId: number;
   duplicateRunId: number;
@@ -131,6 +133,7 @@ export async function everyEventScenario(): Promise<Scenario> {
   const insurerId = await idOf(ledger, insurer);
   return {
     ...f,
+    serialBase: base,
     runId,
     duplicateRunId,
     foreignCopyRunId,

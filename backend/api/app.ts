@@ -1,0 +1,135 @@
+/**
+ * The HTTP service: security headers, request ids and logs, metrics, limits, the routers, the OpenAPI document
+ * and its docs page, and problem+json for everything that goes wrong.
+ */
+import { randomUUID } from "node:crypto";
+import cors from "cors";
+import express, { type Express, type RequestHandler, type Router } from "express";
+import helmet from "helmet";
+import { pinoHttp } from "pino-http";
+import { alertsRoutes } from "./alerts";
+import { claimsRoutes } from "./claims";
+import { codesRoutes } from "./codes";
+import type { ApiContext } from "./context";
+import { dashboardRoutes } from "./dashboards";
+import { docsPage } from "./docs";
+import { ApiError, notFoundHandler, problemHandler } from "./errors";
+import { healthRoutes } from "./health";
+import { lmsRoutes } from "./lms";
+import { ApiRouter, openApiDocument, routeSpecs, startSync, type RouteSpec } from "./openapi";
+import { rateLimits } from "./ratelimit";
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/** "false", "true", a hop count or a list of addresses, as Express's "trust proxy" takes them. */
+function trustProxy(setting: string): boolean | number | string {
+  if (setting === "true" || setting === "false") return setting === "true";
+  return /^\d+$/.test(setting) ? Number(setting) : setting;
+}
+
+/** A body on anything but JSON is refused with 415 (a form post or text/plain never reaches a route as {}). */
+const jsonOnly: RequestHandler = (req, _res, next) => {
+  const hasBody = req.headers["transfer-encoding"] !== undefined || Number(req.headers["content-length"] ?? 0) > 0;
+  if (hasBody && !req.is("application/json"))
+    return next(
+      new ApiError(
+        415,
+        "unsupported-media-type",
+        "Unsupported media type",
+        `Send the body as application/json, not ${req.headers["content-type"] ?? "no content type"}.`,
+      ),
+    );
+  next();
+};
+
+export interface ApiApp {
+  app: Express;
+  specs: RouteSpec[];
+  document: object;
+}
+
+export function createApp(ctx: ApiContext): ApiApp {
+  const app = express();
+  app.disable("x-powered-by");
+  app.set("trust proxy", trustProxy(ctx.config.API_TRUST_PROXY));
+  app.set("query parser", "simple");
+  app.use(
+    pinoHttp({
+      logger: ctx.log,
+      genReqId: (req, res) => {
+        const sent = req.headers["x-request-id"];
+        const id = typeof sent === "string" && REQUEST_ID.test(sent) ? sent : randomUUID();
+        res.setHeader("X-Request-Id", id);
+        return id;
+      },
+      // Codes travel in paths: log the route, not the code (a pharmacy's scans are its business).
+      serializers: {
+        req: (req: { id: unknown; method: string; raw?: { res?: { locals?: { route?: string } } } }) => ({
+          id: req.id,
+          method: req.method,
+        }),
+      },
+      customSuccessObject: (_req, res, value: Record<string, unknown>) => ({
+        ...value,
+        route: (res as unknown as { locals?: { route?: string } }).locals?.route ?? "unmatched",
+      }),
+      customLogLevel: (_req, res, err) =>
+        err || res.statusCode >= 500 ? "error" : res.statusCode >= 400 ? "info" : "debug",
+    }),
+  );
+  app.use(helmet());
+  if (ctx.config.API_CORS_ORIGINS.length > 0) app.use(cors({ origin: ctx.config.API_CORS_ORIGINS }));
+  app.use(ctx.metrics.middleware());
+
+  const routers: Router[] = [healthRoutes(ctx)];
+  const v1: Router[] = [codesRoutes(ctx), dashboardRoutes(ctx), claimsRoutes(ctx), alertsRoutes(ctx), lmsRoutes(ctx)];
+  app.use(routers);
+  app.use(
+    "/v1",
+    // The checkpoint read starts before the limiter's count, so that both travel in one round trip.
+    (_req, res, next) => {
+      void startSync(ctx, res);
+      next();
+    },
+    rateLimits(ctx).perAddress,
+    jsonOnly,
+    express.json({ limit: ctx.config.API_BODY_LIMIT, strict: true }),
+  );
+  app.use(v1);
+
+  // The document describes itself too: its two routes are declared like every other.
+  let document: object = {};
+  let docs = "";
+  const self = new ApiRouter(ctx)
+    .route(
+      {
+        method: "get",
+        path: "/openapi.json",
+        summary: "This document (OpenAPI 3.1)",
+        tags: ["operations"],
+        access: "public",
+        operational: true,
+        responses: { 200: { description: "The OpenAPI document" } },
+      },
+      () => document,
+    )
+    .route(
+      {
+        method: "get",
+        path: "/docs",
+        summary: "This document as a web page",
+        tags: ["operations"],
+        access: "public",
+        operational: true,
+        responses: { 200: { description: "HTML", contentType: "text/html" } },
+      },
+      ({ res }) => void res.type("html").send(docs),
+    ).router;
+  app.use(self);
+  const specs = [...routers, ...v1, self].flatMap(routeSpecs);
+  document = openApiDocument(specs, { title: "Drug traceability ledger API", version: "1.0.0" });
+  docs = docsPage(document);
+  app.use(notFoundHandler);
+  app.use(problemHandler);
+  return { app, specs, document };
+}

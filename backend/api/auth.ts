@@ -1,0 +1,78 @@
+/**
+ * Who is calling: `Authorization: Bearer <key>` (or HTTP Basic with the key as password, as GS1 LMS clients
+ * send it) → the key's organisation as the chain knows it. A regulator is an account holding REGULATOR_ROLE on
+ * chain; business roles come from the participant record; a suspended participant is refused.
+ */
+import type { RequestHandler } from "express";
+import type { ApiContext, Caller, CallerRole } from "./context";
+import { ROLE_BY_NUMBER } from "./context";
+import { problems } from "./errors";
+
+/** The key in an Authorization header, or null when there is none or it is malformed. */
+export function keyFromHeader(header: string | undefined): string | null {
+  if (!header) return null;
+  const [scheme, value] = header.trim().split(/\s+/, 2);
+  if (!scheme || !value) return null;
+  if (/^bearer$/i.test(scheme)) return value;
+  if (/^basic$/i.test(scheme)) {
+    const decoded = Buffer.from(value, "base64").toString("utf8");
+    const colon = decoded.indexOf(":");
+    return colon === -1 ? null : decoded.slice(colon + 1);
+  }
+  return null;
+}
+
+/** Resolves the caller of a key, refusing what the chain refuses (unknown or suspended organisations). */
+export async function callerOf(ctx: ApiContext, key: string): Promise<Caller> {
+  const record = await ctx.keys.verify(key);
+  if (!record) throw problems.unauthorized("The API key is not valid or was revoked.");
+  const [participant, regulator] = await Promise.all([
+    ctx.reader.participantByAccount(record.account),
+    ctx.reader.isRegulator(record.account),
+  ]);
+  if (participant?.suspended && !regulator)
+    throw problems.forbidden(
+      `Organisation ${participant.name} is suspended on chain: ${participant.suspensionReason ?? ""}`,
+    );
+  const role: CallerRole | undefined = regulator
+    ? "regulator"
+    : participant
+      ? ROLE_BY_NUMBER[participant.role]
+      : undefined;
+  if (!role) throw problems.forbidden(`Account ${record.account} is not an onboarded organisation on the ledger.`);
+  return {
+    keyId: record.keyId,
+    name: record.name,
+    account: record.account,
+    participantId: participant?.id ?? null,
+    role,
+  };
+}
+
+/** Sets res.locals.caller, or answers 401/403. */
+export function authenticate(ctx: ApiContext): RequestHandler {
+  return async (req, res, next) => {
+    try {
+      const key = keyFromHeader(req.headers.authorization);
+      if (!key) {
+        res.setHeader("WWW-Authenticate", 'Bearer realm="drugtrace"');
+        throw problems.unauthorized("Send Authorization: Bearer <API key>.");
+      }
+      res.locals.caller = await callerOf(ctx, key);
+      next();
+    } catch (err) {
+      next(err);
+    }
+  };
+}
+
+export function requireRole(...roles: readonly CallerRole[]): RequestHandler {
+  return (_req, res, next) => {
+    const caller = res.locals.caller as Caller | undefined;
+    if (!caller || !roles.includes(caller.role))
+      return next(
+        problems.forbidden(`This route is for: ${roles.join(", ")}; the key is a ${caller?.role ?? "none"}'s.`),
+      );
+    next();
+  };
+}

@@ -1,0 +1,452 @@
+/**
+ * The claim check: may an insurer pay for these packs? A read of the index (nothing changes on chain) that says,
+ * per line, why not — and, when a code was already dispensed or settled elsewhere, which of the patterns the
+ * healthcare-security administration reads in repeated codes it looks like (NHSA notice of 2 Nov 2024): the same
+ * institution again (swapping, billing without dispensing), another institution long after (a resold pack),
+ * another institution soon after (a copied code). Every refused line raises an alert. Shared by the JSON claim
+ * check and the NHSA 3505 sale record.
+ */
+import { keccak256, AbiCoder, toUtf8Bytes } from "ethers";
+import type { AlertStore } from "../alerts";
+import type { AlertActor } from "../alerts/model";
+import { codeHash, CodeFormatError, parseCode, type ParsedCode } from "../codes/parse";
+import { type ItemRef, Level } from "../codes/refs";
+import type { ParticipantRecord } from "../index/events";
+import type { IndexReader, ItemView } from "../index/query";
+import type { Logger } from "../log";
+import type { ClaimSettings } from "./claims-config";
+
+/** Line reasons, most serious first: an alert for a refused line is raised under its first reason. */
+export const CLAIM_REASONS = [
+  "DUPLICATE_CODE",
+  "ALREADY_SETTLED",
+  "DISPENSED_BY_OTHER_PHARMACY",
+  "SPLIT_QUANTITY_EXCEEDED",
+  "RECALLED",
+  "DECOMMISSIONED",
+  "EXPIRED_AT_DISPENSE",
+  "LOT_MISMATCH",
+  "EXPIRY_MISMATCH",
+  "NOT_DISPENSED",
+  "NOT_A_UNIT",
+  "UNKNOWN_CODE",
+  "REPEATED_IN_CLAIM",
+  "INVALID_CODE",
+] as const;
+export type ClaimReason = (typeof CLAIM_REASONS)[number];
+
+export const REPEAT_PATTERNS = ["SAME_INSTITUTION", "RESOLD_PACK", "COPIED_CODE"] as const;
+export type RepeatPatternName = (typeof REPEAT_PATTERNS)[number];
+
+export interface OrgRef {
+  id: number;
+  name: string;
+  region: string;
+}
+
+/** An earlier dispensing or settlement of the code. */
+export interface EarlierUse {
+  event: "dispensed" | "settled";
+  at: string;
+  pharmacy: OrgRef | null;
+  insurer?: OrgRef | null;
+  claimRef?: string;
+  claimId?: string;
+  /** The earlier settlement is this very claim (a re-check of a claim already paid). */
+  sameClaim?: boolean;
+}
+
+export interface RepeatPattern {
+  pattern: RepeatPatternName;
+  /** From the earlier dispensing or settlement to this check. */
+  secondsBetween: number;
+  regions: { earlier: string | null; now: string | null };
+  earlier: EarlierUse;
+}
+
+export interface LineReason {
+  reason: ClaimReason;
+  detail: string;
+  pattern?: RepeatPattern;
+  /** Split packs: doses asked for, dispensed, settled so far (per claim) and still payable. */
+  quantities?: {
+    requested: number;
+    dispensed: number;
+    settled: number;
+    available: number;
+    packQuantity: number;
+    settledByClaim: Record<string, number>;
+  };
+}
+
+export interface PackSummary {
+  level: "unit" | "case" | "pallet";
+  product: { code: string; name: string; packQuantity: number } | null;
+  lot: string | null;
+  expiresOn: string | null;
+  manufacturer: OrgRef | null;
+  recalled: boolean;
+  decommissioned: boolean;
+  dispensed: { pharmacy: OrgRef | null; at: string; split: { dispensed: number; packQuantity: number } | null } | null;
+  settled: { insurer: OrgRef | null; at: string; claimRef: string | null; dosesSettled: number | null } | null;
+}
+
+export interface LineResult {
+  line: number;
+  code: string;
+  ok: boolean;
+  reasons: LineReason[];
+  quantity?: number;
+  pack: PackSummary | null;
+  alertId?: string;
+}
+
+export interface ClaimCheckResult {
+  decision: "APPROVE" | "REJECT";
+  claimRef: string;
+  claimId: string | null;
+  pharmacy: OrgRef;
+  checkedAt: string;
+  lines: LineResult[];
+}
+
+export interface ClaimLineInput {
+  code: string;
+  /** Doses of a split pack (拆零); whole packs need none. */
+  quantity?: number;
+  /** What the sale record says about the pack (NHSA 3505 manu_lotnum, expy_end as YYYY-MM-DD). */
+  expect?: { lot?: string; expiry?: string };
+}
+
+export interface ClaimCheckInput {
+  claimRef: string;
+  pharmacy: ParticipantRecord;
+  /** The insurer whose claim this is, when known (the caller is an insurer): a re-check of its own claim. */
+  insurerId: number | null;
+  lines: ClaimLineInput[];
+  caller: AlertActor;
+}
+
+export interface ClaimCheckDeps {
+  reader: IndexReader;
+  alerts: AlertStore;
+  settings: ClaimSettings;
+  codeHashDomain: string;
+  log?: Logger;
+  now?: () => number;
+}
+
+/**
+ * The ledger's claim reference is a bytes32 hash (no personal data on chain): a 0x-prefixed 32-byte hex string is
+ * taken as it is, any other reference is hashed (keccak256 of its UTF-8), as an insurer's system does before settling.
+ */
+export function claimRefBytes32(claimRef: string): string {
+  return /^0x[0-9a-fA-F]{64}$/.test(claimRef) ? claimRef.toLowerCase() : keccak256(toUtf8Bytes(claimRef));
+}
+
+/** Settlement.claimIdOf: keccak256(abi.encode(insurerId, claimRef)). */
+export function claimIdOf(insurerId: number, claimRef: string): string {
+  return keccak256(AbiCoder.defaultAbiCoder().encode(["uint32", "bytes32"], [insurerId, claimRefBytes32(claimRef)]));
+}
+
+const iso = (seconds: number): string => new Date(seconds * 1000).toISOString();
+const orgRef = (p: ParticipantRecord | null): OrgRef | null =>
+  p ? { id: p.id, name: p.name, region: p.region } : null;
+const LEVEL_NAMES = { [Level.Unit]: "unit", [Level.Case]: "case", [Level.Pallet]: "pallet" } as const;
+const DAY_SECONDS = 86_400;
+
+/** Checks a claim, line by line, reading every line's index state at once (pipelined), and raises alerts. */
+export async function checkClaim(deps: ClaimCheckDeps, input: ClaimCheckInput): Promise<ClaimCheckResult> {
+  const nowMs = (deps.now ?? Date.now)();
+  const claimId = input.insurerId !== null ? claimIdOf(input.insurerId, input.claimRef) : null;
+  const orgs = new Map<number, Promise<ParticipantRecord | null>>([
+    [input.pharmacy.id, Promise.resolve(input.pharmacy)],
+  ]);
+  const org = (id: number) => {
+    let found = orgs.get(id);
+    if (!found) orgs.set(id, (found = deps.reader.participant(id)));
+    return found;
+  };
+  const firstLineOf = new Map<string, number>();
+  const parsed = input.lines.map((line, i) => {
+    try {
+      const code = parseCode(line.code);
+      const first = firstLineOf.get(code.normalised);
+      if (first === undefined) firstLineOf.set(code.normalised, i);
+      return { code, repeatOf: first ?? null };
+    } catch (err) {
+      if (err instanceof CodeFormatError) return { error: err.message };
+      throw err;
+    }
+  });
+  const context: LineContext = { deps, input, claimId, nowMs, org };
+  const lines = await Promise.all(
+    input.lines.map((line, i) => {
+      const p = parsed[i]!;
+      const base = { line: i, code: line.code, ...(line.quantity !== undefined ? { quantity: line.quantity } : {}) };
+      if ("error" in p)
+        return {
+          ...base,
+          ok: false,
+          pack: null,
+          reasons: [{ reason: "INVALID_CODE", detail: p.error! }],
+        } as LineResult;
+      if (p.repeatOf !== null)
+        return {
+          ...base,
+          ok: false,
+          pack: null,
+          reasons: [{ reason: "REPEATED_IN_CLAIM", detail: `the same code as line ${p.repeatOf}` }],
+        } as LineResult;
+      return checkLine(context, base, line, p.code);
+    }),
+  );
+  await raiseAlerts(
+    context,
+    lines,
+    parsed.map((p) => ("code" in p ? p.code! : null)),
+  );
+  return {
+    decision: lines.every((l) => l.ok) ? "APPROVE" : "REJECT",
+    claimRef: input.claimRef,
+    claimId,
+    pharmacy: orgRef(input.pharmacy)!,
+    checkedAt: new Date(nowMs).toISOString(),
+    lines,
+  };
+}
+
+interface LineContext {
+  deps: ClaimCheckDeps;
+  input: ClaimCheckInput;
+  claimId: string | null;
+  nowMs: number;
+  org: (id: number) => Promise<ParticipantRecord | null>;
+}
+
+type LineBase = Pick<LineResult, "line" | "code" | "quantity">;
+
+async function checkLine(
+  ctx: LineContext,
+  base: LineBase,
+  line: ClaimLineInput,
+  code: ParsedCode,
+): Promise<LineResult> {
+  const { reader, codeHashDomain } = ctx.deps;
+  const resolved = await resolve(reader, code, codeHash(code.normalised, codeHashDomain));
+  const reasons: LineReason[] = [];
+  if (resolved.duplicates.length > 0)
+    reasons.push({
+      reason: "DUPLICATE_CODE",
+      detail: `the code was commissioned ${resolved.duplicates.length + (resolved.ref ? 1 : 0)} times: a copy is circulating`,
+    });
+  const view = resolved.ref ? await reader.item(resolved.ref) : null;
+  if (!view) {
+    reasons.push({ reason: "UNKNOWN_CODE", detail: "no pack of this product carries the code" });
+    return { ...base, ok: false, reasons: sortReasons(reasons), pack: null };
+  }
+  const pack = await summarise(ctx, view);
+  if (view.ref.level !== Level.Unit) {
+    reasons.push({ reason: "NOT_A_UNIT", detail: `a ${pack.level} code: a claim lists the packs sold` });
+    return { ...base, ok: false, reasons: sortReasons(reasons), pack };
+  }
+  reasons.push(...(await useReasons(ctx, view, line)));
+  if (view.batch?.recalled) reasons.push({ reason: "RECALLED", detail: `batch ${view.batch.lot} is recalled` });
+  if (view.custody.decommissioned) reasons.push({ reason: "DECOMMISSIONED", detail: "the pack was decommissioned" });
+  if (view.batch && view.dispensing && view.dispensing.time > view.batch.expiresOn)
+    reasons.push({ reason: "EXPIRED_AT_DISPENSE", detail: `dispensed after its expiry ${pack.expiresOn}` });
+  reasons.push(...recordMismatches(view, line));
+  return { ...base, ok: reasons.length === 0, reasons: sortReasons(reasons), pack };
+}
+
+/** Whether the pack was dispensed here and is not paid for yet (split packs: enough doses left). */
+async function useReasons(ctx: LineContext, view: ItemView, line: ClaimLineInput): Promise<LineReason[]> {
+  const { dispensing, settlement } = view;
+  const pharmacyId = ctx.input.pharmacy.id;
+  if (!dispensing) return [{ reason: "NOT_DISPENSED", detail: "the ledger has no dispensing of this pack" }];
+  const out: LineReason[] = [];
+  if (dispensing.pharmacyId !== pharmacyId) {
+    const earlier: EarlierUse = {
+      event: "dispensed",
+      at: iso(dispensing.time),
+      pharmacy: orgRef(await ctx.org(dispensing.pharmacyId)),
+    };
+    out.push({
+      reason: "DISPENSED_BY_OTHER_PHARMACY",
+      detail: `dispensed by ${earlier.pharmacy?.name ?? `participant ${dispensing.pharmacyId}`}`,
+      pattern: repeatPattern(ctx, earlier, dispensing.time),
+    });
+  }
+  if (dispensing.split) {
+    const settled = settlement?.split?.settled ?? 0;
+    const available = dispensing.split.dispensed - settled;
+    const requested = line.quantity ?? available;
+    if (requested > available || available <= 0)
+      out.push({
+        reason: "SPLIT_QUANTITY_EXCEEDED",
+        detail: `${requested} doses asked for, ${available} of ${dispensing.split.dispensed} dispensed are unpaid`,
+        quantities: {
+          requested,
+          dispensed: dispensing.split.dispensed,
+          settled,
+          available,
+          packQuantity: dispensing.split.packQuantity,
+          settledByClaim: settlement?.split?.byClaim ?? {},
+        },
+      });
+    return out;
+  }
+  if (settlement) {
+    const earlier: EarlierUse = {
+      event: "settled",
+      at: iso(settlement.time),
+      pharmacy: orgRef(await ctx.org(settlement.pharmacyId)),
+      insurer: orgRef(await ctx.org(settlement.insurerId)),
+      ...(settlement.claimRef ? { claimRef: settlement.claimRef } : {}),
+      ...(settlement.claimId ? { claimId: settlement.claimId } : {}),
+      ...(settlement.claimId && settlement.claimId === ctx.claimId ? { sameClaim: true } : {}),
+    };
+    out.push({
+      reason: "ALREADY_SETTLED",
+      detail: `settled by ${earlier.insurer?.name ?? "an insurer"} under claim ${settlement.claimRef ?? settlement.claimId ?? "?"}${earlier.sameClaim ? " (this claim)" : ""}`,
+      pattern: repeatPattern(ctx, earlier, settlement.time),
+    });
+  }
+  return out;
+}
+
+/** Which of the NHSA's repeated-code patterns an earlier use at `earlierSeconds` makes of this claim. */
+function repeatPattern(ctx: LineContext, earlier: EarlierUse, earlierSeconds: number): RepeatPattern {
+  const secondsBetween = Math.max(0, Math.round(ctx.nowMs / 1000 - earlierSeconds));
+  const window = ctx.deps.settings.CLAIM_COPIED_CODE_WINDOW_HOURS * 3600;
+  const pattern: RepeatPatternName =
+    earlier.pharmacy?.id === ctx.input.pharmacy.id
+      ? "SAME_INSTITUTION"
+      : secondsBetween > window
+        ? "RESOLD_PACK"
+        : "COPIED_CODE";
+  return {
+    pattern,
+    secondsBetween,
+    regions: { earlier: earlier.pharmacy?.region ?? null, now: ctx.input.pharmacy.region },
+    earlier,
+  };
+}
+
+/**
+ * A sale record's lot and expiry against the batch's. The ledger keeps expiry as an instant and records print a
+ * local date, so a day either side matches.
+ */
+function recordMismatches(view: ItemView, line: ClaimLineInput): LineReason[] {
+  const out: LineReason[] = [];
+  const batch = view.batch;
+  if (!batch || !line.expect) return out;
+  if (line.expect.lot !== undefined && line.expect.lot.trim() !== batch.lot)
+    out.push({
+      reason: "LOT_MISMATCH",
+      detail: `the record says lot ${line.expect.lot}, the pack is of lot ${batch.lot}`,
+    });
+  if (line.expect.expiry !== undefined) {
+    const stated = Date.parse(`${line.expect.expiry}T00:00:00Z`) / 1000;
+    if (!Number.isFinite(stated) || Math.abs(stated - batch.expiresOn) > 2 * DAY_SECONDS)
+      out.push({
+        reason: "EXPIRY_MISMATCH",
+        detail: `the record says expiry ${line.expect.expiry}, the batch expires ${iso(batch.expiresOn).slice(0, 10)}`,
+      });
+  }
+  return out;
+}
+
+async function summarise(ctx: LineContext, view: ItemView): Promise<PackSummary> {
+  const { dispensing, settlement } = view;
+  const [dispensedBy, insurer] = await Promise.all([
+    dispensing ? ctx.org(dispensing.pharmacyId) : null,
+    settlement ? ctx.org(settlement.insurerId) : null,
+  ]);
+  return {
+    level: LEVEL_NAMES[view.ref.level],
+    product: view.product
+      ? { code: view.product.productCode, name: view.product.name, packQuantity: view.product.packQuantity }
+      : null,
+    lot: view.batch?.lot ?? null,
+    expiresOn: view.batch ? iso(view.batch.expiresOn) : null,
+    manufacturer: orgRef(view.manufacturer),
+    recalled: view.batch?.recalled ?? false,
+    decommissioned: view.custody.decommissioned,
+    dispensed: dispensing
+      ? { pharmacy: orgRef(dispensedBy), at: iso(dispensing.time), split: dispensing.split ?? null }
+      : null,
+    settled: settlement
+      ? {
+          insurer: orgRef(insurer),
+          at: iso(settlement.time),
+          claimRef: settlement.claimRef ?? null,
+          dosesSettled: settlement.split?.settled ?? null,
+        }
+      : null,
+  };
+}
+
+const sortReasons = (reasons: LineReason[]): LineReason[] =>
+  reasons.sort((a, b) => CLAIM_REASONS.indexOf(a.reason) - CLAIM_REASONS.indexOf(b.reason));
+
+/** One alert per refused line, under its most serious reason; a re-check of this very claim raises none. */
+async function raiseAlerts(ctx: LineContext, lines: LineResult[], codes: (ParsedCode | null)[]): Promise<void> {
+  await Promise.all(
+    lines.map(async (line, i) => {
+      if (line.ok) return;
+      const earlierUses = line.reasons.map((r) => r.pattern?.earlier).filter((e): e is EarlierUse => !!e);
+      if (line.reasons.length === 1 && earlierUses[0]?.sameClaim) return;
+      const code = codes[i];
+      try {
+        const alert = await ctx.deps.alerts.raise({
+          source: "claim",
+          reason: line.reasons[0]!.reason,
+          code: {
+            raw: line.code,
+            normalised: code?.normalised ?? null,
+            ...(code?.productCode ? { productCode: code.productCode } : {}),
+          },
+          reporter: ctx.input.caller,
+          // The pharmacies concerned see it; an earlier claim's insurer does not learn of another insurer's check.
+          participants: [ctx.input.pharmacy.id, ...earlierUses.map((e) => e.pharmacy?.id ?? 0)],
+          manufacturerId: line.pack?.manufacturer?.id ?? null,
+          snapshot: { claimRef: ctx.input.claimRef, line: line.line, reasons: line.reasons, pack: line.pack },
+          at: ctx.nowMs,
+        });
+        line.alertId = alert.id;
+      } catch (err) {
+        // The answer stands without its alert; the failure is logged for the operator.
+        ctx.deps.log?.error({ err: (err as Error).message, code: line.code }, "claim check could not raise an alert");
+      }
+    }),
+  );
+}
+
+/**
+ * The product rule (ledger-hardening issue): a code resolves only to a run of the product it names (a Chinese
+ * code in digits 1-7, a GS1 code in its GTIN), the first mined of them; every other ref of the code is a copy.
+ * Case and pallet codes name no product, so the first ref stands. (IndexReader.resolveCode replaces this when the
+ * core API lands it.)
+ */
+export async function resolveCode(
+  reader: IndexReader,
+  code: ParsedCode,
+  hash: Buffer,
+): Promise<{ ref: ItemRef | null; duplicates: ItemRef[] }> {
+  const found = await reader.lookupCode(hash);
+  if (!found) return { ref: null, duplicates: [] };
+  const refs = found.conflicts.length > 0 ? found.conflicts : [found.ref];
+  if (!code.productCode) return { ref: refs[0]!, duplicates: refs.slice(1) };
+  const products = await Promise.all(
+    refs.map(async (ref) => {
+      const run = await reader.run(ref.runId);
+      const batch = run ? await reader.batch(run.batchId) : null;
+      return batch ? reader.product(batch.productId) : null;
+    }),
+  );
+  const at = products.findIndex((p) => p?.productCode === code.productCode);
+  return { ref: at === -1 ? null : refs[at]!, duplicates: refs.filter((_, i) => i !== at) };
+}
+
+const resolve = (reader: IndexReader, code: ParsedCode, hash: Buffer) => resolveCode(reader, code, hash);

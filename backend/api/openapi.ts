@@ -1,0 +1,215 @@
+/**
+ * One helper declares a route: the same zod schemas validate its params, query and body, and generate its
+ * OpenAPI 3.1 entry, and the same declaration says who may call it — so the document cannot drift from what the
+ * service does. Each router remembers its declarations; app.ts gathers them into `/openapi.json` and `/docs`.
+ */
+import { extendZodWithOpenApi, OpenAPIRegistry, OpenApiGeneratorV31 } from "@asteasolutions/zod-to-openapi";
+import express, { type NextFunction, type Request, type RequestHandler, type Response, type Router } from "express";
+import { z, type ZodType, type ZodTypeAny } from "zod";
+import { authenticate, requireRole } from "./auth";
+import type { ApiContext, Caller, CallerRole } from "./context";
+import { PROBLEM_CONTENT_TYPE } from "./errors";
+import { rateLimits } from "./ratelimit";
+
+extendZodWithOpenApi(z);
+
+export const problemSchema = z
+  .object({
+    type: z.string().openapi({ example: "urn:drugtrace:problem:invalid-code" }),
+    title: z.string(),
+    status: z.number().int(),
+    detail: z.string(),
+    instance: z.string().optional(),
+    field: z.string().optional(),
+    code: z.string().optional(),
+  })
+  .passthrough()
+  .openapi("Problem", { description: "RFC 9457 problem details" });
+
+/** Who may call a route: anyone (no key), any valid key, or keys of the listed roles. */
+export type Access = "public" | "any" | readonly CallerRole[];
+
+type Method = "get" | "post" | "put" | "patch" | "delete";
+
+export interface RouteResponse {
+  description: string;
+  schema?: ZodTypeAny;
+  /** Defaults to application/json. */
+  contentType?: string;
+}
+
+export interface RouteSpec<
+  P extends ZodTypeAny = ZodTypeAny,
+  Q extends ZodTypeAny = ZodTypeAny,
+  B extends ZodTypeAny = ZodTypeAny,
+> {
+  method: Method;
+  /** OpenAPI form, from the root: `/v1/codes/{code}`. */
+  path: string;
+  summary: string;
+  description?: string;
+  tags: string[];
+  access: Access;
+  /** Operational routes (health, metrics): no index sync and no rate limit, so that probes always get an answer. */
+  operational?: boolean;
+  request?: { params?: P; query?: Q; body?: B };
+  responses: Record<number, RouteResponse>;
+}
+
+export interface RouteInput<P, Q, B> {
+  params: P;
+  query: Q;
+  body: B;
+  /** The authenticated caller; null on public routes. */
+  caller: Caller | null;
+  req: Request;
+  res: Response;
+}
+
+/** A handler returns the 200 body (sent as JSON), or undefined when it wrote the response itself. */
+export type RouteHandler<P, Q, B> = (input: RouteInput<P, Q, B>) => Promise<unknown> | unknown;
+
+const declared = new WeakMap<Router, RouteSpec[]>();
+
+/**
+ * Starts reading the index's checkpoint (app.ts calls it before the rate limiter, so that both share a round
+ * trip); a route awaits the same read.
+ */
+export function startSync(ctx: ApiContext, res: Response): Promise<void> {
+  const started = res.locals.sync as Promise<void> | undefined;
+  if (started) return started;
+  const sync = ctx.reader.sync();
+  sync.catch(() => undefined); // awaited by the route; a request the limiter refuses never awaits it
+  res.locals.sync = sync;
+  return sync;
+}
+
+/** The route declarations of a router made with {@link ApiRouter}. */
+export const routeSpecs = (router: Router): RouteSpec[] => declared.get(router) ?? [];
+
+const expressPath = (path: string): string => path.replace(/\{(\w+)\}/g, ":$1");
+
+export class ApiRouter {
+  readonly router: Router = express.Router();
+  private readonly specs: RouteSpec[] = [];
+
+  constructor(private readonly ctx: ApiContext) {
+    declared.set(this.router, this.specs);
+  }
+
+  route<P extends ZodTypeAny, Q extends ZodTypeAny, B extends ZodTypeAny>(
+    spec: RouteSpec<P, Q, B>,
+    handler: RouteHandler<z.infer<P>, z.infer<Q>, z.infer<B>>,
+  ): this {
+    this.specs.push(spec as unknown as RouteSpec);
+    const chain: RequestHandler[] = [
+      // The index's checkpoint first, so that cached records are never older than it (a suspension, a
+      // recall or a dispensing indexed since the last request is seen at once).
+      async (_req, res, next) => {
+        res.locals.route = spec.path;
+        try {
+          if (!spec.operational) await startSync(this.ctx, res);
+          next();
+        } catch (err) {
+          next(err);
+        }
+      },
+    ];
+    const limits = rateLimits(this.ctx);
+    if (spec.access === "public") {
+      if (!spec.operational) chain.push(limits.publicPerAddress);
+    } else chain.push(authenticate(this.ctx), limits.perKey);
+    if (Array.isArray(spec.access)) chain.push(requireRole(...spec.access));
+    chain.push(async (req: Request, res: Response, next: NextFunction) => {
+      try {
+        const input: RouteInput<z.infer<P>, z.infer<Q>, z.infer<B>> = {
+          params: spec.request?.params ? spec.request.params.parse(req.params) : req.params,
+          query: spec.request?.query ? spec.request.query.parse(req.query) : req.query,
+          body: spec.request?.body ? spec.request.body.parse(req.body) : undefined,
+          caller: (res.locals.caller as Caller | undefined) ?? null,
+          req,
+          res,
+        };
+        const body = await handler(input);
+        if (body !== undefined && !res.headersSent) res.json(body);
+      } catch (err) {
+        next(err);
+      }
+    });
+    this.router[spec.method](expressPath(spec.path), ...chain);
+    return this;
+  }
+}
+
+/** Responses every route can give, by access. */
+function standardErrors(spec: RouteSpec): Record<number, RouteResponse> {
+  const problem = (description: string): RouteResponse => ({
+    description,
+    schema: problemSchema,
+    contentType: PROBLEM_CONTENT_TYPE,
+  });
+  const errors: Record<number, RouteResponse> = {
+    429: problem("Rate limit exceeded"),
+    503: problem("Redis or the chain node is not answering"),
+  };
+  if (spec.request?.params || spec.request?.query || spec.request?.body) errors[400] = problem("Invalid request");
+  if (spec.request?.body) {
+    errors[413] = problem("Body larger than the limit");
+    errors[415] = problem("Body is not application/json");
+  }
+  if (spec.access !== "public") {
+    errors[401] = problem("No API key, or an invalid or revoked one");
+    errors[403] = problem("The key's organisation may not call this route, or is suspended on chain");
+  }
+  return errors;
+}
+
+/** The OpenAPI 3.1 document of every declared route. */
+export function openApiDocument(specs: readonly RouteSpec[], info: { title: string; version: string }): object {
+  const registry = new OpenAPIRegistry();
+  const bearer = registry.registerComponent("securitySchemes", "apiKey", {
+    type: "http",
+    scheme: "bearer",
+    description: "An API key issued with `npm run keys:issue` (HTTP Basic with the key as password also works).",
+  });
+  for (const spec of specs) {
+    const responses: Record<string, { description: string; content?: Record<string, { schema: ZodType }> }> = {};
+    for (const [status, r] of Object.entries({ ...standardErrors(spec), ...spec.responses })) {
+      responses[status] = {
+        description: r.description,
+        ...(r.schema ? { content: { [r.contentType ?? "application/json"]: { schema: r.schema } } } : {}),
+      };
+    }
+    const access =
+      spec.access === "public"
+        ? "No API key."
+        : spec.access === "any"
+          ? "Any API key."
+          : `API keys of: ${spec.access.join(", ")}.`;
+    registry.registerPath({
+      method: spec.method,
+      path: spec.path,
+      summary: spec.summary,
+      description: [spec.description, `Access: ${access}`].filter(Boolean).join("\n\n"),
+      tags: spec.tags,
+      ...(spec.access === "public" ? {} : { security: [{ [bearer.name]: [] }] }),
+      request: {
+        ...(spec.request?.params ? { params: spec.request.params as never } : {}),
+        ...(spec.request?.query ? { query: spec.request.query as never } : {}),
+        ...(spec.request?.body
+          ? { body: { required: true, content: { "application/json": { schema: spec.request.body } } } }
+          : {}),
+      },
+      responses,
+    });
+  }
+  return new OpenApiGeneratorV31(registry.definitions).generateDocument({
+    openapi: "3.1.0",
+    info: {
+      ...info,
+      description:
+        "Scan-to-verify, claim check and alerts over the drug-traceability ledger's index. Every error is " +
+        "application/problem+json (RFC 9457) with a stable `type` (urn:drugtrace:problem:<slug>).",
+    },
+  });
+}

@@ -1,0 +1,30 @@
+/**
+ * `npm run api`: the HTTP service alone, against the configured chain (RPC_URL, the deployment) and index
+ * (REDIS_URL or REDIS_CLUSTER_NODES). SIGINT/SIGTERM stop it gracefully.
+ */
+import { loadAlertSettings } from "../backend/alerts";
+import { loadClaimSettings } from "../backend/api/claims-config";
+import { connectApi, serveApi } from "../backend/api/service";
+import { loadConfig } from "../backend/config/env";
+import { createLogger } from "../backend/log";
+
+async function main(): Promise<void> {
+  const config = { ...loadConfig(), ...loadAlertSettings(), ...loadClaimSettings() };
+  const log = createLogger(config.LOG_LEVEL, "api");
+  const ctx = await connectApi(config, log);
+  const api = await serveApi(ctx, config.API_HOST, config.API_PORT);
+  console.log(JSON.stringify({ msg: "API listening", url: api.url, docs: `${api.url}/docs` }));
+  const shutdown = async () => {
+    log.info("shutting down: no new connections, finishing in-flight requests");
+    await api.close();
+    ctx.rpc.destroy();
+    ctx.redis.disconnect();
+  };
+  process.once("SIGINT", () => void shutdown());
+  process.once("SIGTERM", () => void shutdown());
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exitCode = 1;
+});

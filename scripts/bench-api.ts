@@ -1,0 +1,216 @@
+/**
+ * API benchmark: indexes at least 100,000 unit codes with realistic custody (pallets at a distributor, half the
+ * cases on at a pharmacy, some packs dispensed there), then drives over 127.0.0.1 with autocannon (50
+ * connections, in a child process so that the load generator does not share the server's event loop), in the
+ * same run: the scan on random known codes, a bare Express 5 route returning a constant JSON, and a 10-code
+ * claim check. Each leg runs BENCH_API_RUNS times (default 3), interleaved; figures are medians.
+ *
+ * BENCH_API_UNITS (default 100,000), BENCH_API_SECONDS (per leg and run, default 10), BENCH_API_CONNECTIONS (50).
+ * The last line of output is one JSON object.
+ */
+import { spawn } from "node:child_process";
+import express from "express";
+import { JsonRpcProvider } from "ethers";
+import type { AddressInfo } from "node:net";
+import { loadAlertSettings } from "../backend/alerts";
+import { loadClaimSettings } from "../backend/api/claims-config";
+import { apiContext, serveApi } from "../backend/api/service";
+import { LedgerChain } from "../backend/chain/client";
+import { demoRunCodes } from "../backend/chain/runs";
+import { totalCodes } from "../backend/codes/run";
+import { loadConfig } from "../backend/config/env";
+import { createLogger } from "../backend/log";
+import { connectRedis } from "../backend/store/redis";
+import { indexChain, populate, PRODUCT_CODE, SHAPE, startNode } from "./lib/bench-chain";
+import { freePort, startRedis } from "./lib/redis-server";
+
+const UNITS = Number(process.env.BENCH_API_UNITS ?? 100_000);
+const SECONDS = Number(process.env.BENCH_API_SECONDS ?? 10);
+const RUNS = Number(process.env.BENCH_API_RUNS ?? 3);
+const CONNECTIONS = Number(process.env.BENCH_API_CONNECTIONS ?? 50);
+const DISPENSED_PER_RUN = 1_000;
+
+interface Leg {
+  url: string;
+  method: "GET" | "POST";
+  headers: Record<string, string>;
+  /** GET: one path is picked at random per request. */
+  paths?: string[];
+  /** POST to `path`: a claim check of `lineCount` random codes of `codes`. */
+  claim?: { path: string; pharmacy: string; codes: string[]; lineCount: number };
+  seconds: number;
+}
+
+interface LegResult {
+  rps: number;
+  p50: number;
+  p99: number;
+  requests: number;
+  non2xx: number;
+  errors: number;
+}
+
+/**
+ * autocannon in a child process (plain JS, so it needs no TypeScript loader; not a worker thread, where
+ * autocannon reports raw histograms instead of its summary). The leg arrives on stdin, the result leaves on stdout.
+ */
+const LOAD_GENERATOR = `
+const autocannon = require("autocannon");
+let input = "";
+process.stdin.on("data", (d) => (input += d));
+process.stdin.on("end", () => {
+const leg = JSON.parse(input);
+const pick = (list) => list[Math.floor(Math.random() * list.length)];
+let n = 0;
+const setupRequest = (req) => {
+  if (leg.paths) return { ...req, path: pick(leg.paths) };
+  const lines = Array.from({ length: leg.claim.lineCount }, () => ({ code: pick(leg.claim.codes) }));
+  return { ...req, path: leg.claim.path, body: JSON.stringify({ claimRef: "bench-" + process.pid + "-" + n++, pharmacy: leg.claim.pharmacy, lines }) };
+};
+autocannon(
+  { url: leg.url, connections: leg.connections, duration: leg.seconds, method: leg.method,
+    headers: leg.headers, requests: [{ setupRequest }] },
+  (err, r) => {
+    if (err) throw err;
+    process.stdout.write(JSON.stringify({ rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99,
+      requests: r.requests.total, non2xx: r.non2xx, errors: r.errors + r.timeouts }));
+  },
+);
+});
+`;
+
+function drive(leg: Leg): Promise<LegResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ["-e", LOAD_GENERATOR], { stdio: ["pipe", "pipe", "inherit"] });
+    let out = "";
+    child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+    child.once("error", reject);
+    child.once("exit", (code) => {
+      if (code !== 0) return reject(new Error(`load generator exited with ${code}`));
+      resolve(JSON.parse(out) as LegResult);
+    });
+    child.stdin.end(JSON.stringify({ ...leg, connections: CONNECTIONS }));
+  });
+}
+
+const median = (values: number[]): number => {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+};
+
+async function main(): Promise<void> {
+  const env = {
+    ...process.env,
+    API_RATE_LIMIT_PER_KEY: "1000000000",
+    API_RATE_LIMIT_PER_ADDRESS: "1000000000",
+    LOG_LEVEL: process.env.LOG_LEVEL ?? "warn",
+  };
+  const config = { ...loadConfig(env), ...loadAlertSettings(env), ...loadClaimSettings(env) };
+  const log = createLogger(config.LOG_LEVEL, "bench-api");
+  const redisServer = await startRedis();
+  const node = await startNode(await freePort());
+  const provider = new JsonRpcProvider(node.url, undefined, { staticNetwork: true });
+  const closers: (() => Promise<void> | void)[] = [];
+  try {
+    let t = Date.now();
+    const bench = await populate(provider, UNITS, DISPENSED_PER_RUN);
+    const codes = bench.runs * totalCodes(SHAPE);
+    const codeBucketBits = Math.max(8, Math.ceil(Math.log2(codes / 64)));
+    const apiConfig = { ...config, CODE_BUCKET_BITS: codeBucketBits };
+    const redis = connectRedis({ url: redisServer.url }, log, apiConfig.REDIS_COMMAND_TIMEOUT_MS);
+    closers.push(() => redis.disconnect());
+    const status = await indexChain(node.url, bench, redis, codeBucketBits, log, config);
+    console.log(
+      `indexed ${status.codesIndexed} codes (${bench.runs} runs) in ${((Date.now() - t) / 1000).toFixed(1)} s`,
+    );
+
+    const chain = await LedgerChain.connect(node.url, await bench.ledger.getAddress());
+    closers.push(() => chain.destroy());
+    const ctx = apiContext(apiConfig, redis, chain, log);
+    const api = await serveApi(ctx, "127.0.0.1", 0);
+    closers.push(() => api.close());
+    const bare = express();
+    bare.get("/bare", (_req, res) => {
+      res.json({ ok: true, service: "bare express" });
+    });
+    const bareServer = bare.listen(0, "127.0.0.1");
+    await new Promise((r) => bareServer.once("listening", r));
+    closers.push(() => new Promise<void>((r) => bareServer.close(() => r())));
+    const bareUrl = `http://127.0.0.1:${(bareServer.address() as AddressInfo).port}`;
+
+    const distributorKey = (await ctx.keys.issue(bench.accounts.distributor, "bench scanner")).key;
+    const insurerKey = (await ctx.keys.issue(bench.accounts.insurer, "bench claims")).key;
+    const unitCodes: string[] = [];
+    for (let runId = 1; runId <= bench.runs; runId++)
+      for (const c of demoRunCodes(PRODUCT_CODE, SHAPE, bench.serialBase(runId)).slice(0, SHAPE.unitCount))
+        unitCodes.push(c.slice(3));
+    const dispensedCodes: string[] = [];
+    for (let runId = 1; runId <= bench.runs; runId++) {
+      const run = demoRunCodes(PRODUCT_CODE, SHAPE, bench.serialBase(runId));
+      for (const i of bench.dispensed) dispensedCodes.push(run[i]!.slice(3));
+    }
+
+    const legs: Record<"bare" | "scan" | "claim", (seconds: number) => Leg> = {
+      bare: (seconds) => ({ url: bareUrl, method: "GET", headers: {}, paths: ["/bare"], seconds }),
+      scan: (seconds) => ({
+        url: api.url,
+        method: "GET",
+        headers: { authorization: `Bearer ${distributorKey}` },
+        paths: unitCodes.map((c) => `/v1/codes/${c}`),
+        seconds,
+      }),
+      claim: (seconds) => ({
+        url: api.url,
+        method: "POST",
+        headers: { authorization: `Bearer ${insurerKey}`, "content-type": "application/json" },
+        claim: { path: "/v1/claims/check", pharmacy: bench.accounts.pharmacy, codes: dispensedCodes, lineCount: 10 },
+        seconds,
+      }),
+    };
+    // Warm-up: JIT, caches and connections.
+    for (const leg of Object.values(legs)) await drive(leg(2));
+    const results: Record<keyof typeof legs, LegResult[]> = { bare: [], scan: [], claim: [] };
+    t = Date.now();
+    for (let run = 0; run < RUNS; run++)
+      for (const name of ["bare", "scan", "claim"] as const) {
+        const r = await drive(legs[name](SECONDS));
+        results[name].push(r);
+        console.log(
+          `run ${run + 1} ${name}: ${Math.round(r.rps)} req/s, p50 ${r.p50} ms, p99 ${r.p99} ms` +
+            (r.non2xx || r.errors ? `, ${r.non2xx} non-2xx, ${r.errors} errors` : ""),
+        );
+      }
+    const m = (name: keyof typeof legs, pick: (r: LegResult) => number) => median(results[name].map(pick));
+    const failures = Object.values(results)
+      .flat()
+      .reduce((sum, r) => sum + r.non2xx + r.errors, 0);
+    const summary = {
+      codesIndexed: status.codesIndexed,
+      scanRps: Math.round(m("scan", (r) => r.rps)),
+      bareExpressRps: Math.round(m("bare", (r) => r.rps)),
+      scanP50Ms: m("scan", (r) => r.p50),
+      scanP99Ms: m("scan", (r) => r.p99),
+      claimCheckRps: Math.round(m("claim", (r) => r.rps)),
+      claimCheckP99Ms: m("claim", (r) => r.p99),
+      bareExpressP99Ms: m("bare", (r) => r.p99),
+      scanToBareRatio: Number((m("scan", (r) => r.rps) / m("bare", (r) => r.rps)).toFixed(3)),
+      runs: RUNS,
+      secondsPerLeg: SECONDS,
+      connections: CONNECTIONS,
+      failedRequests: failures,
+    };
+    console.log(`${RUNS} runs x 3 legs x ${SECONDS} s in ${((Date.now() - t) / 1000).toFixed(0)} s`);
+    console.log(JSON.stringify(summary));
+  } finally {
+    for (const close of closers.reverse()) await close();
+    provider.destroy();
+    if (node.child.pid) process.kill(-node.child.pid, "SIGKILL");
+    await redisServer.stop();
+  }
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exitCode = 1;
+});

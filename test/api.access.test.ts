@@ -1,0 +1,124 @@
+import { expect } from "chai";
+import { ApiKeyStore, KEY_PREFIX } from "../backend/api/keys";
+import { IndexStore } from "../backend/index/store";
+import { call, codePath, startApi, type ApiHarness } from "./helpers/api";
+import { idOf } from "./helpers/ledger";
+
+describe("API: who may call what", function () {
+  let h: ApiHarness;
+
+  before(async function () {
+    h = await startApi();
+  });
+  after(async function () {
+    await h?.close();
+  });
+
+  const scanPath = () => codePath(h.s.codes.inPharmacyStock);
+
+  it("refuses a request without a key, with a malformed one, and with a forged one (401 problem+json)", async function () {
+    const none = await call(h, scanPath());
+    expect(none.status).to.equal(401);
+    expect(none.headers.get("www-authenticate")).to.match(/^Bearer/);
+    expect(none.body).to.deep.include({ type: "urn:drugtrace:problem:unauthorized", status: 401 });
+    const malformed = await call(h, scanPath(), { headers: { authorization: "Bearer nope" } });
+    expect(malformed.status).to.equal(401);
+    const real = h.keys.pharmacy;
+    const forged = real.slice(0, -4) + (real.endsWith("AAAA") ? "BBBB" : "AAAA");
+    expect((await call(h, scanPath(), { key: forged })).status).to.equal(401);
+    expect((await call(h, scanPath(), { headers: { authorization: "Token " + real } })).status).to.equal(401);
+  });
+
+  it("takes the key as a Bearer token or as the password of HTTP Basic", async function () {
+    expect((await call(h, scanPath(), { key: h.keys.pharmacy })).status).to.equal(200);
+    const basic = Buffer.from(`anything:${h.keys.pharmacy}`).toString("base64");
+    expect((await call(h, scanPath(), { headers: { authorization: `Basic ${basic}` } })).status).to.equal(200);
+  });
+
+  it("refuses an account that is not an onboarded organisation (403)", async function () {
+    const r = await call(h, scanPath(), { key: h.keys.outsider });
+    expect(r.status).to.equal(403);
+    expect(r.body).to.deep.include({ type: "urn:drugtrace:problem:forbidden" });
+  });
+
+  it("stores keys hashed, never in clear, under svc:keys:*, and revokes them", async function () {
+    const store = new ApiKeyStore(h.redis, 0);
+    const issued = await store.issue(h.s.pharmacy.address, "counter 3");
+    const stored = await h.redis.hgetall(KEY_PREFIX + issued.keyId);
+    expect(JSON.stringify(stored)).to.not.include(issued.key.split("_")[2]);
+    expect(stored.hash).to.match(/^[0-9a-f]{64}$/);
+    expect((await store.list()).map((k) => k.keyId)).to.include(issued.keyId);
+    // The app's store remembers verifications for API_KEY_CACHE_SECONDS: a fresh store sees the revocation at once.
+    expect(await store.revoke(issued.keyId)).to.equal(true);
+    expect(await store.verify(issued.key)).to.equal(null);
+    expect(await store.revoke("000000000000")).to.equal(false);
+  });
+
+  it("keeps service data (keys) when the index is wiped for a rebuild", async function () {
+    const before = await h.redis.keys("svc:*");
+    expect(before.length).to.be.greaterThan(0);
+    const scratch = new ApiKeyStore(h.redis);
+    const issued = await scratch.issue(h.s.regulator.address, "rebuild check");
+    // Wipe what `index:rebuild` wipes, on a copy of the keyspace, by checking the pattern rather than wiping ours.
+    const wiped = new IndexStore(h.redis);
+    const indexKeys = (await h.redis.keys("*")).filter((k) => !k.startsWith("svc:"));
+    expect(indexKeys.length).to.be.greaterThan(0);
+    await wiped.wipe();
+    expect(await scratch.verify(issued.key)).to.not.equal(null);
+    expect((await h.redis.keys("svc:*")).length).to.be.greaterThanOrEqual(before.length);
+    await h.reindex();
+  });
+
+  it("refuses a suspended organisation, and lets it back in once reinstated", async function () {
+    await h.s.ledger.connect(h.s.regulator).suspend(h.s.otherPharmacy.address, "inspection");
+    await h.reindex();
+    const r = await call(h, scanPath(), { key: h.keys.otherPharmacy });
+    expect(r.status).to.equal(403);
+    expect((r.body as { detail: string }).detail).to.include("suspended");
+    await h.s.ledger.connect(h.s.regulator).reinstate(h.s.otherPharmacy.address);
+    await h.reindex();
+    expect((await call(h, scanPath(), { key: h.keys.otherPharmacy })).status).to.equal(200);
+  });
+
+  describe("dashboards", function () {
+    it("a batch: its maker and the regulator see counts by status; others are refused", async function () {
+      for (const who of ["regulator", "maker"] as const) {
+        const r = await call<{ units: number; byStatus: Record<string, number>; runs: unknown[] }>(h, "/v1/batches/1", {
+          key: h.keys[who],
+        });
+        expect(r.status, r.text).to.equal(200);
+        expect(r.body.units).to.equal(40 + 4 + 1);
+        const total = Object.values(r.body.byStatus).reduce((a, b) => a + b, 0);
+        expect(total).to.equal(r.body.units);
+        expect(r.body.byStatus.in_transit).to.equal(20);
+      }
+      expect((await call(h, "/v1/batches/1", { key: h.keys.otherMaker })).status).to.equal(403);
+      expect((await call(h, "/v1/batches/1", { key: h.keys.pharmacy })).status).to.equal(403);
+      expect((await call(h, "/v1/batches/999", { key: h.keys.regulator })).status).to.equal(404);
+      expect((await call(h, "/v1/batches/abc", { key: h.keys.regulator })).status).to.equal(400);
+    });
+
+    it("a participant: its own dashboard and the regulator's view; nobody else's", async function () {
+      const pharmacyId = Number(await idOf(h.s.ledger, h.s.pharmacy));
+      const own = await call<{ participant: { name: string }; counters: Record<string, number>; recent: unknown[] }>(
+        h,
+        "/v1/participants/me",
+        { key: h.keys.pharmacy },
+      );
+      expect(own.status).to.equal(200);
+      expect(own.body.participant.name).to.equal("Pharmacy");
+      expect(own.body.counters.unitsDispensed).to.be.greaterThan(0);
+      expect(own.body.recent.length).to.be.greaterThan(0);
+      expect((await call(h, `/v1/participants/${pharmacyId}`, { key: h.keys.regulator })).status).to.equal(200);
+      expect((await call(h, `/v1/participants/${pharmacyId}`, { key: h.keys.otherPharmacy })).status).to.equal(403);
+      expect((await call(h, "/v1/participants/me", { key: h.keys.regulator })).status).to.equal(400);
+    });
+
+    it("network totals for any key", async function () {
+      const r = await call<{ totals: Record<string, number> }>(h, "/v1/network", { key: h.keys.insurer });
+      expect(r.status).to.equal(200);
+      expect(r.body.totals.participants).to.equal(7);
+      expect(r.body.totals.codes).to.be.greaterThan(40);
+    });
+  });
+});
