@@ -4,6 +4,8 @@
  * until Ctrl-C.
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { mkdirSync } from "node:fs";
+import path from "node:path";
 import Redis from "ioredis";
 import { loadConfig } from "../backend/config/env";
 import { createIndexer } from "../backend/index/service";
@@ -56,9 +58,13 @@ async function main(): Promise<void> {
   const redisServer = await ensureRedis(config.REDIS_URL);
   const log = createLogger(config.LOG_LEVEL, "indexer");
   const service = await createIndexer(config, log);
-  // The chain was just deployed afresh: an index of an earlier deployment in this Redis is stale.
+  // The chain was just deployed afresh (a new local node deploys at the same address): an index of an earlier
+  // chain in this Redis is stale. The service's own data (API keys, alerts) is kept.
   const checkpoint = await service.store.checkpoint();
-  if (checkpoint && checkpoint.ledger !== service.chain.address) await service.store.wipe();
+  const indexedBlock = checkpoint ? await service.chain.blockOrNull(checkpoint.number) : null;
+  if (checkpoint && (checkpoint.ledger !== service.chain.address || indexedBlock?.hash !== checkpoint.hash)) {
+    await service.store.wipe();
+  }
   const api = await startDemoApi(config);
   const shutdown = () => {
     void api.close();
@@ -77,7 +83,11 @@ async function main(): Promise<void> {
   await service.close();
 }
 
-/** Starts a throwaway redis-server for a loopback REDIS_URL that nothing answers (the index is rebuilt from the chain). */
+/**
+ * Starts a redis-server for a loopback REDIS_URL that nothing answers, keeping its data in `.data/redis` with an
+ * append-only file: the index is rebuilt from the chain, but the service's own data (API keys, alerts) survives a
+ * restart.
+ */
 async function ensureRedis(url: string): Promise<ChildProcess | null> {
   const ping = async () => {
     const client = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
@@ -94,13 +104,10 @@ async function ensureRedis(url: string): Promise<ChildProcess | null> {
   if (await ping()) return null;
   const { hostname, port } = new URL(url);
   if (!["127.0.0.1", "localhost"].includes(hostname)) throw new Error(`Redis at ${url} does not answer`);
-  const server = spawn(
-    "redis-server",
-    ["--port", port || "6379", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-    {
-      stdio: "ignore",
-    },
-  );
+  const dir = path.resolve(__dirname, "..", ".data", "redis");
+  mkdirSync(dir, { recursive: true });
+  const args = ["--port", port || "6379", "--bind", "127.0.0.1", "--dir", dir, "--save", "", "--appendonly", "yes"];
+  const server = spawn("redis-server", args, { stdio: "ignore" });
   server.on("error", (err) =>
     console.error(`cannot start redis-server (apt-get install redis-server): ${err.message}`),
   );
