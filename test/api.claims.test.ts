@@ -7,11 +7,8 @@ import { answer3505, claimRefOf, failure3505, linesOf, read3505, type Nhsa3505 }
 import fixture3505 from "./fixtures/nhsa-3505.json";
 import { DEFAULT_CODE_HASH_DOMAIN } from "../backend/codes/parse";
 import type { ParticipantRecord } from "../backend/index/events";
-import { IndexReader } from "../backend/index/query";
-import { connectRedis, type RedisClient } from "../backend/store/redis";
-import { startRedis, type RedisServer } from "../scripts/lib/redis-server";
-import { claimsFixture, type ClaimsFixture } from "./helpers/claims-fixture";
-import { newIndexer, startRpcServer } from "./helpers/indexer";
+import type { RedisClient } from "../backend/store/redis";
+import { indexedClaimsFixture, type ClaimsFixture, type IndexedClaimsFixture } from "./helpers/claims-fixture";
 import { DAY, idOf } from "./helpers/ledger";
 
 const alertSettings = {
@@ -22,8 +19,7 @@ const alertSettings = {
 };
 
 describe("Claim check (engine, against an indexed chain)", function () {
-  let rpc: { url: string; close(): Promise<void> };
-  let server: RedisServer;
+  let indexed: IndexedClaimsFixture;
   let redis: RedisClient;
   let f: ClaimsFixture;
   let deps: ClaimCheckDeps;
@@ -33,14 +29,9 @@ describe("Claim check (engine, against an indexed chain)", function () {
   let caller: AlertActor;
 
   before(async function () {
-    rpc = await startRpcServer();
-    server = await startRedis();
-    redis = connectRedis({ url: server.url });
-    f = await claimsFixture();
-    const t = await newIndexer(rpc.url, await f.ledger.getAddress(), redis);
-    await t.indexer.syncOnce();
-    t.close();
-    const reader = new IndexReader(redis, 16);
+    indexed = await indexedClaimsFixture();
+    ({ f, redis } = indexed);
+    const reader = indexed.reader;
     deps = {
       reader,
       alerts: new AlertStore(redis, alertSettings),
@@ -54,9 +45,7 @@ describe("Claim check (engine, against an indexed chain)", function () {
   });
 
   after(async function () {
-    redis.disconnect();
-    await server.stop();
-    await rpc.close();
+    await indexed.close();
   });
 
   const check = (lines: ClaimLineInput[], at: ParticipantRecord = pharmacy, now?: number) =>

@@ -3,33 +3,30 @@ import { AlertStore } from "../backend/alerts";
 import type { AlertActor } from "../backend/alerts/model";
 import { type LmsDeps, verifyPack } from "../backend/api/lms-verify";
 import { DEFAULT_CODE_HASH_DOMAIN } from "../backend/codes/parse";
-import { IndexReader } from "../backend/index/query";
-import { connectRedis, type RedisClient } from "../backend/store/redis";
-import { startRedis, type RedisServer } from "../scripts/lib/redis-server";
-import { claimsFixture, GS1_LOT, GTIN, type ClaimsFixture } from "./helpers/claims-fixture";
-import { newIndexer, startRpcServer } from "./helpers/indexer";
+import type { RedisClient } from "../backend/store/redis";
+import {
+  GS1_LOT,
+  GTIN,
+  indexedClaimsFixture,
+  type ClaimsFixture,
+  type IndexedClaimsFixture,
+} from "./helpers/claims-fixture";
 
 const yymmdd = (seconds: number) => new Date(seconds * 1000).toISOString().slice(2, 10).replace(/-/g, "");
 const isoDay = (seconds: number) => new Date(seconds * 1000).toISOString().slice(0, 10);
 
 describe("GS1 Lightweight Verification (engine, against an indexed chain)", function () {
-  let rpc: { url: string; close(): Promise<void> };
-  let server: RedisServer;
+  let indexed: IndexedClaimsFixture;
   let redis: RedisClient;
   let f: ClaimsFixture;
   let deps: LmsDeps;
   const caller: AlertActor = { keyId: "k-dist", participantId: 3, role: "distributor" };
 
   before(async function () {
-    rpc = await startRpcServer();
-    server = await startRedis();
-    redis = connectRedis({ url: server.url });
-    f = await claimsFixture();
-    const t = await newIndexer(rpc.url, await f.ledger.getAddress(), redis);
-    await t.indexer.syncOnce();
-    t.close();
+    indexed = await indexedClaimsFixture();
+    ({ f, redis } = indexed);
     deps = {
-      reader: new IndexReader(redis, 16),
+      reader: indexed.reader,
       alerts: new AlertStore(redis, {
         ALERT_DEDUP_WINDOW_SECONDS: 600,
         ALERT_REPEAT_THRESHOLD: 3,
@@ -42,9 +39,7 @@ describe("GS1 Lightweight Verification (engine, against an indexed chain)", func
   });
 
   after(async function () {
-    redis.disconnect();
-    await server.stop();
-    await rpc.close();
+    await indexed.close();
   });
 
   const verify = (serial: string, lot: string, expiry?: string, corrUUID?: string) =>

@@ -295,37 +295,25 @@ export async function scanCode(ctx: ApiContext, caller: Caller, raw: string, rou
 }
 
 /** What an alert keeps of the answer: the code's history at that moment, without the caller's redactions. */
+const SNAPSHOT_FIELDS = [
+  "verdict",
+  "status",
+  "alerts",
+  "hints",
+  "level",
+  "batch",
+  "holder",
+  "custody",
+  "dispensing",
+  "settlement",
+  "contents",
+  "duplicates",
+] as const satisfies readonly (keyof ScanResult)[];
+
 function snapshotOf(result: ScanResult): Record<string, unknown> {
-  const {
-    verdict,
-    status,
-    alerts,
-    hints,
-    level,
-    product,
-    batch,
-    holder,
-    custody,
-    dispensing,
-    settlement,
-    contents,
-    duplicates,
-  } = result;
-  return {
-    verdict,
-    status,
-    alerts,
-    hints,
-    level,
-    productId: product?.id,
-    batch,
-    holder,
-    custody,
-    dispensing,
-    settlement,
-    contents,
-    duplicates,
-  };
+  const snapshot: Record<string, unknown> = Object.fromEntries(SNAPSHOT_FIELDS.map((f) => [f, result[f]]));
+  snapshot.productId = result.product?.id;
+  return snapshot;
 }
 
 /** The patient's view: genuine or not, product, expiry, recall and a sale count — nothing commercial. */

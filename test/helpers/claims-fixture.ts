@@ -16,6 +16,10 @@ import {
   unitRef,
 } from "./ledger";
 import { everyEventScenario, type Scenario } from "./scenario";
+import { IndexReader } from "../../backend/index/query";
+import { connectRedis, type RedisClient } from "../../backend/store/redis";
+import { startRedis } from "../../scripts/lib/redis-server";
+import { newIndexer, startRpcServer } from "./indexer";
 
 export const GTIN = "09506000134352";
 export const GS1_LOT = "LOT-G1";
@@ -153,5 +157,33 @@ export async function claimsFixture(): Promise<ClaimsFixture> {
     gs1ExpiresOn,
     gs1RecalledSerial: "REC001",
     gs1RecalledLot,
+  };
+}
+
+/** The claims fixture indexed into a fresh redis-server, served over HTTP like a node; `close` stops it all. */
+export interface IndexedClaimsFixture {
+  f: ClaimsFixture;
+  redis: RedisClient;
+  reader: IndexReader;
+  close(): Promise<void>;
+}
+
+export async function indexedClaimsFixture(): Promise<IndexedClaimsFixture> {
+  const rpc = await startRpcServer();
+  const server = await startRedis();
+  const redis = connectRedis({ url: server.url });
+  const f = await claimsFixture();
+  const t = await newIndexer(rpc.url, await f.ledger.getAddress(), redis);
+  await t.indexer.syncOnce();
+  t.close();
+  return {
+    f,
+    redis,
+    reader: new IndexReader(redis, 16),
+    close: async () => {
+      redis.disconnect();
+      await server.stop();
+      await rpc.close();
+    },
   };
 }
