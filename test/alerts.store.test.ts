@@ -110,8 +110,12 @@ for (const topology of ["single Redis", "Redis Cluster (3 masters)"] as const) {
       expect(third.count).to.equal(3);
       const otherReason = await store.raise({ ...input, reason: "DUPLICATE_CODE" });
       const otherOrg = await store.raise({ ...input, reporter: otherPharmacy });
+      // The same reporter on behalf of another organisation (an insurer's check for another pharmacy): its own.
+      const otherConcerned = await store.raise({ ...input, participants: [9] });
       expect(otherReason.id).to.not.equal(first.id);
       expect(otherOrg.id).to.not.equal(first.id);
+      expect(otherConcerned.id).to.not.equal(first.id);
+      expect(otherConcerned.participants).to.include(9);
       // Concurrent raises of one new alert settle on one record.
       const burst = scanAlert();
       const ids = new Set((await Promise.all(Array.from({ length: 10 }, () => store.raise(burst)))).map((a) => a.id));

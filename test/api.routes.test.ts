@@ -62,6 +62,8 @@ type Alert = {
   reason: string;
   participants: number[];
   manufacturerId: number | null;
+  code: { raw: string; normalised: string | null };
+  count: number;
   closeReason: string | null;
   history: HistoryEntry[];
 };
@@ -368,6 +370,7 @@ describe("API: claim check, NHSA 3505, alerts and GS1 LMS over HTTP", function (
         [envelope(row([])), "drugtracinfo"],
         [envelope(row([u(15), u(6)], { trdn_flag: "1" })), "exactly one pack code"],
         [{}, "infno"],
+        [[envelope(row([u(15)]))], "message"],
       ];
       for (const [body, mentions] of cases) {
         const answer = await sale(body);
@@ -376,6 +379,9 @@ describe("API: claim check, NHSA 3505, alerts and GS1 LMS over HTTP", function (
         expect(answer.err_msg, mentions).to.contain(mentions);
       }
       expect((await sale(envelope(row([]), { infno: "3506" }))).inf_refmsgid).to.equal(fixture3505.msgid);
+      // The envelope takes a numeric msgid as text (text(30)); a failure names it the same way.
+      const numeric = await sale(envelope(row([]), { msgid: 20250701001 }));
+      expect(numeric).to.deep.include({ infcode: -1, inf_refmsgid: "20250701001" });
     });
 
     it("lets an insurer or a regulator name the pharmacy; a pharmacy checks only its own sales", async function () {
@@ -429,6 +435,19 @@ describe("API: claim check, NHSA 3505, alerts and GS1 LMS over HTTP", function (
       aboutOther = await raise(h.s.codes.atDistributor, h.s.otherPharmacy.address);
     });
 
+    it("raises one alert per pharmacy concerned when an insurer checks the same code for two pharmacies", async function () {
+      const code = "86123459999999990003";
+      const forPharmacy = await raise(code, h.s.pharmacy.address);
+      const forOther = await raise(code, h.s.otherPharmacy.address);
+      expect(forOther).to.not.equal(forPharmacy);
+      expect((await get(forOther, "otherPharmacy")).status).to.equal(200);
+      expectProblem(await get(forOther, "pharmacy"), 404, "not-found");
+      expectProblem(await get(forPharmacy, "otherPharmacy"), 404, "not-found");
+      // The same check again for the same pharmacy is counted on its open alert.
+      expect(await raise(code, h.s.pharmacy.address)).to.equal(forPharmacy);
+      expect((await get(forPharmacy, "pharmacy")).body.count).to.equal(2);
+    });
+
     it("lists every alert for the regulator, an organisation's own for others, a maker's products' for the maker", async function () {
       const all = (await list("regulator", "?limit=200")).alerts.map((a) => a.id);
       expect(all).to.include.members([aboutPharmacy, aboutOther]);
@@ -454,7 +473,8 @@ describe("API: claim check, NHSA 3505, alerts and GS1 LMS over HTTP", function (
       expect(byReason.map((a) => a.id)).to.include(aboutOther);
       for (const a of byReason) expect(a.reason).to.equal("NOT_DISPENSED");
       const byCode = await list("regulator", `?code=${h.s.codes.atDistributor}`);
-      expect(byCode.alerts.map((a) => a.id)).to.deep.equal([aboutOther]);
+      expect(byCode.alerts.map((a) => a.id)).to.include(aboutOther);
+      for (const a of byCode.alerts) expect(a.code.normalised).to.equal(`CN:${h.s.codes.atDistributor}`);
       const byOrg = (await list("regulator", `?org=${ids.otherPharmacy}&limit=200`)).alerts.map((a) => a.id);
       expect(byOrg).to.include(aboutOther).and.not.include(aboutPharmacy);
       const ids1 = (await list("regulator", "?limit=200")).alerts.map((a) => a.id);
@@ -511,7 +531,7 @@ describe("API: claim check, NHSA 3505, alerts and GS1 LMS over HTTP", function (
       const id = await raise("86123459999999990002", h.s.pharmacy.address);
       const same = await transition(id, "regulator", { to: "new" });
       expectProblem(same, 409, "conflict");
-      expect(same.body).to.deep.include({ status: "new" });
+      expect(same.body).to.deep.include({ status: 409, alertStatus: "new" });
       expectProblem(await transition(id, "regulator", { to: "closed" }), 400, "validation");
       expectProblem(await transition(id, "regulator", { to: "investigating", reason: "other" }), 400, "validation");
       expectProblem(await transition(id, "regulator", { to: "done" }), 400, "validation");
@@ -523,7 +543,7 @@ describe("API: claim check, NHSA 3505, alerts and GS1 LMS over HTTP", function (
       expect((await transition(id, "regulator", { to: "closed", reason: "scanner_error" })).status).to.equal(200);
       const twice = await transition(id, "regulator", { to: "closed", reason: "scanner_error" });
       expectProblem(twice, 409, "conflict");
-      expect(twice.body).to.deep.include({ status: "closed" });
+      expect(twice.body).to.deep.include({ status: 409, alertStatus: "closed" });
       // Only a regulator reopens a closed alert.
       expectProblem(await transition(id, "pharmacy", { to: "investigating" }), 403, "forbidden");
       const reopened = await transition(id, "regulator", { to: "investigating" });

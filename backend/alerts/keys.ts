@@ -34,8 +34,9 @@ const digest = (text: string): string => createHash("sha256").update(text).diges
 /** Index key part for a code: its parsed identity, or what was sent when it did not parse. */
 export const codeDigest = (normalisedOrRaw: string): string => digest(normalisedOrRaw);
 
-export const dedupFingerprint = (code: string, reason: string, org: string): string =>
-  digest(`${code}\u0000${reason}\u0000${org}`);
+/** The same code, reason, reporting organisation and organisations concerned (in any order) are one alert. */
+export const dedupFingerprint = (code: string, reason: string, org: string, concerned: readonly number[]): string =>
+  digest(`${code}\u0000${reason}\u0000${org}\u0000${[...concerned].sort((a, b) => a - b).join(",")}`);
 
 /**
  * Alert ids sort by the time they were raised: `al_` + milliseconds in base 36 (9 characters, good until the

@@ -148,7 +148,16 @@ export class AlertStore {
     const raw = input.code.raw.trim().slice(0, MAX_RAW_CODE);
     const codeId = input.code.normalised ?? raw;
     const org = input.reporter.participantId !== null ? `p${input.reporter.participantId}` : `k${input.reporter.keyId}`;
-    const dedupKey = ALERT_KEYS.dedup(dedupFingerprint(codeId, input.reason, org));
+    const participants = [
+      ...new Set(
+        [input.reporter.participantId, ...(input.participants ?? []), input.manufacturerId ?? null].filter(
+          (p): p is number => typeof p === "number" && p > 0,
+        ),
+      ),
+    ];
+    // The organisations concerned are part of what is de-duplicated: an insurer checking one code for two
+    // pharmacies raises an alert for each, so that each sees its own (and neither the other's claim).
+    const dedupKey = ALERT_KEYS.dedup(dedupFingerprint(codeId, input.reason, org, participants));
     const failuresKey = ALERT_KEYS.keyFailures(input.reporter.keyId);
     const countFailure = input.source === "scan" && countsAsScannerFailure(input.reason);
     const [failures] = await Promise.all([
@@ -157,13 +166,6 @@ export class AlertStore {
     ]);
     const hints = [...(input.hints ?? [])];
     const { class: alertClass, basis } = triage(input.reason, hints, failures, this.settings.ALERT_REPEAT_THRESHOLD);
-    const participants = [
-      ...new Set(
-        [input.reporter.participantId, ...(input.participants ?? []), input.manufacturerId ?? null].filter(
-          (p): p is number => typeof p === "number" && p > 0,
-        ),
-      ),
-    ];
     const id = `${idTimePrefix(at)}${randomBytes(5).toString("hex")}`;
     const doc: AlertDoc = {
       id,

@@ -119,7 +119,8 @@ function toApiError(err: unknown): unknown {
   if (!(err instanceof AlertError)) return err;
   if (err.kind === "not-found") return problems.notFound(err.message);
   if (err.kind === "forbidden") return problems.forbidden(err.message);
-  if (err.kind === "conflict") return problems.conflict(err.message, err.status ? { status: err.status } : {});
+  // The alert's status travels as `alertStatus`: a problem's `status` is the HTTP status (RFC 9457).
+  if (err.kind === "conflict") return problems.conflict(err.message, err.status ? { alertStatus: err.status } : {});
   return problems.validation(err.message);
 }
 

@@ -44,12 +44,13 @@ export class ApiError extends Error {
 
   /** The problem document, without `instance` (the request id is added where the response is written). */
   problem(): Record<string, unknown> {
+    // RFC 9457's members come last, so that no extra can overwrite them.
     return {
+      ...this.extras,
       type: PROBLEM_TYPE_PREFIX + this.type,
       title: this.title,
       status: this.status,
       detail: this.detail,
-      ...this.extras,
     };
   }
 }

@@ -63,8 +63,11 @@ export const nhsa3505Envelope = z
 
 export type Nhsa3505 = z.infer<typeof nhsa3505Envelope>;
 
-/** What the route accepts: any JSON object, so that a malformed envelope is answered in the envelope. */
-export const nhsa3505Body = z.union([nhsa3505Envelope, z.record(z.unknown())]);
+/**
+ * What the route accepts: any JSON object or array (all a strict JSON parser lets through), so that a malformed
+ * envelope is answered in the envelope.
+ */
+export const nhsa3505Body = z.union([nhsa3505Envelope, z.record(z.unknown()), z.array(z.unknown())]);
 
 const codeResult = z.object({ drug_trac_codg: z.string() }).merge(lineResultSchema.omit({ code: true }));
 
@@ -101,7 +104,9 @@ const rowsOf = (e: Nhsa3505): Row[] => e.input.selinfo;
 /** Reads a body as a 3505 envelope, or says in one sentence what is wrong with it. */
 export function read3505(body: unknown): { envelope: Nhsa3505 } | { error: string; msgid: string } {
   const parsed = nhsa3505Envelope.safeParse(body);
-  const msgid = typeof (body as { msgid?: unknown })?.msgid === "string" ? (body as { msgid: string }).msgid : "";
+  // As the envelope reads it: a string, or a number taken as text.
+  const sent = (body as { msgid?: unknown } | null)?.msgid;
+  const msgid = typeof sent === "string" || typeof sent === "number" ? String(sent) : "";
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
     return { error: `${issue.path.join(".") || "message"}: ${issue.message}`, msgid };
