@@ -131,7 +131,10 @@ export class ApiRouter {
             else {
               const key = keyFromHeader(req.headers.authorization);
               const known = key ? ctx.keys.remembered(key) : undefined;
-              if (known) startKeyLimit(ctx, known.keyId, req, res);
+              if (known) {
+                res.locals.verifiedKey = known;
+                startKeyLimit(ctx, known.keyId, req, res);
+              }
             }
             if (options.prefetch) {
               const prefetched = options.prefetch(req);
