@@ -66,8 +66,9 @@ const MAX_NOTE = 2_000;
 const MAX_EXAMINED = 2_000;
 const RETRIES = 8;
 
-// KEYS: dedup, existing alert, new alert, new history, day stream, index sets...
+// KEYS: dedup, existing alert, new alert, new history, day stream, existing history, index sets...
 // ARGV: expected existing id ("" for none), new id, doc, now ms, window ms, history entry, stream TTL s
+// Returns the outcome, the alert's id, and the alert as it now is (its hash and history: no second round trip).
 const RAISE_SCRIPT = `
 local cur = redis.call('GET', KEYS[1])
 if (cur or '') ~= ARGV[1] then return {'retry', ''} end
@@ -79,16 +80,16 @@ if cur then
     redis.call('PEXPIRE', KEYS[1], ARGV[5])
     redis.call('XADD', KEYS[5], '*', 'event', 'repeated', 'id', cur, 'count', n)
     redis.call('EXPIRE', KEYS[5], ARGV[7])
-    return {'repeated', cur}
+    return {'repeated', cur, redis.call('HGETALL', KEYS[2]), redis.call('LRANGE', KEYS[6], 0, -1)}
   end
 end
 redis.call('HSET', KEYS[3], 'doc', ARGV[3], 'status', 'new', 'count', 1, 'lastSeen', ARGV[4], 'updatedAt', ARGV[4])
 redis.call('RPUSH', KEYS[4], ARGV[6])
 redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[5])
-for i = 6, #KEYS do redis.call('ZADD', KEYS[i], 0, ARGV[2]) end
+for i = 7, #KEYS do redis.call('ZADD', KEYS[i], 0, ARGV[2]) end
 redis.call('XADD', KEYS[5], '*', 'event', 'raised', 'id', ARGV[2])
 redis.call('EXPIRE', KEYS[5], ARGV[7])
-return {'raised', ARGV[2]}
+return {'raised', ARGV[2], redis.call('HGETALL', KEYS[3]), redis.call('LRANGE', KEYS[4], 0, -1)}
 `;
 
 // KEYS: alert, history, day stream.
@@ -108,7 +109,7 @@ return 'ok'
 `;
 
 type ScriptClient = RedisClient & {
-  alertRaise(numKeys: number, ...args: (string | number)[]): Promise<[string, string]>;
+  alertRaise(numKeys: number, ...args: (string | number)[]): Promise<[string, string, string[]?, string[]?]>;
   alertChange(numKeys: number, ...args: (string | number)[]): Promise<string>;
 };
 
@@ -207,9 +208,10 @@ export class AlertStore {
         ALERT_KEYS.alert(id),
         ALERT_KEYS.history(id),
         ALERT_KEYS.log(day(at)),
+        ALERT_KEYS.history(existing || id),
         ...indexKeys,
       ];
-      const [outcome, alertId] = await this.redis.alertRaise(
+      const [outcome, , fields, history] = await this.redis.alertRaise(
         keys.length,
         ...keys,
         existing,
@@ -220,7 +222,7 @@ export class AlertStore {
         JSON.stringify(raised),
         this.settings.ALERT_LOG_RETENTION_DAYS * 86_400,
       );
-      if (outcome !== "retry") return (await this.get(alertId))!;
+      if (outcome !== "retry") return toAlert(pairs(fields!), history!);
     }
     throw new Error("alert de-dup marker kept changing: too much contention on one code");
   }
@@ -369,6 +371,13 @@ function matches(hash: Record<string, string>, q: AlertQuery): boolean {
   if (q.reason && doc.reason !== q.reason) return false;
   // The per-code index holds every scope's alerts for the code.
   return !q.code || inScope(doc, q.scope);
+}
+
+/** HGETALL's reply as a script returns it (field, value, field, value...) as an object. */
+function pairs(flat: readonly string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (let i = 0; i + 1 < flat.length; i += 2) out[flat[i]!] = flat[i + 1]!;
+  return out;
 }
 
 function toAlert(hash: Record<string, string>, history: string[]): Alert {

@@ -4,7 +4,13 @@
  */
 import { randomUUID } from "node:crypto";
 import cors from "cors";
-import express, { type Express, type RequestHandler, type Router } from "express";
+import express, {
+  type ErrorRequestHandler,
+  type Express,
+  type Request,
+  type RequestHandler,
+  type Router,
+} from "express";
 import helmet from "helmet";
 import { pinoHttp } from "pino-http";
 import { alertsRoutes } from "./alerts";
@@ -17,7 +23,7 @@ import { ApiError, notFoundHandler, problemHandler } from "./errors";
 import { healthRoutes } from "./health";
 import { lmsRoutes } from "./lms";
 import { ApiRouter, openApiDocument, routeSpecs, startSync, type RouteSpec } from "./openapi";
-import { rateLimits } from "./ratelimit";
+import { limitsPassed, rateLimits, startLimit } from "./ratelimit";
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
@@ -27,10 +33,12 @@ function trustProxy(setting: string): boolean | number | string {
   return /^\d+$/.test(setting) ? Number(setting) : setting;
 }
 
+const hasBody = (req: Request): boolean =>
+  req.headers["transfer-encoding"] !== undefined || Number(req.headers["content-length"] ?? 0) > 0;
+
 /** A body on anything but JSON is refused with 415 (a form post or text/plain never reaches a route as {}). */
 const jsonOnly: RequestHandler = (req, _res, next) => {
-  const hasBody = req.headers["transfer-encoding"] !== undefined || Number(req.headers["content-length"] ?? 0) > 0;
-  if (hasBody && !req.is("application/json"))
+  if (hasBody(req) && !req.is("application/json"))
     return next(
       new ApiError(
         415,
@@ -73,8 +81,11 @@ export function createApp(ctx: ApiContext): ApiApp {
         ...value,
         route: (res as unknown as { locals?: { route?: string } }).locals?.route ?? "unmatched",
       }),
-      customLogLevel: (_req, res, err) =>
-        err || res.statusCode >= 500 ? "error" : res.statusCode >= 400 ? "info" : "debug",
+      // A level the logger has off is "silent", which pino-http checks before it builds the line.
+      customLogLevel: (_req, res, err) => {
+        const level = err || res.statusCode >= 500 ? "error" : res.statusCode >= 400 ? "info" : "debug";
+        return ctx.log.isLevelEnabled(level) ? level : "silent";
+      },
     }),
   );
   app.use(helmet());
@@ -84,14 +95,18 @@ export function createApp(ctx: ApiContext): ApiApp {
   const routers: Router[] = [healthRoutes(ctx)];
   const v1: Router[] = [codesRoutes(ctx), dashboardRoutes(ctx), claimsRoutes(ctx), alertsRoutes(ctx), lmsRoutes(ctx)];
   app.use(routers);
+  const perAddress = rateLimits(ctx).perAddress;
   app.use(
     "/v1",
-    // The checkpoint read starts before the limiter's count, so that both travel in one round trip.
-    (_req, res, next) => {
+    // The checkpoint read and the per-address count start together (one round trip), and the route's own
+    // counts and first reads join them (ApiRouter): a route awaits them all before it authenticates, and
+    // every error waits for them (below). A body is read only once the count passed.
+    (req, res, next) => {
       void startSync(ctx, res);
-      next();
+      startLimit(perAddress, req, res);
+      if (!hasBody(req)) return next();
+      limitsPassed(res).then(() => next(), next);
     },
-    rateLimits(ctx).perAddress,
     jsonOnly,
     express.json({ limit: ctx.config.API_BODY_LIMIT, strict: true }),
   );
@@ -130,6 +145,13 @@ export function createApp(ctx: ApiContext): ApiApp {
   document = openApiDocument(specs, { title: "Drug traceability ledger API", version: "1.0.0" });
   docs = docsPage(document);
   app.use(notFoundHandler);
-  app.use(problemHandler);
+  // A refused count answers 429 whatever else went wrong, as it would had it been awaited first.
+  const afterLimits: ErrorRequestHandler = (err, req, res, next) => {
+    limitsPassed(res).then(
+      () => problemHandler(err, req, res, next),
+      (refusal: unknown) => problemHandler(refusal, req, res, next),
+    );
+  };
+  app.use(afterLimits);
   return { app, specs, document };
 }

@@ -5,6 +5,7 @@
  */
 import type { RequestHandler } from "express";
 import type { ApiContext, Caller, CallerRole } from "./context";
+import type { ApiKeyRecord } from "./keys";
 import { ROLE_BY_NUMBER } from "./context";
 import { problems } from "./errors";
 
@@ -22,9 +23,12 @@ export function keyFromHeader(header: string | undefined): string | null {
   return null;
 }
 
-/** Resolves the caller of a key, refusing what the chain refuses (unknown or suspended organisations). */
-export async function callerOf(ctx: ApiContext, key: string): Promise<Caller> {
-  const record = await ctx.keys.verify(key);
+/**
+ * Resolves the caller of a key, refusing what the chain refuses (unknown or suspended organisations). `verified`:
+ * the key's record when the request already verified it (see ApiRouter).
+ */
+export async function callerOf(ctx: ApiContext, key: string, verified?: ApiKeyRecord): Promise<Caller> {
+  const record = verified ?? (await ctx.keys.verify(key));
   if (!record) throw problems.unauthorized("The API key is not valid or was revoked.");
   const [participant, regulator] = await Promise.all([
     ctx.reader.participantByAccount(record.account),
@@ -58,7 +62,7 @@ export function authenticate(ctx: ApiContext): RequestHandler {
         res.setHeader("WWW-Authenticate", 'Bearer realm="drugtrace"');
         throw problems.unauthorized("Send Authorization: Bearer <API key>.");
       }
-      res.locals.caller = await callerOf(ctx, key);
+      res.locals.caller = await callerOf(ctx, key, res.locals.verifiedKey as ApiKeyRecord | undefined);
       next();
     } catch (err) {
       next(err);

@@ -12,7 +12,7 @@ import type { AlertActor } from "../alerts/model";
 import { codeHash, CodeFormatError, parseCode, type ParsedCode } from "../codes/parse";
 import { type ItemRef, Level } from "../codes/refs";
 import type { ParticipantRecord } from "../index/events";
-import type { IndexReader, ItemView } from "../index/query";
+import type { CodeLookup, IndexReader, ItemView } from "../index/query";
 import type { Logger } from "../log";
 import type { ClaimSettings } from "./claims-config";
 
@@ -118,6 +118,30 @@ export interface ClaimLineInput {
   expect?: { lot?: string; expiry?: string };
 }
 
+/** A claim line's code as read, and its lookup if it could be read; by the code as sent. */
+export type CodeReads = Map<string, { code: ParsedCode; found: Promise<CodeLookup | null> } | { error: string }>;
+
+/**
+ * Reads the codes and starts all their lookups at once (one round trip). A route calls it as the request
+ * arrives (RouteOptions.prefetch), so the lookups travel with the checkpoint read and the rate limit's count.
+ */
+export function readCodes(reader: IndexReader, codeHashDomain: string, codes: readonly string[]): CodeReads {
+  const reads: CodeReads = new Map();
+  for (const raw of codes) {
+    if (reads.has(raw)) continue;
+    try {
+      const code = parseCode(raw);
+      const found = reader.lookupCode(codeHash(code.normalised, codeHashDomain));
+      found.catch(() => undefined); // awaited by the line's check, or never (the request was refused)
+      reads.set(raw, { code, found });
+    } catch (err) {
+      if (!(err instanceof CodeFormatError)) throw err;
+      reads.set(raw, { error: err.message });
+    }
+  }
+  return reads;
+}
+
 export interface ClaimCheckInput {
   claimRef: string;
   pharmacy: ParticipantRecord;
@@ -125,6 +149,8 @@ export interface ClaimCheckInput {
   insurerId: number | null;
   lines: ClaimLineInput[];
   caller: AlertActor;
+  /** The lines' codes, read ahead with {@link readCodes}; any code missing from it is read here. */
+  reads?: CodeReads;
 }
 
 export interface ClaimCheckDeps {
@@ -168,16 +194,17 @@ export async function checkClaim(deps: ClaimCheckDeps, input: ClaimCheckInput): 
     return found;
   };
   const firstLineOf = new Map<string, number>();
+  const missing = input.lines.map((l) => l.code).filter((code) => !input.reads?.has(code));
+  const reads =
+    missing.length > 0
+      ? new Map([...(input.reads ?? []), ...readCodes(deps.reader, deps.codeHashDomain, missing)])
+      : input.reads!;
   const parsed = input.lines.map((line, i) => {
-    try {
-      const code = parseCode(line.code);
-      const first = firstLineOf.get(code.normalised);
-      if (first === undefined) firstLineOf.set(code.normalised, i);
-      return { code, repeatOf: first ?? null };
-    } catch (err) {
-      if (err instanceof CodeFormatError) return { error: err.message };
-      throw err;
-    }
+    const read = reads.get(line.code)!;
+    if ("error" in read) return { error: read.error };
+    const first = firstLineOf.get(read.code.normalised);
+    if (first === undefined) firstLineOf.set(read.code.normalised, i);
+    return { code: read.code, found: read.found, repeatOf: first ?? null };
   });
   const context: LineContext = { deps, input, claimId, nowMs, org };
   const lines = await Promise.all(
@@ -198,7 +225,7 @@ export async function checkClaim(deps: ClaimCheckDeps, input: ClaimCheckInput): 
           pack: null,
           reasons: [{ reason: "REPEATED_IN_CLAIM", detail: `the same code as line ${p.repeatOf}` }],
         } as LineResult;
-      return checkLine(context, base, line, p.code);
+      return checkLine(context, base, line, p.code, p.found);
     }),
   );
   await raiseAlerts(
@@ -231,9 +258,10 @@ async function checkLine(
   base: LineBase,
   line: ClaimLineInput,
   code: ParsedCode,
+  found: Promise<CodeLookup | null>,
 ): Promise<LineResult> {
-  const { reader, codeHashDomain } = ctx.deps;
-  const resolved = await resolve(reader, code, codeHash(code.normalised, codeHashDomain));
+  const { reader } = ctx.deps;
+  const resolved = await resolveFound(reader, code, await found);
   const reasons: LineReason[] = [];
   if (resolved.duplicates.length > 0)
     reasons.push({
@@ -434,7 +462,15 @@ export async function resolveCode(
   code: ParsedCode,
   hash: Buffer,
 ): Promise<{ ref: ItemRef | null; duplicates: ItemRef[] }> {
-  const found = await reader.lookupCode(hash);
+  return resolveFound(reader, code, await reader.lookupCode(hash));
+}
+
+/** {@link resolveCode} of a lookup already read. */
+async function resolveFound(
+  reader: IndexReader,
+  code: ParsedCode,
+  found: CodeLookup | null,
+): Promise<{ ref: ItemRef | null; duplicates: ItemRef[] }> {
   if (!found) return { ref: null, duplicates: [] };
   const refs = found.conflicts.length > 0 ? found.conflicts : [found.ref];
   if (!code.productCode) return { ref: refs[0]!, duplicates: refs.slice(1) };
@@ -448,5 +484,3 @@ export async function resolveCode(
   const at = products.findIndex((p) => p?.productCode === code.productCode);
   return { ref: at === -1 ? null : refs[at]!, duplicates: refs.filter((_, i) => i !== at) };
 }
-
-const resolve = (reader: IndexReader, code: ParsedCode, hash: Buffer) => resolveCode(reader, code, hash);

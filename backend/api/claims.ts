@@ -2,10 +2,10 @@
  * Claim check routes: `POST /v1/claims/check` (JSON) and `POST /v1/nhsa/3505` (the NHSA platform's sale record,
  * see nhsa.ts). Both are reads: nothing changes on chain; refused lines raise alerts.
  */
-import type { Router } from "express";
+import type { Request, Router } from "express";
 import { z } from "zod";
 import type { ParticipantRecord } from "../index/events";
-import { checkClaim, type ClaimCheckDeps } from "./claims-check";
+import { checkClaim, readCodes, type ClaimCheckDeps, type CodeReads } from "./claims-check";
 import { claimCheckResultSchema } from "./claims-schemas";
 import type { ApiContext, Caller } from "./context";
 import { problems } from "./errors";
@@ -46,6 +46,17 @@ const claimCheckBody = z
       .max(MAX_LINES),
   })
   .openapi("ClaimCheckRequest");
+
+/** The codes of a claim check's body, read ahead (RouteOptions.prefetch); undefined for a body its schema refuses. */
+function prefetchClaimCodes(ctx: ApiContext, req: Request): CodeReads | undefined {
+  const parsed = claimCheckBody.shape.lines.safeParse((req.body as { lines?: unknown } | undefined)?.lines);
+  if (!parsed.success) return undefined;
+  return readCodes(
+    ctx.reader,
+    ctx.config.CODE_HASH_DOMAIN,
+    parsed.data.map((l) => l.code),
+  );
+}
 
 /** The pharmacy a claim is for; a pharmacy that is not one on chain is a validation problem, not a line result. */
 export async function pharmacyOf(ctx: ApiContext, ref: string | number, field: string): Promise<ParticipantRecord> {
@@ -94,7 +105,7 @@ export function claimsRoutes(ctx: ApiContext): Router {
       request: { body: claimCheckBody },
       responses: { 200: { description: "The decision and one result per line", schema: claimCheckResultSchema } },
     },
-    async ({ body, caller }) => {
+    async ({ body, caller, prefetched }) => {
       const pharmacy = await pharmacyOf(ctx, body.pharmacy, "pharmacy");
       return checkClaim(claimDeps(ctx), {
         claimRef: body.claimRef,
@@ -102,8 +113,10 @@ export function claimsRoutes(ctx: ApiContext): Router {
         insurerId: insurerOf(caller!),
         lines: body.lines,
         caller: caller!,
+        ...(prefetched ? { reads: prefetched } : {}),
       });
     },
+    { prefetch: (req: Request) => prefetchClaimCodes(ctx, req) },
   );
   api.route(
     {

@@ -2,12 +2,12 @@
  * Scan-to-verify: GET /v1/codes/{code}, POST /v1/codes/verify (a carton at goods receipt) and the patient's
  * public check GET /v1/public/codes/{code}. Every UNKNOWN or ALERT answer raises an alert (backend/alerts).
  */
-import type { Router } from "express";
+import type { Request, Router } from "express";
 import { z } from "zod";
 import type { AlertActor } from "../alerts";
 import { caseSwapped, codeHash, CodeFormatError, parseCode, type ParsedCode } from "../codes/parse";
 import type { ItemRef } from "../codes/refs";
-import type { ItemView } from "../index/query";
+import type { CodeLookup, ItemView } from "../index/query";
 import type { ApiContext, Caller } from "./context";
 import { ApiError, echo, toApiError } from "./errors";
 import { ApiRouter, problemSchema } from "./openapi";
@@ -165,8 +165,30 @@ interface Resolved {
   view: ItemView | null;
 }
 
-async function resolve(ctx: ApiContext, raw: string): Promise<Resolved> {
-  const scan = parseScan(raw);
+/** A scanned code read and its lookup started as the request arrives (see RouteOptions.prefetch). */
+export interface PrefetchedScan {
+  raw: string;
+  scan: ScanParse;
+  found: Promise<CodeLookup | null> | null;
+}
+
+/** Reads `req.params.code` and starts its lookup; undefined when there is no such parameter. */
+export function prefetchScan(ctx: ApiContext, req: Request): PrefetchedScan | undefined {
+  const raw: unknown = req.params.code;
+  if (typeof raw !== "string") return undefined;
+  try {
+    const scan = parseScan(raw);
+    const found = scan.parsed ? lookupCode(ctx, scan.parsed) : null;
+    found?.catch(() => undefined); // the handler awaits it, or never runs (refused)
+    return { raw, scan, found };
+  } catch {
+    return undefined; // the handler reads the code again and answers
+  }
+}
+
+async function resolve(ctx: ApiContext, raw: string, prefetched?: PrefetchedScan): Promise<Resolved> {
+  const early = prefetched?.raw === raw ? prefetched : undefined;
+  const scan = early?.scan ?? parseScan(raw);
   if (!scan.parsed)
     throw new ApiError(400, "invalid-code", "Code cannot be read", scan.error!, {
       field: "code",
@@ -175,15 +197,17 @@ async function resolve(ctx: ApiContext, raw: string): Promise<Resolved> {
       hints: scan.hints,
     });
   const parsed = scan.parsed;
-  const { ref, duplicates } = await lookup(ctx, parsed);
+  const { ref, duplicates } = await lookup(ctx, parsed, early?.found ?? undefined);
   const view = ref ? await ctx.reader.item(ref) : null;
   const hints = view ? [] : [...scan.hints, ...(await caseSwapHint(ctx, parsed))];
   return { parsed, hints, ref, duplicates, view };
 }
 
-async function lookup(ctx: ApiContext, parsed: ParsedCode) {
-  const found = await ctx.reader.lookupCode(codeHash(parsed.normalised, ctx.config.CODE_HASH_DOMAIN));
-  return ctx.reader.resolveCode(parsed, found);
+const lookupCode = (ctx: ApiContext, parsed: ParsedCode): Promise<CodeLookup | null> =>
+  ctx.reader.lookupCode(codeHash(parsed.normalised, ctx.config.CODE_HASH_DOMAIN));
+
+async function lookup(ctx: ApiContext, parsed: ParsedCode, found = lookupCode(ctx, parsed)) {
+  return ctx.reader.resolveCode(parsed, await found);
 }
 
 /** CAPS LOCK on a keyboard-wedge scanner swaps the case of letters: say so when the swapped code is known. */
@@ -247,8 +271,14 @@ const UNKNOWN_PARTS = {
 } as const;
 
 /** The scan of one code, for one caller; throws an invalid-code ApiError when the code cannot be read. */
-export async function scanCode(ctx: ApiContext, caller: Caller, raw: string, route: string): Promise<ScanResult> {
-  const r = await resolve(ctx, raw);
+export async function scanCode(
+  ctx: ApiContext,
+  caller: Caller,
+  raw: string,
+  route: string,
+  prefetched?: PrefetchedScan,
+): Promise<ScanResult> {
+  const r = await resolve(ctx, raw, prefetched);
   const base = {
     code: echo(raw.trim()),
     scheme: r.parsed.scheme,
@@ -317,8 +347,12 @@ function snapshotOf(result: ScanResult): Record<string, unknown> {
 }
 
 /** The patient's view: genuine or not, product, expiry, recall and a sale count — nothing commercial. */
-export async function publicCheck(ctx: ApiContext, raw: string): Promise<z.infer<typeof publicResultSchema>> {
-  const r = await resolve(ctx, raw);
+export async function publicCheck(
+  ctx: ApiContext,
+  raw: string,
+  prefetched?: PrefetchedScan,
+): Promise<z.infer<typeof publicResultSchema>> {
+  const r = await resolve(ctx, raw, prefetched);
   const view = r.view;
   const copies = await Promise.all(r.duplicates.map((ref) => ctx.reader.item(ref)));
   const sales = [view, ...copies].filter((v) => v?.dispensing).length;
@@ -366,7 +400,8 @@ export function codesRoutes(ctx: ApiContext): Router {
       request: { params: codeParams },
       responses: { 200: { description: "The scan", schema: scanResultSchema } },
     },
-    ({ params, caller }) => scanCode(ctx, caller!, params.code, "/v1/codes/{code}"),
+    ({ params, caller, prefetched }) => scanCode(ctx, caller!, params.code, "/v1/codes/{code}", prefetched),
+    { prefetch: (req: Request) => prefetchScan(ctx, req) },
   );
   api.route(
     {
@@ -405,7 +440,8 @@ export function codesRoutes(ctx: ApiContext): Router {
       request: { params: codeParams },
       responses: { 200: { description: "The check", schema: publicResultSchema } },
     },
-    ({ params }) => publicCheck(ctx, params.code),
+    ({ params, prefetched }) => publicCheck(ctx, params.code, prefetched),
+    { prefetch: (req: Request) => prefetchScan(ctx, req) },
   );
   return api.router;
 }

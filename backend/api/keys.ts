@@ -76,6 +76,16 @@ export class ApiKeyStore {
     return true;
   }
 
+  /**
+   * What {@link verify} would answer from what it remembers, without Redis: undefined when the key was not
+   * verified within the cache period.
+   */
+  remembered(key: string): ApiKeyRecord | null | undefined {
+    if (!KEY_FORMAT.test(key)) return null;
+    const cached = this.verified.get(sha256(key).toString("base64"));
+    return cached && cached.until > this.now() ? cached.record : undefined;
+  }
+
   /** The record of a valid, unrevoked key; null for anything else. */
   async verify(key: string): Promise<ApiKeyRecord | null> {
     const match = KEY_FORMAT.exec(key);

@@ -17,6 +17,7 @@ export class ApiMetrics {
   readonly verdicts: Counter<"route" | "verdict">;
   private readonly lagBlocks: Gauge;
   private readonly lagSeconds: Gauge;
+  private readonly bound = new Map<string, { requests: { inc(): void }; duration: { observe(value: number): void } }>();
 
   /** `readLag` is asked at each scrape (the indexer's status in Redis); null when there is none. */
   constructor(readLag: () => Promise<IndexLag | null>, options: { defaultMetrics?: boolean } = {}) {
@@ -59,15 +60,28 @@ export class ApiMetrics {
     });
   }
 
+  /**
+   * The counter and histogram of one label set, made once: prom-client hashes the labels on every call
+   * otherwise. Methods (what Node's parser accepts), declared routes and statuses are few.
+   */
+  private series(method: string, route: string, status: number) {
+    const id = `${method} ${route} ${status}`;
+    let found = this.bound.get(id);
+    if (!found) {
+      const labels = { method, route, status: String(status) };
+      this.bound.set(id, (found = { requests: this.requests.labels(labels), duration: this.duration.labels(labels) }));
+    }
+    return found;
+  }
+
   /** Times every request; the route label is the declared route (never the raw path, which is unbounded). */
   middleware(): RequestHandler {
     return (req, res, next) => {
       const start = process.hrtime.bigint();
       res.once("finish", () => {
-        const route = (res.locals.route as string | undefined) ?? "unmatched";
-        const labels = { method: req.method, route, status: String(res.statusCode) };
-        this.requests.inc(labels);
-        this.duration.observe(labels, Number(process.hrtime.bigint() - start) / 1e9);
+        const series = this.series(req.method, (res.locals.route as string | undefined) ?? "unmatched", res.statusCode);
+        series.requests.inc();
+        series.duration.observe(Number(process.hrtime.bigint() - start) / 1e9);
       });
       next();
     };

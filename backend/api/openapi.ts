@@ -6,10 +6,10 @@
 import { extendZodWithOpenApi, OpenAPIRegistry, OpenApiGeneratorV31 } from "@asteasolutions/zod-to-openapi";
 import express, { type NextFunction, type Request, type RequestHandler, type Response, type Router } from "express";
 import { z, type ZodType, type ZodTypeAny } from "zod";
-import { authenticate, requireRole } from "./auth";
+import { authenticate, keyFromHeader, requireRole } from "./auth";
 import type { ApiContext, Caller, CallerRole } from "./context";
 import { PROBLEM_CONTENT_TYPE } from "./errors";
-import { rateLimits } from "./ratelimit";
+import { limitsPassed, rateLimits, startKeyLimit, startLimit } from "./ratelimit";
 
 extendZodWithOpenApi(z);
 
@@ -56,10 +56,12 @@ export interface RouteSpec<
   responses: Record<number, RouteResponse>;
 }
 
-export interface RouteInput<P, Q, B> {
+export interface RouteInput<P, Q, B, F = undefined> {
   params: P;
   query: Q;
   body: B;
+  /** What the route's `prefetch` started (see {@link RouteOptions}). */
+  prefetched: F;
   /** The authenticated caller; null on public routes. */
   caller: Caller | null;
   req: Request;
@@ -67,7 +69,17 @@ export interface RouteInput<P, Q, B> {
 }
 
 /** A handler returns the 200 body (sent as JSON), or undefined when it wrote the response itself. */
-export type RouteHandler<P, Q, B> = (input: RouteInput<P, Q, B>) => Promise<unknown> | unknown;
+export type RouteHandler<P, Q, B, F = undefined> = (input: RouteInput<P, Q, B, F>) => Promise<unknown> | unknown;
+
+export interface RouteOptions<F> {
+  /**
+   * Reads that need neither the caller nor the cached records (a code's lookup), started as the request arrives
+   * so that they share the round trip of the checkpoint read and the rate limits; the handler gets what it
+   * returned (a promise) as `prefetched`. It gets the raw request, before validation: it must only read, and
+   * must not throw for bad input (the handler's validation answers that).
+   */
+  prefetch?: (req: Request) => F;
+}
 
 const declared = new WeakMap<Router, RouteSpec[]>();
 
@@ -97,35 +109,61 @@ export class ApiRouter {
     declared.set(this.router, this.specs);
   }
 
-  route<P extends ZodTypeAny, Q extends ZodTypeAny, B extends ZodTypeAny>(
+  route<P extends ZodTypeAny, Q extends ZodTypeAny, B extends ZodTypeAny, F = undefined>(
     spec: RouteSpec<P, Q, B>,
-    handler: RouteHandler<z.infer<P>, z.infer<Q>, z.infer<B>>,
+    handler: RouteHandler<z.infer<P>, z.infer<Q>, z.infer<B>, NoInfer<F>>,
+    options: RouteOptions<F> = {},
   ): this {
     this.specs.push(spec as unknown as RouteSpec);
+    const ctx = this.ctx;
+    const limits = rateLimits(ctx);
     const chain: RequestHandler[] = [
-      // The index's checkpoint first, so that cached records are never older than it (a suspension, a
-      // recall or a dispensing indexed since the last request is seen at once).
-      async (_req, res, next) => {
+      // The index's checkpoint first, so that cached records are never older than it (a suspension, a recall
+      // or a dispensing indexed since the last request is seen at once). The rate limits' counts (the per-key
+      // one when the key was verified lately) and the route's prefetch travel in the same round trip; nothing
+      // goes on before every count passed.
+      async (req, res, next) => {
         res.locals.route = spec.path;
         try {
-          if (!spec.operational) await startSync(this.ctx, res);
+          if (!spec.operational) {
+            const sync = startSync(ctx, res);
+            if (spec.access === "public") startLimit(limits.publicPerAddress, req, res);
+            else {
+              const key = keyFromHeader(req.headers.authorization);
+              const known = key ? ctx.keys.remembered(key) : undefined;
+              if (known) {
+                res.locals.verifiedKey = known;
+                startKeyLimit(ctx, known.keyId, req, res);
+              }
+            }
+            if (options.prefetch) {
+              const prefetched = options.prefetch(req);
+              if (prefetched instanceof Promise) prefetched.catch(() => undefined); // the handler awaits it
+              res.locals.prefetched = prefetched;
+            }
+            await sync;
+            await limitsPassed(res);
+          }
           next();
         } catch (err) {
           next(err);
         }
       },
     ];
-    const limits = rateLimits(this.ctx);
-    if (spec.access === "public") {
-      if (!spec.operational) chain.push(limits.publicPerAddress);
-    } else chain.push(authenticate(this.ctx), limits.perKey);
+    if (spec.access !== "public")
+      chain.push(authenticate(ctx), (req, res, next) => {
+        if (res.locals.limitedKeyId !== undefined) return next();
+        startKeyLimit(ctx, (res.locals.caller as Caller).keyId, req, res);
+        limitsPassed(res).then(() => next(), next);
+      });
     if (Array.isArray(spec.access)) chain.push(requireRole(...spec.access));
     chain.push(async (req: Request, res: Response, next: NextFunction) => {
       try {
-        const input: RouteInput<z.infer<P>, z.infer<Q>, z.infer<B>> = {
+        const input: RouteInput<z.infer<P>, z.infer<Q>, z.infer<B>, F> = {
           params: spec.request?.params ? spec.request.params.parse(req.params) : req.params,
           query: spec.request?.query ? spec.request.query.parse(req.query) : req.query,
           body: spec.request?.body ? spec.request.body.parse(req.body) : undefined,
+          prefetched: res.locals.prefetched as F,
           caller: (res.locals.caller as Caller | undefined) ?? null,
           req,
           res,

@@ -2,12 +2,16 @@
  * Rate limits per API key and per client address (express-rate-limit with its Redis store, so that limits hold
  * across every API process sharing the Redis). Counters live under `svc:rl:*`, never matched by the index.
  * A Redis that does not answer makes the limiter fail the request with 503 (never let traffic through unmetered).
+ *
+ * A count can be started without waiting for it ({@link startLimit}), so that it travels to Redis in the same
+ * round trip as the checkpoint read and a route's first reads; {@link limitsPassed} then decides. Nothing is
+ * answered, authenticated or written before every count started for the request has passed.
  */
-import type { RequestHandler } from "express";
+import type { Request, RequestHandler, Response } from "express";
 import { ipKeyGenerator, rateLimit } from "express-rate-limit";
 import { RedisStore, type RedisReply } from "rate-limit-redis";
 import { dataNodes, isCluster, type RedisClient } from "../store/redis";
-import type { ApiContext, Caller } from "./context";
+import type { ApiContext } from "./context";
 import { problems } from "./errors";
 
 export interface RateLimits {
@@ -75,9 +79,14 @@ export function rateLimits(ctx: ApiContext): RateLimits {
       "from this address",
       byAddress,
     ),
-    perKey: limiter(ctx.redis, "svc:rl:key:", c.API_RATE_LIMIT_PER_KEY, windowMs, "with this API key", (_req, res) => {
-      return (res.locals.caller as Caller).keyId;
-    }),
+    perKey: limiter(
+      ctx.redis,
+      "svc:rl:key:",
+      c.API_RATE_LIMIT_PER_KEY,
+      windowMs,
+      "with this API key",
+      (_req, res) => res.locals.limitedKeyId as string,
+    ),
     publicPerAddress: limiter(
       ctx.redis,
       "svc:rl:pub:",
@@ -89,4 +98,25 @@ export function rateLimits(ctx: ApiContext): RateLimits {
   };
   built.set(ctx, limits);
   return limits;
+}
+
+/** Starts a limiter's count for this request without waiting for it; {@link limitsPassed} awaits the outcome. */
+export function startLimit(limiter: RequestHandler, req: Request, res: Response): void {
+  // The limiter calls next() when the request may go on, next(error) when it may not (429, or Redis away).
+  const outcome = new Promise<unknown>((resolve) => void limiter(req, res, resolve));
+  ((res.locals.limits ??= []) as Promise<unknown>[]).push(outcome);
+}
+
+/** Resolves once every count started for the request passed; rejects with the first refusal. */
+export async function limitsPassed(res: Response): Promise<void> {
+  const started = res.locals.limits as Promise<unknown>[] | undefined;
+  if (!started) return;
+  for (const refusal of await Promise.all(started)) if (refusal) throw refusal;
+}
+
+/** Starts the per-key count of an API key (once per request; the key must be verified). */
+export function startKeyLimit(ctx: ApiContext, keyId: string, req: Request, res: Response): void {
+  if (res.locals.limitedKeyId !== undefined) return;
+  res.locals.limitedKeyId = keyId;
+  startLimit(rateLimits(ctx).perKey, req, res);
 }
