@@ -10,6 +10,12 @@ import { pinoHttp } from "pino-http";
 import { alertsRoutes } from "./alerts";
 import { claimsRoutes } from "./claims";
 import { codesRoutes } from "./codes";
+import { commissioningRoutes } from "./commissioning";
+import { custodyRoutes } from "./custody";
+import { dispensingRoutes } from "./dispensing";
+import { registryRoutes } from "./registry";
+import { settlementRoutes } from "./settlement";
+import { transactionRoutes } from "./transactions";
 import type { ApiContext } from "./context";
 import { dashboardRoutes } from "./dashboards";
 import { docsPage } from "./docs";
@@ -82,7 +88,20 @@ export function createApp(ctx: ApiContext): ApiApp {
   app.use(ctx.metrics.middleware());
 
   const routers: Router[] = [healthRoutes(ctx)];
-  const v1: Router[] = [codesRoutes(ctx), dashboardRoutes(ctx), claimsRoutes(ctx), alertsRoutes(ctx), lmsRoutes(ctx)];
+  const v1: Router[] = [
+    codesRoutes(ctx),
+    dashboardRoutes(ctx),
+    claimsRoutes(ctx),
+    alertsRoutes(ctx),
+    lmsRoutes(ctx),
+    // Writes: custody, dispensing, claims and settlement (W1); registry and commissioning (W2).
+    custodyRoutes(ctx),
+    dispensingRoutes(ctx),
+    settlementRoutes(ctx),
+    transactionRoutes(ctx),
+    registryRoutes(ctx),
+    commissioningRoutes(ctx),
+  ];
   app.use(routers);
   app.use(
     "/v1",

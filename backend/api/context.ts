@@ -11,6 +11,7 @@ import type { RedisClient } from "../store/redis";
 import type { ClaimSettings } from "./claims-config";
 import type { ApiKeyStore } from "./keys";
 import type { ApiMetrics } from "./metrics";
+import type { Writer } from "./writes";
 
 export type ApiConfig = Config & AlertSettings & ClaimSettings;
 
@@ -24,6 +25,8 @@ export interface ApiContext {
   alerts: AlertStore;
   log: Logger;
   metrics: ApiMetrics;
+  /** The write pipeline: signing keys, nonces, idempotency, batching, read-your-writes (backend/api/writes.ts). */
+  writer: Writer;
 }
 
 export const CALLER_ROLES = ["regulator", "manufacturer", "distributor", "pharmacy", "insurer"] as const;

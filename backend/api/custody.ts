@@ -1,0 +1,7 @@
+import type { Router } from "express";
+import type { ApiContext } from "./context";
+import { ApiRouter } from "./openapi";
+
+export function custodyRoutes(ctx: ApiContext): Router {
+  return new ApiRouter(ctx).router;
+}
