@@ -4,12 +4,13 @@
  */
 import { loadAlertSettings } from "../backend/alerts";
 import { loadClaimSettings } from "../backend/api/claims-config";
+import { loadCommissionSettings } from "../backend/api/commissioning";
 import { connectApi, serveApi } from "../backend/api/service";
 import { loadConfig } from "../backend/config/env";
 import { createLogger } from "../backend/log";
 
 async function main(): Promise<void> {
-  const config = { ...loadConfig(), ...loadAlertSettings(), ...loadClaimSettings() };
+  const config = { ...loadConfig(), ...loadAlertSettings(), ...loadClaimSettings(), ...loadCommissionSettings() };
   const log = createLogger(config.LOG_LEVEL, "api");
   const ctx = await connectApi(config, log);
   const api = await serveApi(ctx, config.API_HOST, config.API_PORT);

@@ -10,7 +10,7 @@ import { pinoHttp } from "pino-http";
 import { alertsRoutes } from "./alerts";
 import { claimsRoutes } from "./claims";
 import { codesRoutes } from "./codes";
-import { commissioningRoutes } from "./commissioning";
+import { commissioningRoutes, commissionUploadParser } from "./commissioning";
 import { custodyRoutes } from "./custody";
 import { dispensingRoutes } from "./dispensing";
 import { registryRoutes } from "./registry";
@@ -35,6 +35,8 @@ function trustProxy(setting: string): boolean | number | string {
 
 /** A body on anything but JSON is refused with 415 (a form post or text/plain never reaches a route as {}). */
 const jsonOnly: RequestHandler = (req, _res, next) => {
+  // A body already read (a commissioning upload, by its own parser) is no business of this check.
+  if (req.body !== undefined) return next();
   const hasBody = req.headers["transfer-encoding"] !== undefined || Number(req.headers["content-length"] ?? 0) > 0;
   if (hasBody && !req.is("application/json"))
     return next(
@@ -111,6 +113,8 @@ export function createApp(ctx: ApiContext): ApiApp {
       next();
     },
     rateLimits(ctx).perAddress,
+    // Commissioning uploads (JSON or text/csv, up to COMMISSION_BODY_LIMIT) are read by their own parser.
+    commissionUploadParser(ctx),
     jsonOnly,
     express.json({ limit: ctx.config.API_BODY_LIMIT, strict: true }),
   );

@@ -425,7 +425,7 @@ function requireSigner(ctx: ApiContext, caller: Caller): void {
 }
 
 /** The ledger's refusal as problem+json: the error's name and args, refs named by the codes the request used. */
-async function refusalProblem(
+export async function refusalError(
   ctx: ApiContext,
   caller: Caller,
   refusal: LedgerRefusal,
@@ -527,104 +527,185 @@ function shipmentIdOf(iface: Interface, receipts: (TxReceipt | null)[]): number 
   return undefined;
 }
 
+/** A ledger event of a write's transactions, its arguments as strings (bigints in decimal). */
+export interface WriteEvent {
+  name: string;
+  args: Record<string, string>;
+  txHash: string;
+  logIndex: number;
+}
+
+/** What a write came to, before it is turned into an answer. */
+export interface WriteOutcome {
+  status: "mined" | "pending";
+  transactions: { txHash: string; method: string; block?: number; gasUsed?: number; batchedRequests: number }[];
+  receipts: (TxReceipt | null)[];
+  /** The index has passed every transaction (read-your-writes); false on timeout. */
+  indexed: boolean;
+  events: WriteEvent[];
+  /** Refs (decimal) → codes as the request named them. */
+  codes: Map<string, string>;
+}
+
+export interface WriteAnswer {
+  status: number;
+  body: unknown;
+  /** The first answer of an Idempotency-Key, replayed. */
+  replayed?: boolean;
+  headers?: Record<string, string>;
+}
+
+function eventsOf(iface: Interface, receipts: (TxReceipt | null)[]): WriteEvent[] {
+  const out: WriteEvent[] = [];
+  for (const r of receipts)
+    for (const log of r?.logs ?? []) {
+      const parsed = iface.parseLog(log);
+      if (!parsed) continue;
+      const args: Record<string, string> = {};
+      parsed.fragment.inputs.forEach((input, i) => (args[input.name || String(i)] = String(parsed.args[i])));
+      out.push({ name: parsed.name, args, txHash: r!.transactionHash, logIndex: Number(log.logIndex) });
+    }
+  return out;
+}
+
 /**
- * A write route: authorises the signer, honours Idempotency-Key, lets `prepare` check the request against the
- * index and say what to call, then sends and answers with the state the index shows (or 202).
+ * The core of every write, for routes and for programmatic writers (W2's job runner): authorises the signer,
+ * honours the idempotency key, lets `prepare` check the request against the index and say what to call, sends,
+ * waits for mining and indexing, and has `answer` turn the outcome into what is answered (and kept for retries).
+ * A pending outcome (not mined or not indexed in API_WRITE_WAIT_MS) is answered 202 and not kept, so that a retry
+ * finishes it. Refusals are ApiErrors (4xx kept for retries).
  */
+export async function runWrite(
+  ctx: ApiContext,
+  caller: Caller,
+  options: { idempotencyKey?: string | undefined; requestHash: string },
+  prepare: () => Promise<WritePlan>,
+  answer: (outcome: WriteOutcome) => Promise<{ status: number; body: unknown }>,
+): Promise<WriteAnswer> {
+  requireSigner(ctx, caller);
+  const key = options.idempotencyKey;
+  if (key !== undefined && !IDEMPOTENCY_KEY.test(key))
+    throw new ApiError(400, "validation", "Request is not valid", "Idempotency-Key: 1-200 of A-Z a-z 0-9 . _ : -", {
+      field: "Idempotency-Key",
+    });
+  const begun = key ? await ctx.writer.idempotency.begin(caller.account, key, options.requestHash) : null;
+  if (begun?.kind === "done") {
+    if (begun.answer.problem) {
+      const replayed = problemFrom(begun.answer.status, begun.answer.body as Record<string, unknown>);
+      replayedErrors.add(replayed);
+      throw replayed;
+    }
+    return { status: begun.answer.status, body: begun.answer.body, replayed: true };
+  }
+  const session = begun?.session ?? null;
+  const record = session?.record ?? { requestHash: "", state: "pending" as const, createdAt: Date.now() };
+  const save = () => session?.save() ?? Promise.resolve();
+  try {
+    const deadline = Date.now() + ctx.config.API_WRITE_WAIT_MS;
+    if (begun?.kind === "resume" && record.calls) {
+      await ctx.writer.sendUnsigned(caller.account, record.calls, save);
+    } else {
+      const plan = await prepare();
+      record.codes = [...plan.codes].map(([ref, code]) => [ref.toString(), code]);
+      record.calls = plan.calls.map((c) => ({
+        method: c.method,
+        data: ctx.writer.iface.encodeFunctionData(c.method, c.args),
+      }));
+      await save();
+      await ctx.writer.send(caller.account, plan, record.calls, save);
+    }
+    const calls = record.calls;
+    const codes = new Map(record.codes ?? []);
+    const settled = await ctx.writer.settle(caller.account, calls, deadline);
+    const transactions = calls.map((c, i) => {
+      const receipt = settled.receipts[i];
+      return {
+        txHash: receipt?.transactionHash ?? c.hash!,
+        method: c.method,
+        ...(receipt ? { block: receipt.blockNumber, gasUsed: receipt.gasUsed } : {}),
+        batchedRequests: c.batchedRequests ?? 1,
+      };
+    });
+    const outcome: WriteOutcome = {
+      status: settled.indexed ? "mined" : "pending",
+      transactions,
+      receipts: settled.receipts,
+      indexed: settled.indexed,
+      events: eventsOf(ctx.writer.iface, settled.receipts),
+      codes,
+    };
+    if (!settled.indexed) {
+      await session?.release();
+      const location = `/v1/tx/${transactions[0]!.txHash}`;
+      return { status: 202, body: { status: "pending", transactions, location }, headers: { Location: location } };
+    }
+    const answered = await answer(outcome);
+    await session?.finish(answered);
+    return answered;
+  } catch (err) {
+    const error =
+      err instanceof LedgerRefusal ? await refusalError(ctx, caller, err, new Map(record.codes ?? [])) : err;
+    const api = toApiError(error);
+    if (session) {
+      if (api.status >= 400 && api.status < 500 && api.type !== "in-progress")
+        await session.finish({ status: api.status, body: api.problem(), problem: true });
+      else await session.abandon();
+    }
+    throw api;
+  }
+}
+
+/** A write route's answer: the transactions and the named items' state as the index shows it now. */
+export async function itemsAnswer(ctx: ApiContext, caller: Caller, outcome: WriteOutcome) {
+  const shipmentId = shipmentIdOf(ctx.writer.iface, outcome.receipts);
+  return {
+    status: "mined",
+    transactions: outcome.transactions,
+    ...(shipmentId !== undefined ? { shipmentId } : {}),
+    items: await itemStates(ctx, caller, outcome.codes),
+  };
+}
+
+/** Refusals that are an Idempotency-Key's first answer, replayed (the route says so in a header). */
+const replayedErrors = new WeakSet<ApiError>();
+
+/** A write route (see {@link runWrite}): answered with {@link itemsAnswer}, or `answer` for a route's own body. */
 export function writeRoute<P, Q, B>(
   ctx: ApiContext,
   prepare: (input: RouteInput<P, Q, B>) => Promise<WritePlan>,
   success: 200 | 201 = 200,
+  answer?: (outcome: WriteOutcome, input: RouteInput<P, Q, B>) => Promise<unknown>,
 ): RouteHandler<P, Q, B> {
   return async (input) => {
     const caller = input.caller!;
-    requireSigner(ctx, caller);
-    const key = input.req.header("idempotency-key");
-    if (key !== undefined && !IDEMPOTENCY_KEY.test(key))
-      throw new ApiError(400, "validation", "Request is not valid", "Idempotency-Key: 1-200 of A-Z a-z 0-9 . _ : -", {
-        field: "Idempotency-Key",
-      });
-    const begun = key
-      ? await ctx.writer.idempotency.begin(
-          caller.account,
-          key,
-          requestHashOf(input.req.method, input.req.originalUrl, input.body),
-        )
-      : null;
-    if (begun?.kind === "done") return replay(input, begun.answer);
-    const session = begun?.session ?? null;
-    const record = session?.record ?? { requestHash: "", state: "pending" as const, createdAt: Date.now() };
-    const save = () => session?.save() ?? Promise.resolve();
+    let result: WriteAnswer;
     try {
-      const deadline = Date.now() + ctx.config.API_WRITE_WAIT_MS;
-      if (begun?.kind === "resume" && record.calls) {
-        await ctx.writer.sendUnsigned(caller.account, record.calls, save);
-      } else {
-        const plan = await prepare(input);
-        record.codes = [...plan.codes].map(([ref, code]) => [ref.toString(), code]);
-        record.calls = plan.calls.map((c) => ({
-          method: c.method,
-          data: ctx.writer.iface.encodeFunctionData(c.method, c.args),
-        }));
-        await save();
-        await ctx.writer.send(caller.account, plan, record.calls, save);
-      }
-      const calls = record.calls;
-      const codes = new Map(record.codes ?? []);
-      let settled;
-      try {
-        settled = await ctx.writer.settle(caller.account, calls, deadline);
-      } catch (err) {
-        if (err instanceof LedgerRefusal) throw await refusalProblem(ctx, caller, err, codes);
-        throw err;
-      }
-      const transactions = calls.map((c, i) => ({
-        txHash: settled.receipts[i]?.transactionHash ?? c.hash!,
-        method: c.method,
-        ...(settled.receipts[i]
-          ? { block: settled.receipts[i]!.blockNumber, gasUsed: settled.receipts[i]!.gasUsed }
-          : {}),
-        batchedRequests: c.batchedRequests ?? 1,
-      }));
-      if (!settled.indexed) {
-        const location = `/v1/tx/${transactions[0]!.txHash}`;
-        await session?.release();
-        input.res.status(202).setHeader("Location", location);
-        return { status: "pending", transactions, location };
-      }
-      const shipmentId = shipmentIdOf(ctx.writer.iface, settled.receipts);
-      const body = {
-        status: "mined",
-        transactions,
-        ...(shipmentId !== undefined ? { shipmentId } : {}),
-        items: await itemStates(ctx, caller, codes),
-      };
-      await session?.finish({ status: success, body });
-      input.res.status(success);
-      return body;
+      result = await runWrite(
+        ctx,
+        caller,
+        {
+          idempotencyKey: input.req.header("idempotency-key"),
+          requestHash: requestHashOf(input.req.method, input.req.originalUrl, input.body),
+        },
+        () => prepare(input),
+        async (outcome) => ({
+          status: success,
+          body: answer ? await answer(outcome, input) : await itemsAnswer(ctx, caller, outcome),
+        }),
+      );
     } catch (err) {
-      const error =
-        err instanceof LedgerRefusal ? await refusalProblem(ctx, caller, err, new Map(record.codes ?? [])) : err;
-      const api = toApiError(error);
-      if (session) {
-        if (api.status >= 400 && api.status < 500 && api.type !== "in-progress")
-          await session.finish({ status: api.status, body: api.problem(), problem: true });
-        else await session.abandon();
-      }
-      throw api;
+      if (err instanceof ApiError && replayedErrors.has(err)) input.res.setHeader("Idempotent-Replayed", "true");
+      throw err;
     }
+    if (result.replayed) input.res.setHeader("Idempotent-Replayed", "true");
+    for (const [name, value] of Object.entries(result.headers ?? {})) input.res.setHeader(name, value);
+    input.res.status(result.status);
+    return result.body;
   };
 }
 
-function replay<P, Q, B>(input: RouteInput<P, Q, B>, answer: { status: number; body: unknown; problem?: boolean }) {
-  input.res.setHeader("Idempotent-Replayed", "true");
-  if (answer.problem) throw ApiErrorFrom(answer.status, answer.body as Record<string, unknown>);
-  input.res.status(answer.status);
-  return answer.body;
-}
-
 /** A stored problem answer, re-thrown so that the one problem handler writes it. */
-function ApiErrorFrom(status: number, body: Record<string, unknown>): ApiError {
+function problemFrom(status: number, body: Record<string, unknown>): ApiError {
   const { type, title, detail, status: _s, instance: _i, ...extras } = body;
   void _s;
   void _i;

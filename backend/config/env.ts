@@ -82,6 +82,11 @@ const schema = z.object({
   API_WRITE_BATCH_MS: z.coerce.number().int().min(0).max(5_000).default(100),
   API_WRITE_WAIT_MS: z.coerce.number().int().min(0).default(15_000),
   IDEMPOTENCY_TTL_SECONDS: z.coerce.number().int().min(86_400).default(86_400),
+  CONSENT_TTL_SECONDS: z.coerce
+    .number()
+    .int()
+    .min(86_400)
+    .default(90 * 86_400),
   TX_REPLACE_AFTER_MS: z.coerce.number().int().min(100).default(30_000),
   TX_RECORD_TTL_SECONDS: z.coerce
     .number()

@@ -4,6 +4,7 @@
  */
 import { loadAlertSettings } from "../../backend/alerts";
 import { loadClaimSettings } from "../../backend/api/claims-config";
+import { loadCommissionSettings } from "../../backend/api/commissioning";
 import { connectApi, serveApi, type RunningApi } from "../../backend/api/service";
 import type { Config } from "../../backend/config/env";
 import { createLogger } from "../../backend/log";
@@ -20,7 +21,7 @@ async function accounts(rpcUrl: string): Promise<string[]> {
 }
 
 export async function startDemoApi(config: Config): Promise<{ url: string; close(): Promise<void> }> {
-  const apiConfig = { ...config, ...loadAlertSettings(), ...loadClaimSettings() };
+  const apiConfig = { ...config, ...loadAlertSettings(), ...loadClaimSettings(), ...loadCommissionSettings() };
   const ctx = await connectApi(apiConfig, createLogger(config.LOG_LEVEL, "api"));
   const api: RunningApi = await serveApi(ctx, config.API_HOST, config.API_PORT);
   const demoKeys: Record<string, string> = {};
