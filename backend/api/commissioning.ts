@@ -171,8 +171,8 @@ const invalidUploadSchema = z
     status: z.number().int(),
     detail: z.string(),
     instance: z.string().optional(),
-    errorCount: z.number().int(),
-    errors: z.array(lineErrorSchema),
+    errorCount: z.number().int().optional().openapi({ description: "Bad lines (all counted)" }),
+    errors: z.array(lineErrorSchema).optional().openapi({ description: "Bad lines, by line number" }),
   })
   .openapi("InvalidUpload");
 
