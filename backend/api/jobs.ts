@@ -14,13 +14,13 @@ import { META } from "../index/keys";
 import type { Logger } from "../log";
 import type { RedisClient } from "../store/redis";
 import type { LedgerChain } from "../chain/client";
-import { LedgerRefusal } from "../chain/submit";
-import type { ApiContext } from "./context";
+import type { ApiContext, Caller } from "./context";
 import { ApiError, toApiError } from "./errors";
+import { runWrite } from "./writes";
 
 /** A write made without an HTTP request (a job's run, the second step of an onboarding). */
 export interface ProgrammaticCall {
-  org: string;
+  caller: Caller;
   method: string;
   args: unknown[];
   /** The pipeline's idempotency key: the same key is never submitted twice, also across restarts. */
@@ -40,88 +40,29 @@ export interface RunWriter {
 }
 
 /**
- * The write pipeline (backend/api/writes.ts) for one call under an idempotency key, as a write route uses it:
- * a new key simulates, records and sends; a key whose first holder went away resumes from what it recorded
- * (sending only what was never signed); a finished key answers with its result. The ledger's refusal is a 4xx
- * ApiError (`ledger-refused`, the error's name and arguments).
+ * The write pipeline's core (writes.ts `runWrite`) for one call under an idempotency key: a new key simulates,
+ * records and sends; a key whose first holder went away resumes from what it recorded, sending only what was never
+ * signed; a finished key answers with its first result. Refusals are ApiErrors, as on the write routes.
  */
-export function pipelineWriter(ctx: Pick<ApiContext, "writer" | "config">): RunWriter {
+export function pipelineWriter(ctx: ApiContext): RunWriter {
   return {
-    async submit(call) {
-      const writer = ctx.writer;
-      const data = writer.iface.encodeFunctionData(call.method, call.args);
-      const requestHash = createHash("sha256").update(`${call.method}\n${data}`).digest("hex");
-      const begun = await writer.idempotency.begin(call.org, call.idempotencyKey, requestHash);
-      if (begun.kind === "done") {
-        if (begun.answer.problem) throw storedProblem(begun.answer.status, begun.answer.body);
-        return begun.answer.body as CallResult;
-      }
-      const { session } = begun;
-      const record = session.record;
-      const save = () => session.save();
-      try {
-        if (begun.kind === "resume" && record.calls) await writer.sendUnsigned(call.org, record.calls, save);
-        else {
-          record.calls = [{ method: call.method, data }];
-          await save();
-          await writer.send(
-            call.org,
-            { calls: [{ method: call.method, args: call.args }], codes: new Map() },
-            record.calls,
-            save,
-          );
-        }
-        const { receipts } = await writer.settle(call.org, record.calls, Date.now() + ctx.config.API_WRITE_WAIT_MS);
-        const receipt = receipts[0];
-        if (!receipt) {
-          await session.release();
-          return { status: "pending", txHash: record.calls[0]!.hash! };
-        }
-        const result: CallResult = {
-          status: "mined",
-          txHash: receipt.transactionHash,
-          block: receipt.blockNumber,
-          gasUsed: receipt.gasUsed,
-        };
-        await session.finish({ status: 200, body: result });
-        return result;
-      } catch (err) {
-        const error = err instanceof LedgerRefusal ? refusalError(err) : toApiError(err);
-        if (error.status >= 400 && error.status < 500) {
-          await session.finish({ status: error.status, body: error.problem(), problem: true });
-        } else await session.release();
-        throw err instanceof LedgerRefusal ? error : err;
-      }
+    async submit({ caller, method, args, idempotencyKey }) {
+      const data = ctx.writer.iface.encodeFunctionData(method, args);
+      const requestHash = createHash("sha256").update(`${method}\n${data}`).digest("hex");
+      const answer = await runWrite(
+        ctx,
+        caller,
+        { idempotencyKey, requestHash },
+        async () => ({ calls: [{ method, args }], codes: new Map() }),
+        async (outcome) => {
+          const tx = outcome.transactions[0]!;
+          return { status: 200, body: { status: "mined", txHash: tx.txHash, block: tx.block, gasUsed: tx.gasUsed } };
+        },
+      );
+      const body = answer.body as CallResult | { status: "pending"; transactions: { txHash: string }[] };
+      return "transactions" in body ? { status: "pending", txHash: body.transactions[0]!.txHash } : body;
     },
   };
-}
-
-/** A refusal of a programmatic call: 403 for who may call, 409 for a batch's state, 422 for the rest. */
-function refusalError(refusal: LedgerRefusal): ApiError {
-  const { name, args } = refusal.error;
-  const status = /Suspended|NotOnboarded|Unauthorized|NotBatchManufacturer|NotProductManufacturer/.test(name)
-    ? 403
-    : /Recalled|Pause/.test(name)
-      ? 409
-      : 422;
-  return new ApiError(
-    status,
-    "ledger-refused",
-    name,
-    `The ledger refused ${refusal.txHash ? "the mined transaction" : "the call (nothing was sent)"}: ${name}`,
-    {
-      error: { name, args },
-      ...(refusal.txHash ? { txHash: refusal.txHash } : {}),
-    },
-  );
-}
-
-function storedProblem(status: number, body: unknown): ApiError {
-  const { type, title, detail, status: _status, instance: _instance, ...extras } = body as Record<string, unknown>;
-  void _status;
-  void _instance;
-  const slug = String(type).replace(/^urn:drugtrace:problem:/, "") as ApiError["type"];
-  return new ApiError(status, slug, String(title), String(detail), extras);
 }
 
 export const RUN_STATES = ["planned", "submitting", "submitted", "mined", "indexed", "failed"] as const;
@@ -305,6 +246,15 @@ export interface JobDeps {
   writer: RunWriter;
 }
 
+/** The maker a job writes for, as the pipeline authorises it. */
+const jobCaller = (job: JobMeta): Caller => ({
+  keyId: `job:${job.jobId}`,
+  name: "commissioning job",
+  account: job.org,
+  participantId: job.participantId,
+  role: "manufacturer",
+});
+
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /** Runs the jobs of this process, and takes over those whose runner went away. */
@@ -402,7 +352,7 @@ export class JobRunner {
       await save({ state: run.state === "planned" ? "submitting" : run.state, attempts: run.attempts + 1 });
       try {
         const result = await this.deps.writer.submit({
-          org: job.org,
+          caller: jobCaller(job),
           method: "commission",
           args: [
             job.batchId,

@@ -6,17 +6,24 @@
  * the record as the index shows it after the write, found from the transaction's events, so that a replayed
  * answer says the same.
  */
-import { getAddress, isAddress, type Log, type LogDescription } from "ethers";
+import { getAddress, isAddress } from "ethers";
 import type { Router } from "express";
 import { z, type ZodTypeAny } from "zod";
 import type { ParticipantRecord } from "../index/events";
 import type { ApiContext } from "./context";
 import { ROLE_BY_NUMBER } from "./context";
-import { ApiError, problems } from "./errors";
+import { ApiError, problems, toApiError } from "./errors";
 import { pipelineWriter } from "./jobs";
-import { ApiRouter, type RouteHandler, type RouteInput, type RouteSpec } from "./openapi";
+import { ApiRouter, type RouteInput, type RouteSpec } from "./openapi";
 import { batchView, productView } from "./scan";
-import { writeResponses, writeResultSchema, writeRoute, type WritePlan } from "./writes";
+import {
+  itemsAnswer,
+  writeResponses,
+  writeResultSchema,
+  writeRoute,
+  type WriteOutcome,
+  type WritePlan,
+} from "./writes";
 
 const ROLE_NUMBER = { manufacturer: 1, distributor: 2, pharmacy: 3, insurer: 4 } as const;
 /** As Products.sol checks them: `CN:` and 1-7 digits, or `GS1:` and 4-12 digits. */
@@ -123,22 +130,8 @@ function participantView(p: ParticipantRecord) {
 
 const only = (method: string, args: unknown[]): WritePlan => ({ calls: [{ method, args }], codes: new Map() });
 
-type WriteBody = { status: string; transactions?: { txHash: string }[] } & Record<string, unknown>;
-
-/** The ledger's events of a write's mined transactions. */
-async function eventsOf(ctx: ApiContext, body: WriteBody): Promise<LogDescription[]> {
-  const receipts = await Promise.all(
-    (body.transactions ?? []).map((t) => ctx.rpc.provider.getTransactionReceipt(t.txHash)),
-  );
-  return receipts
-    .flatMap((r) => (r?.logs ?? []) as Log[])
-    .filter((l) => l.address.toLowerCase() === ctx.rpc.address)
-    .map((l) => ctx.rpc.iface.parseLog(l))
-    .filter((e): e is LogDescription => e !== null);
-}
-
-function argOf(events: LogDescription[], event: string, arg: string): number {
-  const found = events.find((e) => e.name === event);
+function argOf(outcome: WriteOutcome, event: string, arg: string): number {
+  const found = outcome.events.find((e) => e.name === event);
   if (!found) throw new Error(`the write emitted no ${event}`);
   return Number(found.args[arg]);
 }
@@ -178,26 +171,20 @@ export function registryRoutes(ctx: ApiContext): Router {
   const writer = pipelineWriter(ctx);
   const deadline = () => Date.now() + ctx.config.API_WRITE_WAIT_MS;
 
-  /** A write route (writes.ts) whose mined answer also carries `name`: `record(...)`, read after the write. */
+  /** A write route (writes.ts) whose answer also carries `name`: `record(...)`, as the index shows it after the write. */
   function write<P, Q, B>(
-    spec: RouteSpec & { request?: { params?: ZodTypeAny; body?: ZodTypeAny } },
+    spec: RouteSpec,
     name: string,
     schema: ZodTypeAny,
     prepare: (input: RouteInput<P, Q, B>) => Promise<WritePlan>,
-    record: (events: LogDescription[], input: RouteInput<P, Q, B>, body: WriteBody) => Promise<unknown>,
+    record: (outcome: WriteOutcome, input: RouteInput<P, Q, B>) => Promise<unknown>,
     success: 200 | 201 = 200,
   ): void {
-    const inner = writeRoute<P, Q, B>(ctx, prepare, success);
-    const handler: RouteHandler<P, Q, B> = async (input) => {
-      const body = (await inner(input)) as WriteBody;
-      if (body?.status !== "mined") return body;
-      await ctx.reader.sync();
-      return { ...body, [name]: await record(await eventsOf(ctx, body), input, body) };
-    };
-    api.route(
-      { ...spec, responses: { ...responses(success, spec.summary, name, schema), ...spec.responses } },
-      handler as never,
-    );
+    const handler = writeRoute<P, Q, B>(ctx, prepare, success, async (outcome, input) => ({
+      ...(await itemsAnswer(ctx, input.caller!, outcome)),
+      [name]: await record(outcome, input),
+    }));
+    api.route({ ...spec, responses: responses(success, spec.summary, name, schema) }, handler as never);
   }
 
   const participantNow = async (account: string) => participantView((await ctx.reader.participantByAccount(account))!);
@@ -227,16 +214,28 @@ export function registryRoutes(ctx: ApiContext): Router {
       if (body.codePrefixes?.length) await refuseTakenPrefixes(ctx, body.account, body.codePrefixes);
       return only("onboard", [body.account, ROLE_NUMBER[body.role], body.name, body.licence, body.region]);
     },
-    async (_events, { body, caller }, answer) => {
+    async (outcome, { body, caller }) => {
       if (body.codePrefixes?.length) {
-        // Keyed by the onboarding's transaction: a replayed request never assigns twice.
-        const result = await writer.submit({
-          org: caller!.account,
-          method: "assignCodePrefixes",
-          args: [body.account, body.codePrefixes],
-          idempotencyKey: `prefixes:${answer.transactions![0]!.txHash}`,
-        });
-        if (result.status === "mined") await ctx.writer.waitIndexed(result.block!, deadline());
+        const id = argOf(outcome, "ParticipantOnboarded", "participantId");
+        try {
+          // Keyed by the onboarding's transaction: a retried request never assigns twice.
+          const result = await writer.submit({
+            caller: caller!,
+            method: "assignCodePrefixes",
+            args: [body.account, body.codePrefixes],
+            idempotencyKey: `prefixes:${outcome.transactions[0]!.txHash}`,
+          });
+          if (result.status === "mined") await ctx.writer.waitIndexed(result.block!, deadline());
+        } catch (err) {
+          const refused = toApiError(err);
+          throw new ApiError(
+            refused.status,
+            refused.type,
+            refused.title,
+            `Onboarded as participant ${id}, but its code prefixes were not assigned: ${refused.detail}`,
+            { ...refused.extras, participantId: id },
+          );
+        }
       }
       return participantNow(body.account);
     },
@@ -263,7 +262,7 @@ export function registryRoutes(ctx: ApiContext): Router {
       await refuseTakenPrefixes(ctx, p.account, body.prefixes);
       return only("assignCodePrefixes", [p.account, body.prefixes]);
     },
-    async (_e, { params }) => participantNow((await participantOf(ctx, params.participant)).account),
+    async (_outcome, { params }) => participantNow((await participantOf(ctx, params.participant)).account),
   );
 
   write<{ prefix: string }, unknown, unknown>(
@@ -279,8 +278,8 @@ export function registryRoutes(ctx: ApiContext): Router {
     "participant",
     participantSchema.nullable(),
     async ({ params }) => only("revokeCodePrefix", [params.prefix]),
-    async (events) => {
-      const p = await ctx.reader.participant(argOf(events, "CodePrefixRevoked", "manufacturerId"));
+    async (outcome) => {
+      const p = await ctx.reader.participant(argOf(outcome, "CodePrefixRevoked", "manufacturerId"));
       return p ? participantView(p) : null;
     },
   );
@@ -308,7 +307,7 @@ export function registryRoutes(ctx: ApiContext): Router {
         const p = await participantOf(ctx, params.participant);
         return only(method, action === "suspend" ? [p.account, body!.reason] : [p.account]);
       },
-      async (_e, { params }) => participantNow((await participantOf(ctx, params.participant)).account),
+      async (_outcome, { params }) => participantNow((await participantOf(ctx, params.participant)).account),
     );
 
   write<unknown, unknown, { days: number }>(
@@ -324,7 +323,7 @@ export function registryRoutes(ctx: ApiContext): Router {
     "returnWindowDays",
     z.number().int(),
     async ({ body }) => only("setReturnWindow", [body.days]),
-    async (events) => argOf(events, "ReturnWindowChanged", "returnWindowDays"),
+    async (outcome) => argOf(outcome, "ReturnWindowChanged", "returnWindowDays"),
   );
 
   write<unknown, unknown, z.infer<typeof productBody>>(
@@ -341,7 +340,7 @@ export function registryRoutes(ctx: ApiContext): Router {
     productSchema,
     async ({ body }) =>
       only("registerProduct", [body.productCode, body.name, body.approvalNumber, body.packageSpec, body.packQuantity]),
-    async (events) => productView(await ctx.reader.product(argOf(events, "ProductRegistered", "productId"))),
+    async (outcome) => productView(await ctx.reader.product(argOf(outcome, "ProductRegistered", "productId"))),
     201,
   );
 
@@ -358,7 +357,7 @@ export function registryRoutes(ctx: ApiContext): Router {
     "batch",
     batchSchema,
     async ({ body }) => only("registerBatch", [body.productId, body.lot, body.manufacturedOn, body.expiresOn]),
-    async (events) => batchNow(argOf(events, "BatchRegistered", "batchId")),
+    async (outcome) => batchNow(argOf(outcome, "BatchRegistered", "batchId")),
     201,
   );
 
@@ -375,7 +374,7 @@ export function registryRoutes(ctx: ApiContext): Router {
     "batch",
     batchSchema,
     async ({ params, body }) => only("recallBatch", [params.batchId, body.reason]),
-    async (_e, { params }) => batchNow(params.batchId),
+    async (_outcome, { params }) => batchNow(params.batchId),
   );
 
   write<z.infer<typeof batchParam>, unknown, { reason: string }>(
@@ -391,7 +390,7 @@ export function registryRoutes(ctx: ApiContext): Router {
     "batch",
     batchSchema,
     async ({ params, body }) => only("liftRecall", [params.batchId, body.reason]),
-    async (_e, { params }) => batchNow(params.batchId),
+    async (_outcome, { params }) => batchNow(params.batchId),
   );
 
   return api.router;
