@@ -6,6 +6,7 @@
  */
 import { createHash, randomUUID } from "node:crypto";
 import type { RedisClient } from "../store/redis";
+import type { Caller } from "./context";
 import { ApiError } from "./errors";
 
 /** A planned call of a write: which ledger function, its calldata, and the hash it was signed as (once signed). */
@@ -30,11 +31,16 @@ export interface IdemRecord {
   calls?: PlannedCall[];
   /** Refs (decimal) → codes as the request named them, for answers rebuilt after a crash. */
   codes?: [string, string][];
+  /** Who asked, and how its answer is built (writes.ts STORED_ANSWERS): lets the start-up sweep answer it. */
+  caller?: Caller;
+  answerAs?: string;
   answer?: StoredAnswer;
 }
 
 const recordKey = (org: string, key: string) => `svc:idem:${org.toLowerCase()}:${key}`;
 const leaseKey = (org: string, key: string) => `svc:idem-lease:${org.toLowerCase()}:${key}`;
+/** `<org>:<key>` of every record with a signed transaction and no answer yet, for the start-up sweep. */
+export const UNANSWERED = "svc:idem:unanswered";
 const LEASE_MS = 10_000;
 const HEARTBEAT_MS = 3_000;
 const RELEASE = `if redis.call("get", KEYS[1]) == ARGV[1] then return redis.call("del", KEYS[1]) else return 0 end`;
@@ -77,7 +83,10 @@ export class IdemSession {
   /** Writes the record as it is now; writes of one session go in order. */
   save(): Promise<void> {
     const snapshot = JSON.stringify(this.record);
-    this.writes = this.writes.then(() => this.store.write(this.org, this.key, snapshot)).catch(() => undefined);
+    const unanswered = this.record.state === "pending" && !!this.record.calls?.some((c) => c.hash);
+    this.writes = this.writes
+      .then(() => this.store.write(this.org, this.key, snapshot, unanswered))
+      .catch(() => undefined);
     return this.writes as Promise<void>;
   }
 
@@ -170,8 +179,30 @@ export class IdempotencyStore {
     return raw ? (JSON.parse(raw) as IdemRecord) : null;
   }
 
-  async write(org: string, key: string, json: string): Promise<void> {
+  /** Writes the record; `unanswered` says whether it is on the sweep's list (added before its tx is broadcast). */
+  async write(org: string, key: string, json: string, unanswered: boolean): Promise<void> {
     await this.redis.set(recordKey(org, key), json, "EX", this.ttlSeconds);
+    const member = `${org.toLowerCase()}:${key}`;
+    if (unanswered) await this.redis.sadd(UNANSWERED, member);
+    else await this.redis.srem(UNANSWERED, member);
+  }
+
+  /** The records waiting for an answer (at most `count`), as [org, key]. */
+  async unanswered(count: number): Promise<[string, string][]> {
+    const members = await this.redis.srandmember(UNANSWERED, count);
+    return members.map((m) => {
+      const at = m.indexOf(":");
+      return [m.slice(0, at), m.slice(at + 1)];
+    });
+  }
+
+  async dropUnanswered(org: string, key: string): Promise<void> {
+    await this.redis.srem(UNANSWERED, `${org.toLowerCase()}:${key}`);
+  }
+
+  /** Whether a live request holds the key now. */
+  async held(org: string, key: string): Promise<boolean> {
+    return (await this.redis.exists(leaseKey(org, key))) === 1;
   }
 
   async renewLease(org: string, key: string, token: string): Promise<void> {
@@ -185,6 +216,7 @@ export class IdempotencyStore {
 
   async forget(org: string, key: string, token: string): Promise<void> {
     await this.redis.del(recordKey(org, key));
+    await this.dropUnanswered(org, key);
     await this.releaseLease(org, key, token);
   }
 }

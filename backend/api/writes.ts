@@ -578,7 +578,12 @@ function eventsOf(iface: Interface, receipts: (TxReceipt | null)[]): WriteEvent[
 export async function runWrite(
   ctx: ApiContext,
   caller: Caller,
-  options: { idempotencyKey?: string | undefined; requestHash: string },
+  options: {
+    idempotencyKey?: string | undefined;
+    requestHash: string;
+    /** The name in STORED_ANSWERS of the answer `answer` builds: lets the start-up sweep answer a crashed request. */
+    answerAs?: string;
+  },
   prepare: () => Promise<WritePlan>,
   answer: (outcome: WriteOutcome) => Promise<{ status: number; body: unknown }>,
 ): Promise<WriteAnswer> {
@@ -606,6 +611,8 @@ export async function runWrite(
       await ctx.writer.sendUnsigned(caller.account, record.calls, save);
     } else {
       const plan = await prepare();
+      record.caller = caller;
+      if (options.answerAs) record.answerAs = options.answerAs;
       record.codes = [...plan.codes].map(([ref, code]) => [ref.toString(), code]);
       record.calls = plan.calls.map((c) => ({
         method: c.method,
@@ -666,6 +673,18 @@ export async function itemsAnswer(ctx: ApiContext, caller: Caller, outcome: Writ
   };
 }
 
+/**
+ * Answers that can be built from the outcome and the caller alone, by name: what the start-up sweep uses to
+ * answer, and keep for the retry, a request whose process died after sending its transactions.
+ */
+export const STORED_ANSWERS: Record<
+  string,
+  (ctx: ApiContext, caller: Caller, outcome: WriteOutcome) => Promise<{ status: number; body: unknown }>
+> = {
+  "items:200": async (ctx, caller, outcome) => ({ status: 200, body: await itemsAnswer(ctx, caller, outcome) }),
+  "items:201": async (ctx, caller, outcome) => ({ status: 201, body: await itemsAnswer(ctx, caller, outcome) }),
+};
+
 /** Refusals that are an Idempotency-Key's first answer, replayed (the route says so in a header). */
 const replayedErrors = new WeakSet<ApiError>();
 
@@ -686,6 +705,7 @@ export function writeRoute<P, Q, B>(
         {
           idempotencyKey: input.req.header("idempotency-key"),
           requestHash: requestHashOf(input.req.method, input.req.originalUrl, input.body),
+          ...(answer ? {} : { answerAs: `items:${success}` }),
         },
         () => prepare(input),
         async (outcome) => ({

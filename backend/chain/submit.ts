@@ -81,9 +81,16 @@ export interface TxRecord {
   nonce: number;
   data: string;
   /** Every signed version (a replacement adds one), newest last, with its raw bytes for re-broadcasting. */
-  versions: { hash: string; raw: string; maxFeePerGas: string; maxPriorityFeePerGas: string }[];
+  versions: { hash: string; raw: string; maxFeePerGas: string; maxPriorityFeePerGas: string; sentAt?: number }[];
   signedAt: number;
 }
+
+/** Where a recorded transaction stands on the node. */
+export type TxState =
+  | { state: "mined"; receipt: TxReceipt }
+  | { state: "pending" }
+  /** Its nonce was used by another transaction: none of its versions can ever be mined. */
+  | { state: "dropped" };
 
 export interface SubmitSettings {
   /** A transaction not mined after this long is replaced (same nonce, higher fee). */
@@ -93,9 +100,13 @@ export interface SubmitSettings {
 }
 
 const txKey = (hash: string): string => `svc:tx:${hash.toLowerCase()}`;
+/** The first hash of every recorded transaction not known to be mined, scored by when it was signed. */
+export const PENDING_TXS = "svc:tx:pending";
 const nonceKeys = (account: string) => ({
   lock: `svc:{nonce:${account}}:lock`,
   next: `svc:{nonce:${account}}:next`,
+  /** Held while one process replaces the transaction of `nonce`, so that two never replace it at once. */
+  replace: (nonce: number) => `svc:{nonce:${account}}:replace:${nonce}`,
 });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** Replacement fee bump: geth and Besu require at least 10% on both fee fields. */
@@ -103,6 +114,10 @@ const BUMP_PERCENT = 125n;
 const RELEASE_LOCK = `if redis.call("get", KEYS[1]) == ARGV[1] then return redis.call("del", KEYS[1]) else return 0 end`;
 const LOCK_MS = 15_000;
 const RECEIPT_POLL_MS = 50;
+/** How often a waiting request re-reads its record, to see a replacement another process made. */
+const RECORD_REFRESH_MS = 1_000;
+/** Transactions one sweep looks at (the oldest first); the next sweep takes the rest. */
+const SWEEP_BATCH = 200;
 
 const isAlreadyKnown = (err: unknown): boolean =>
   /already known|known transaction|nonce too low|replacement transaction underpriced|already imported/i.test(
@@ -188,6 +203,7 @@ export class Submitter {
       const version = await this.sign(wallet, nonce, data, gas, fees);
       const record: TxRecord = { org: account, nonce, data, versions: [version], signedAt: Date.now() };
       await this.redis.set(txKey(version.hash), JSON.stringify(record), "EX", this.settings.TX_RECORD_TTL_SECONDS);
+      await this.redis.zadd(PENDING_TXS, record.signedAt, version.hash.toLowerCase());
       await onSigned(version.hash);
       await this.broadcast(version.raw, version.hash);
       await this.redis.set(keys.next, String(nonce + 1), "EX", this.settings.TX_RECORD_TTL_SECONDS);
@@ -236,6 +252,7 @@ export class Submitter {
       raw,
       maxFeePerGas: fees.maxFeePerGas.toString(),
       maxPriorityFeePerGas: fees.maxPriorityFeePerGas.toString(),
+      sentAt: Date.now(),
     };
   }
 
@@ -286,26 +303,79 @@ export class Submitter {
   async waitMined(hash: string, deadline: number): Promise<TxReceipt | null> {
     let record = await this.record(hash);
     let hashes = record ? record.versions.map((v) => v.hash) : [hash];
-    let lastSent = Date.now();
+    let readAt = Date.now();
     let checkedKnown = false;
     for (;;) {
       const receipt = await this.receiptOf(hashes);
-      if (receipt) return receipt;
+      if (receipt) {
+        if (record) await this.forgetPending(record);
+        return receipt;
+      }
       if (record && !checkedKnown) {
         checkedKnown = true;
         await this.rebroadcastIfLost(record);
       }
-      if (record && Date.now() - lastSent > this.settings.TX_REPLACE_AFTER_MS) {
-        record = await this.replace(record);
+      if (record && (this.isStale(record) || Date.now() - readAt > RECORD_REFRESH_MS)) {
+        record = (this.isStale(record) ? await this.replaceIfStale(record) : await this.record(hash)) ?? record;
         hashes = record.versions.map((v) => v.hash);
-        lastSent = Date.now();
+        readAt = Date.now();
       }
       if (Date.now() >= deadline) return null;
       await sleep(RECEIPT_POLL_MS);
     }
   }
 
-  /** A transaction whose node forgot it (none of its versions pending nor mined) is sent again as it was. */
+  /** Mined, still pending, or dropped (its nonce taken by another transaction). */
+  async stateOf(record: TxRecord): Promise<TxState> {
+    const hashes = record.versions.map((v) => v.hash);
+    const receipt = await this.receiptOf(hashes);
+    if (receipt) return { state: "mined", receipt };
+    if ((await this.minedCount(record.org)) <= record.nonce) return { state: "pending" };
+    // The nonce is used: by one of these (mined between the two reads) or by something else.
+    const late = await this.receiptOf(hashes);
+    return late ? { state: "mined", receipt: late } : { state: "dropped" };
+  }
+
+  /**
+   * One pass over the recorded transactions not known to be mined (the oldest SWEEP_BATCH): a mined or dropped
+   * one leaves the list, one the node lost is sent again, one stuck past TX_REPLACE_AFTER_MS is replaced. Run at
+   * start and then periodically, so that a transaction whose request died with its process is still seen through.
+   */
+  async sweep(): Promise<{ mined: number; pending: number; dropped: number }> {
+    const firsts = await this.redis.zrange(PENDING_TXS, 0, SWEEP_BATCH - 1);
+    const counts = { mined: 0, pending: 0, dropped: 0 };
+    await Promise.all(
+      firsts.map(async (first) => {
+        const record = await this.record(first);
+        if (!record) return void (await this.redis.zrem(PENDING_TXS, first)); // expired
+        const found = await this.stateOf(record);
+        counts[found.state]++;
+        if (found.state !== "pending") {
+          if (found.state === "dropped")
+            this.log.error(
+              { tx: first, org: record.org, nonce: record.nonce },
+              "a recorded transaction's nonce was used by another transaction: it will never be mined",
+            );
+          return this.forgetPending(record);
+        }
+        await this.rebroadcastIfLost(record);
+        if (this.isStale(record)) await this.replaceIfStale(record);
+      }),
+    );
+    return counts;
+  }
+
+  private async forgetPending(record: TxRecord): Promise<void> {
+    await this.redis.zrem(PENDING_TXS, record.versions[0]!.hash.toLowerCase());
+  }
+
+  /** The newest version has waited past TX_REPLACE_AFTER_MS. */
+  private isStale(record: TxRecord): boolean {
+    const newest = record.versions[record.versions.length - 1]!;
+    return Date.now() - (newest.sentAt ?? record.signedAt) > this.settings.TX_REPLACE_AFTER_MS;
+  }
+
+  /** A transaction the node forgot (none of its versions pending nor mined) is sent again as it was. */
   private async rebroadcastIfLost(record: TxRecord): Promise<void> {
     const found = await this.chain.rpc.batchSettled<unknown>(
       record.versions.map((v) => ({ method: "eth_getTransactionByHash", params: [v.hash] })),
@@ -316,6 +386,24 @@ export class Submitter {
     await this.broadcast(newest.raw, newest.hash).catch((err: Error) =>
       this.log.warn({ tx: newest.hash, err: err.message }, "re-broadcast refused"),
     );
+  }
+
+  /**
+   * Replaces the transaction if, read afresh under its replacement lock, it is still unmined and stale (a request
+   * and the sweep, or two processes, never replace one nonce at once, so no version is lost from the record).
+   * Returns the record as it is now.
+   */
+  private async replaceIfStale(seen: TxRecord): Promise<TxRecord> {
+    const lockKey = nonceKeys(seen.org).replace(seen.nonce);
+    const token = randomUUID();
+    if ((await this.redis.set(lockKey, token, "PX", LOCK_MS, "NX")) !== "OK") return seen;
+    try {
+      const record = (await this.record(seen.versions[0]!.hash)) ?? seen;
+      if (!this.isStale(record) || (await this.receiptOf(record.versions.map((v) => v.hash)))) return record;
+      return await this.replace(record);
+    } finally {
+      await this.redis.eval(RELEASE_LOCK, 1, lockKey, token).catch(() => undefined);
+    }
   }
 
   /** Same nonce, same call, fees raised by a quarter: the node keeps one of them and mines it. */

@@ -88,6 +88,7 @@ const schema = z.object({
     .min(86_400)
     .default(90 * 86_400),
   TX_REPLACE_AFTER_MS: z.coerce.number().int().min(100).default(30_000),
+  TX_SWEEP_INTERVAL_MS: z.coerce.number().int().min(50).default(5_000),
   TX_RECORD_TTL_SECONDS: z.coerce
     .number()
     .int()
