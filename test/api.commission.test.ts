@@ -289,8 +289,10 @@ describe("API: commissioning jobs", function () {
       },
     });
     expect(bad.status).to.equal(422);
-    // Line 1 is commissioned already too, but that is looked up only once every line reads.
-    expect(bad.body.errors!.map((e) => [e.line, e.reason])).to.deep.equal([[2, "UNREADABLE_CODE"]]);
+    expect(bad.body.errors!.map((e) => [e.line, e.reason])).to.deep.equal([
+      [1, "ALREADY_COMMISSIONED"],
+      [2, "UNREADABLE_CODE"],
+    ]);
   });
 
   it("refuses an upload with bad lines, every one named by its line number, and sends nothing", async function () {

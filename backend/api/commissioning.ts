@@ -7,13 +7,8 @@
 import { createHash } from "node:crypto";
 import express, { type RequestHandler, type Router } from "express";
 import { z } from "zod";
-import {
-  planCommission,
-  readCsv,
-  type CommissionPlan,
-  type LineError,
-  type UploadLine,
-} from "../chain/commission-plan";
+import { planCommission, readCsv, type LineError, type UploadLine } from "../chain/commission-plan";
+import { codeHash } from "../codes/parse";
 import { Level } from "../codes/refs";
 import { codeSlot } from "../index/keys";
 import { refFromBytes } from "../index/model";
@@ -240,16 +235,15 @@ function uploadLines(body: unknown): { lines: UploadLine[]; errors: LineError[] 
 const LEVEL_NAMES: Record<Level, string> = { [Level.Unit]: "unit", [Level.Case]: "case", [Level.Pallet]: "pallet" };
 
 /** Codes the index already knows (in any run): commissioning them again would make copies, never answers. */
-async function alreadyCommissioned(ctx: ApiContext, plan: CommissionPlan): Promise<LineError[]> {
+async function alreadyCommissioned(ctx: ApiContext, codes: { hash: Buffer; line: number }[]): Promise<LineError[]> {
   const buckets = new Map<string, { fields: Buffer[]; lines: number[] }>();
-  for (const run of plan.runs)
-    run.payload.hashes.forEach((hash, i) => {
-      const slot = codeSlot(hash, ctx.config.CODE_BUCKET_BITS);
-      let bucket = buckets.get(slot.key);
-      if (!bucket) buckets.set(slot.key, (bucket = { fields: [], lines: [] }));
-      bucket.fields.push(Buffer.from(slot.field, "latin1"));
-      bucket.lines.push(run.lines[i]!);
-    });
+  for (const { hash, line } of codes) {
+    const slot = codeSlot(hash, ctx.config.CODE_BUCKET_BITS);
+    let bucket = buckets.get(slot.key);
+    if (!bucket) buckets.set(slot.key, (bucket = { fields: [], lines: [] }));
+    bucket.fields.push(Buffer.from(slot.field, "latin1"));
+    bucket.lines.push(line);
+  }
   const found = await Promise.all(
     [...buckets].map(async ([key, b]) => ({ b, refs: await ctx.redis.hmgetBuffer(key, ...b.fields) })),
   );
@@ -366,21 +360,29 @@ export function commissioningRoutes(ctx: ApiContext): Router {
           `${lines.length + errors.length} lines, above the ${settings.COMMISSION_MAX_CODES} codes one job takes: split the batch into several uploads.`,
         );
       const maker = await ctx.reader.participant(caller!.participantId!);
+      const domain = ctx.config.CODE_HASH_DOMAIN;
       const outcome = planCommission(
         lines,
         {
           productCode: product!.productCode,
           prefixes: maker?.codePrefixes ?? [],
           maxRunCodes: await maxRunCodes(ctx),
-          domain: ctx.config.CODE_HASH_DOMAIN,
+          domain,
         },
         errors,
       );
-      if (!outcome.ok)
-        throw outcome.errors.length > 0
-          ? invalidUpload(ctx, outcome.detail, outcome.errors)
-          : new ApiError(422, "validation", "Upload cannot be commissioned", outcome.detail);
-      const known = await alreadyCommissioned(ctx, outcome.plan);
+      if (!outcome.ok) {
+        if (outcome.errors.length === 0)
+          throw new ApiError(422, "validation", "Upload cannot be commissioned", outcome.detail);
+        // Every bad line at once: the readable codes are also looked up in the index.
+        const hashed = outcome.readable.map((c) => ({ line: c.line, hash: codeHash(c.normalised, domain) }));
+        const all = [...outcome.errors, ...(await alreadyCommissioned(ctx, hashed))].sort((a, b) => a.line - b.line);
+        throw invalidUpload(ctx, `${all.length} of ${lines.length + errors.length} lines are not valid`, all);
+      }
+      const planned = outcome.plan.runs.flatMap((r) =>
+        r.payload.hashes.map((hash, i) => ({ hash, line: r.lines[i]! })),
+      );
+      const known = await alreadyCommissioned(ctx, planned);
       if (known.length > 0) throw invalidUpload(ctx, `${known.length} codes are commissioned already`, known);
       const job = await runner.store.create(caller!.account, caller!.participantId!, batch.id, outcome.plan);
       await idem.claim(job.jobId);

@@ -107,7 +107,15 @@ export interface CommissionPlan {
   runs: PlannedRun[];
 }
 
-export type PlanOutcome = { ok: true; plan: CommissionPlan } | { ok: false; errors: LineError[]; detail: string };
+export type PlanOutcome =
+  | { ok: true; plan: CommissionPlan }
+  | {
+      ok: false;
+      errors: LineError[];
+      detail: string;
+      /** The lines whose codes read, so that a caller can check them further (e.g. against the index) at once. */
+      readable: { line: number; normalised: string }[];
+    };
 
 /** A line whose level is known: its place in the packing counts even when its code is bad. */
 type LevelledLine = { line: number; level: PackLevel; code: ParsedCode | null };
@@ -340,13 +348,18 @@ export function planCommission(input: UploadLine[], context: PlanContext, earlie
   if (lines.length === 0 && errors.length === 0) errors.push({ line: 0, reason: "BAD_LINE", detail: "no codes sent" });
   if (errors.length > 0) {
     errors.sort((a, b) => a.line - b.line);
-    return { ok: false, errors, detail: `${errors.length} of ${input.length + earlier.length} lines are not valid` };
+    return {
+      ok: false,
+      errors,
+      detail: `${errors.length} of ${input.length + earlier.length} lines are not valid`,
+      readable: lines.flatMap((l) => (l.code ? [{ line: l.line, normalised: l.code.normalised }] : [])),
+    };
   }
   let runs: PlannedRun[];
   try {
     runs = splitRuns(packing, context);
   } catch (err) {
-    if (err instanceof RangeError) return { ok: false, errors: [], detail: err.message };
+    if (err instanceof RangeError) return { ok: false, errors: [], detail: err.message, readable: [] };
     throw err;
   }
   return {
