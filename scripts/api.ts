@@ -4,19 +4,24 @@
  */
 import { loadAlertSettings } from "../backend/alerts";
 import { loadClaimSettings } from "../backend/api/claims-config";
+import { loadCommissionSettings } from "../backend/api/commissioning";
 import { connectApi, serveApi } from "../backend/api/service";
+import { startWriteSweeper } from "../backend/api/sweep";
 import { loadConfig } from "../backend/config/env";
 import { createLogger } from "../backend/log";
 
 async function main(): Promise<void> {
-  const config = { ...loadConfig(), ...loadAlertSettings(), ...loadClaimSettings() };
+  const config = { ...loadConfig(), ...loadAlertSettings(), ...loadClaimSettings(), ...loadCommissionSettings() };
   const log = createLogger(config.LOG_LEVEL, "api");
   const ctx = await connectApi(config, log);
   const api = await serveApi(ctx, config.API_HOST, config.API_PORT);
+  // Writes a previous run left unfinished (a crash between sending and answering) are seen through.
+  const sweeper = startWriteSweeper(ctx);
   console.log(JSON.stringify({ msg: "API listening", url: api.url, docs: `${api.url}/docs` }));
   const shutdown = async () => {
     log.info("shutting down: no new connections, finishing in-flight requests");
     await api.close();
+    await sweeper.stop();
     ctx.rpc.destroy();
     ctx.redis.disconnect();
   };

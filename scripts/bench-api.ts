@@ -19,6 +19,7 @@ import { JsonRpcProvider } from "ethers";
 import type { AddressInfo } from "node:net";
 import { loadAlertSettings } from "../backend/alerts";
 import { loadClaimSettings } from "../backend/api/claims-config";
+import { loadCommissionSettings } from "../backend/api/commissioning";
 import { apiContext, serveApi } from "../backend/api/service";
 import { LedgerChain } from "../backend/chain/client";
 import { demoRunCodes } from "../backend/chain/runs";
@@ -131,7 +132,12 @@ async function main(): Promise<void> {
     API_RATE_LIMIT_PER_ADDRESS: "1000000000",
     LOG_LEVEL: process.env.LOG_LEVEL ?? "warn",
   };
-  const config = { ...loadConfig(env), ...loadAlertSettings(env), ...loadClaimSettings(env) };
+  const config = {
+    ...loadConfig(env),
+    ...loadAlertSettings(env),
+    ...loadClaimSettings(env),
+    ...loadCommissionSettings(env),
+  };
   const log = createLogger(config.LOG_LEVEL, "bench-api");
   const redisServer = await startRedis();
   const node = await startNode(await freePort());

@@ -65,6 +65,7 @@ async function main(): Promise<void> {
   if (checkpoint && (checkpoint.ledger !== service.chain.address || indexedBlock?.hash !== checkpoint.hash)) {
     await service.store.wipe();
   }
+  await forgetEarlierChainsWrites(config.REDIS_URL);
   const api = await startDemoApi(config);
   const shutdown = () => {
     void api.close();
@@ -81,6 +82,27 @@ async function main(): Promise<void> {
   );
   await service.indexer.run();
   await service.close();
+}
+
+/**
+ * The write pipeline's state of an earlier run (sent transactions, nonces, idempotency records, consents,
+ * commissioning jobs) belongs to a chain that is gone: `hardhat node` starts empty each time, at the same chain id
+ * and ledger address, so its signed transactions would replay there and its nonces would leave gaps. Forgotten at
+ * start; API keys and alerts are kept.
+ */
+async function forgetEarlierChainsWrites(url: string): Promise<void> {
+  const redis = new Redis(url);
+  try {
+    let forgotten = 0;
+    for (const match of ["svc:tx:*", "svc:{nonce:*", "svc:idem*", "svc:consent:*", "svc:job*"]) {
+      for await (const keys of redis.scanStream({ match, count: 1000 }) as AsyncIterable<string[]>) {
+        if (keys.length > 0) forgotten += await redis.unlink(...keys);
+      }
+    }
+    if (forgotten > 0) console.log(JSON.stringify({ msg: "forgot an earlier local chain's write state", forgotten }));
+  } finally {
+    redis.disconnect();
+  }
 }
 
 /**

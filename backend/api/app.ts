@@ -16,6 +16,12 @@ import { pinoHttp } from "pino-http";
 import { alertsRoutes } from "./alerts";
 import { claimsRoutes } from "./claims";
 import { codesRoutes } from "./codes";
+import { commissioningRoutes, commissionUploadParser } from "./commissioning";
+import { custodyRoutes } from "./custody";
+import { dispensingRoutes } from "./dispensing";
+import { registryRoutes } from "./registry";
+import { settlementRoutes } from "./settlement";
+import { transactionRoutes } from "./transactions";
 import type { ApiContext } from "./context";
 import { dashboardRoutes } from "./dashboards";
 import { docsPage } from "./docs";
@@ -38,6 +44,8 @@ const hasBody = (req: Request): boolean =>
 
 /** A body on anything but JSON is refused with 415 (a form post or text/plain never reaches a route as {}). */
 const jsonOnly: RequestHandler = (req, _res, next) => {
+  // A body already read (a commissioning upload, by its own parser) is no business of this check.
+  if (req.body !== undefined) return next();
   if (hasBody(req) && !req.is("application/json"))
     return next(
       new ApiError(
@@ -93,7 +101,20 @@ export function createApp(ctx: ApiContext): ApiApp {
   app.use(ctx.metrics.middleware());
 
   const routers: Router[] = [healthRoutes(ctx)];
-  const v1: Router[] = [codesRoutes(ctx), dashboardRoutes(ctx), claimsRoutes(ctx), alertsRoutes(ctx), lmsRoutes(ctx)];
+  const v1: Router[] = [
+    codesRoutes(ctx),
+    dashboardRoutes(ctx),
+    claimsRoutes(ctx),
+    alertsRoutes(ctx),
+    lmsRoutes(ctx),
+    // Writes: custody, dispensing, claims and settlement (W1); registry and commissioning (W2).
+    custodyRoutes(ctx),
+    dispensingRoutes(ctx),
+    settlementRoutes(ctx),
+    transactionRoutes(ctx),
+    registryRoutes(ctx),
+    commissioningRoutes(ctx),
+  ];
   app.use(routers);
   const perAddress = rateLimits(ctx).perAddress;
   app.use(
@@ -107,6 +128,8 @@ export function createApp(ctx: ApiContext): ApiApp {
       if (!hasBody(req)) return next();
       limitsPassed(res).then(() => next(), next);
     },
+    // Commissioning uploads (JSON or text/csv, up to COMMISSION_BODY_LIMIT) are read by their own parser.
+    commissionUploadParser(ctx),
     jsonOnly,
     express.json({ limit: ctx.config.API_BODY_LIMIT, strict: true }),
   );

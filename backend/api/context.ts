@@ -9,10 +9,12 @@ import type { IndexReader } from "../index/query";
 import type { Logger } from "../log";
 import type { RedisClient } from "../store/redis";
 import type { ClaimSettings } from "./claims-config";
+import type { CommissionSettings } from "./commissioning";
 import type { ApiKeyStore } from "./keys";
 import type { ApiMetrics } from "./metrics";
+import type { Writer } from "./writes";
 
-export type ApiConfig = Config & AlertSettings & ClaimSettings;
+export type ApiConfig = Config & AlertSettings & ClaimSettings & CommissionSettings;
 
 export interface ApiContext {
   config: ApiConfig;
@@ -24,6 +26,8 @@ export interface ApiContext {
   alerts: AlertStore;
   log: Logger;
   metrics: ApiMetrics;
+  /** The write pipeline: signing keys, nonces, idempotency, batching, read-your-writes (backend/api/writes.ts). */
+  writer: Writer;
 }
 
 export const CALLER_ROLES = ["regulator", "manufacturer", "distributor", "pharmacy", "insurer"] as const;

@@ -21,7 +21,12 @@ export type ProblemSlug =
   | "validation"
   | "unavailable"
   | "conflict"
-  | "internal";
+  | "internal"
+  | "unknown-code"
+  | "ledger-refused"
+  | "no-signer"
+  | "idempotency-mismatch"
+  | "in-progress";
 
 /** What a problem may carry beside type, title, status, detail and instance: the offending field or code. */
 export interface ProblemExtras {

@@ -16,6 +16,9 @@ import { indexLag } from "./health";
 import { ApiKeyStore } from "./keys";
 import { ApiMetrics } from "./metrics";
 import type { RouteSpec } from "./openapi";
+import { Signers } from "../chain/signers";
+import { Submitter } from "../chain/submit";
+import { Writer } from "./writes";
 
 /** A context over an existing Redis and chain client (the tests' and the benchmark's way in). */
 export function apiContext(
@@ -23,8 +26,10 @@ export function apiContext(
   redis: RedisClient,
   rpc: LedgerChain,
   log: Logger,
-  options: { defaultMetrics?: boolean } = {},
+  options: { defaultMetrics?: boolean; signers?: Signers } = {},
 ): ApiContext {
+  const signers = options.signers ?? Signers.fromDevKeys(config);
+  const submitter = new Submitter(rpc, redis, signers, config, log);
   const ctx: ApiContext = {
     config,
     redis,
@@ -34,7 +39,9 @@ export function apiContext(
     alerts: new AlertStore(redis, config),
     log,
     metrics: new ApiMetrics(() => indexLag(ctx), options),
+    writer: undefined as unknown as Writer,
   };
+  ctx.writer = new Writer(ctx, submitter, config);
   return ctx;
 }
 
@@ -42,7 +49,9 @@ export function apiContext(
 export async function connectApi(config: ApiConfig, log: Logger): Promise<ApiContext> {
   const deployment = await resolveDeployment(config);
   const rpc = await connectChain(config, deployment.ledger, log);
-  return apiContext(config, connectIndexRedis(config, log), rpc, log, { defaultMetrics: true });
+  const signers = await Signers.load(config);
+  log.info({ signers: signers.accounts() }, "signing keys loaded");
+  return apiContext(config, connectIndexRedis(config, log), rpc, log, { defaultMetrics: true, signers });
 }
 
 export interface RunningApi {

@@ -43,7 +43,8 @@ export class LedgerChain {
   private readonly commissionedTopic = this.iface.getEvent("UnitsCommissioned").topicHash;
 
   private constructor(
-    private readonly rpc: JsonRpcClient,
+    /** The node over plain JSON-RPC (the write pipeline sends and simulates through it). */
+    readonly rpc: JsonRpcClient,
     /** An ethers provider on the same node, for contract view calls (index:verify). */
     readonly provider: JsonRpcProvider,
     readonly address: string,

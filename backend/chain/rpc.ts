@@ -7,6 +7,8 @@ export class RpcError extends Error {
   constructor(
     message: string,
     readonly code?: number,
+    /** What the node attached to the error: for a reverted call, the revert data (hex, or nested in an object). */
+    readonly data?: unknown,
   ) {
     super(message);
   }
@@ -15,7 +17,7 @@ export class RpcError extends Error {
 interface RpcReply {
   id: number;
   result?: unknown;
-  error?: { code: number; message: string };
+  error?: { code: number; message: string; data?: unknown };
 }
 
 export interface RpcCall {
@@ -37,6 +39,14 @@ export class JsonRpcClient {
 
   /** Sends calls in one HTTP request (a JSON-RPC batch); results come back in the calls' order. */
   async batch<T>(calls: readonly RpcCall[]): Promise<T[]> {
+    return (await this.batchSettled<T>(calls)).map((r) => {
+      if ("error" in r) throw r.error;
+      return r.result;
+    });
+  }
+
+  /** As {@link batch}, but each call's error is its own result: one failing call does not fail the others. */
+  async batchSettled<T>(calls: readonly RpcCall[]): Promise<({ result: T } | { error: RpcError })[]> {
     if (calls.length === 0) return [];
     const firstId = this.nextId;
     this.nextId += calls.length;
@@ -54,9 +64,10 @@ export class JsonRpcClient {
     const byId = new Map(replies.map((r) => [r.id, r]));
     return calls.map((c, i) => {
       const reply = byId.get(firstId + i);
-      if (!reply) throw new RpcError(`${c.method}: no reply`);
-      if (reply.error) throw new RpcError(`${c.method}: ${reply.error.message}`, reply.error.code);
-      return reply.result as T;
+      if (!reply) return { error: new RpcError(`${c.method}: no reply`) };
+      if (reply.error)
+        return { error: new RpcError(`${c.method}: ${reply.error.message}`, reply.error.code, reply.error.data) };
+      return { result: reply.result as T };
     });
   }
 }

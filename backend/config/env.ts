@@ -66,6 +66,34 @@ const schema = z.object({
   API_MAX_LAG_BLOCKS: z.coerce.number().int().min(0).default(20),
   API_MAX_LAG_SECONDS: z.coerce.number().min(0).default(60),
   API_SHUTDOWN_GRACE_MS: z.coerce.number().int().min(0).default(10_000),
+  // --- writes ---
+  NODE_ENV: z.string().default("development"),
+  SIGNER_KEYSTORE_DIR: z.string().optional(),
+  SIGNER_KEYSTORE_PASSWORD: z.string().optional(),
+  SIGNER_DEV_KEYS: z
+    .string()
+    .default("")
+    .transform((list) =>
+      list
+        .split(",")
+        .map((s) => s.trim())
+        .filter(Boolean),
+    ),
+  API_WRITE_BATCH_MS: z.coerce.number().int().min(0).max(5_000).default(100),
+  API_WRITE_WAIT_MS: z.coerce.number().int().min(0).default(15_000),
+  IDEMPOTENCY_TTL_SECONDS: z.coerce.number().int().min(86_400).default(86_400),
+  CONSENT_TTL_SECONDS: z.coerce
+    .number()
+    .int()
+    .min(86_400)
+    .default(90 * 86_400),
+  TX_REPLACE_AFTER_MS: z.coerce.number().int().min(100).default(30_000),
+  TX_SWEEP_INTERVAL_MS: z.coerce.number().int().min(50).default(5_000),
+  TX_RECORD_TTL_SECONDS: z.coerce
+    .number()
+    .int()
+    .min(86_400)
+    .default(7 * 86_400),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
 });
 

@@ -1,14 +1,30 @@
 /**
  * The API beside `npm start`'s chain, Redis and indexer, with a demo API key for each demo organisation (the
- * deployer, who is the first regulator, and the participants scripts/lib/demo.ts onboards, in its account order).
+ * deployer, who is the first regulator, and the participants scripts/lib/demo.ts onboards, in its account order),
+ * and, so that writes work, those organisations' signing keys: Hardhat's well-known development accounts, public
+ * knowledge and worthless anywhere but a local chain — never given in production (Signers refuses dev keys there).
  */
+import { HDNodeWallet } from "ethers";
 import { loadAlertSettings } from "../../backend/alerts";
 import { loadClaimSettings } from "../../backend/api/claims-config";
+import { loadCommissionSettings } from "../../backend/api/commissioning";
 import { connectApi, serveApi, type RunningApi } from "../../backend/api/service";
+import { startWriteSweeper } from "../../backend/api/sweep";
 import type { Config } from "../../backend/config/env";
 import { createLogger } from "../../backend/log";
 
 const DEMO_ROLES = ["regulator", "manufacturer", "distributor", "pharmacy", "otherPharmacy", "insurer"];
+/** Hardhat's default accounts: its published test mnemonic (`hardhat node` prints these keys itself). */
+const HARDHAT_MNEMONIC = "test test test test test test test test test test test junk";
+const HARDHAT_PATH = "m/44'/60'/0'/0";
+
+/** The dev keys of the demo accounts the chain reports, where they are Hardhat's well-known ones. */
+function demoSignerKeys(list: readonly string[]): string[] {
+  return list.slice(0, DEMO_ROLES.length).flatMap((account, i) => {
+    const wallet = HDNodeWallet.fromPhrase(HARDHAT_MNEMONIC, undefined, `${HARDHAT_PATH}/${i}`);
+    return wallet.address.toLowerCase() === account.toLowerCase() ? [wallet.privateKey] : [];
+  });
+}
 
 async function accounts(rpcUrl: string): Promise<string[]> {
   const res = await fetch(rpcUrl, {
@@ -20,11 +36,19 @@ async function accounts(rpcUrl: string): Promise<string[]> {
 }
 
 export async function startDemoApi(config: Config): Promise<{ url: string; close(): Promise<void> }> {
-  const apiConfig = { ...config, ...loadAlertSettings(), ...loadClaimSettings() };
+  const list = await accounts(config.RPC_URL);
+  const devKeys = config.NODE_ENV === "production" ? [] : demoSignerKeys(list);
+  const apiConfig = {
+    ...config,
+    SIGNER_DEV_KEYS: [...config.SIGNER_DEV_KEYS, ...devKeys],
+    ...loadAlertSettings(),
+    ...loadClaimSettings(),
+    ...loadCommissionSettings(),
+  };
   const ctx = await connectApi(apiConfig, createLogger(config.LOG_LEVEL, "api"));
   const api: RunningApi = await serveApi(ctx, config.API_HOST, config.API_PORT);
+  const sweeper = startWriteSweeper(ctx);
   const demoKeys: Record<string, string> = {};
-  const list = await accounts(config.RPC_URL);
   for (const [i, role] of DEMO_ROLES.entries())
     if (list[i]) demoKeys[role] = (await ctx.keys.issue(list[i]!, `demo ${role}`)).key;
   console.log(JSON.stringify({ msg: "API listening", url: api.url, docs: `${api.url}/docs`, demoKeys }));
@@ -32,6 +56,7 @@ export async function startDemoApi(config: Config): Promise<{ url: string; close
     url: api.url,
     async close() {
       await api.close();
+      await sweeper.stop();
       ctx.rpc.destroy();
       ctx.redis.disconnect();
     },

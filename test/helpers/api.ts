@@ -7,6 +7,7 @@ import { ethers } from "hardhat";
 import type { HardhatEthersSigner } from "@nomicfoundation/hardhat-ethers/signers";
 import { loadAlertSettings } from "../../backend/alerts";
 import { loadClaimSettings } from "../../backend/api/claims-config";
+import { loadCommissionSettings } from "../../backend/api/commissioning";
 import type { ApiConfig, ApiContext } from "../../backend/api/context";
 import { apiContext, serveApi, type RunningApi } from "../../backend/api/service";
 import { LedgerChain } from "../../backend/chain/client";
@@ -170,7 +171,7 @@ export async function apiScenario(): Promise<ApiScenario> {
 
 export function testConfig(overrides: Partial<Record<string, string>> = {}): ApiConfig {
   const env = { LOG_LEVEL: "silent", API_PUBLIC_RATE_LIMIT_PER_ADDRESS: "100000", ...overrides };
-  return { ...loadConfig(env), ...loadAlertSettings(env), ...loadClaimSettings(env) };
+  return { ...loadConfig(env), ...loadAlertSettings(env), ...loadClaimSettings(env), ...loadCommissionSettings(env) };
 }
 
 /** Starts Redis, indexes the scenario and serves the API; keys for every kind of caller. */

@@ -1,0 +1,252 @@
+/**
+ * Writes survive the service dying between sending a transaction and answering. The real API (scripts/api.ts)
+ * runs as a child process against the in-process Hardhat network (served over HTTP) and a real redis-server;
+ * automine is off, so a sent transaction stays pending until the test mines it, and the child can be killed
+ * (SIGKILL: no shutdown code runs) while its request waits. On restart, a retry with the same Idempotency-Key
+ * returns the mined result and submits nothing new; without any retry, the start-up sweep finishes the request
+ * (re-broadcasting a transaction the node lost); a transaction stuck past TX_REPLACE_AFTER_MS is replaced with
+ * the same nonce and higher fees, and exactly one version is mined.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import path from "node:path";
+import { expect } from "chai";
+import { ethers } from "hardhat";
+import { demoRunCodes } from "../backend/chain/runs";
+import { PENDING_TXS, type TxRecord } from "../backend/chain/submit";
+import { UNANSWERED, type IdemRecord } from "../backend/api/idempotency";
+import { call, type Reply } from "./helpers/api";
+import { hardhatDevKeys, startWriteApi, type WriteHarness } from "./helpers/writes";
+
+const ROOT = path.resolve(__dirname, "..");
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+type Written = { status: string; transactions: { txHash: string; block?: number }[]; items: { status: string }[] };
+
+/** Polls `check` every 50 ms until it returns something other than undefined, failing after `ms`. */
+async function until<T>(what: string, check: () => Promise<T | undefined>, ms = 30_000): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const found = await check();
+    if (found !== undefined) return found;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(50);
+  }
+}
+
+interface ChildApi {
+  proc: ChildProcess;
+  url: string;
+  output(): string;
+  kill(signal: NodeJS.Signals): Promise<void>;
+}
+
+describe("API: writes survive a crash of the service", function () {
+  this.timeout(180_000);
+  let h: WriteHarness;
+  let env: Record<string, string>;
+  let units: string[];
+  const children = new Set<ChildProcess>();
+
+  /** scripts/api.ts as a child (node -r ts-node, so that a signal reaches the service itself, not npx). */
+  async function startChild(overrides: Record<string, string> = {}): Promise<ChildApi> {
+    const proc = spawn(process.execPath, ["-r", "ts-node/register/transpile-only", "scripts/api.ts"], {
+      cwd: ROOT,
+      env: { ...process.env, ...env, ...overrides },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    children.add(proc);
+    let out = "";
+    const keep = (chunk: Buffer) => void (out = (out + chunk.toString("utf8")).slice(-8000));
+    proc.stdout!.on("data", keep);
+    proc.stderr!.on("data", keep);
+    const exited = new Promise<void>((resolve) => proc.once("exit", () => (children.delete(proc), resolve())));
+    const url = await until(
+      "the child API to listen",
+      async () => {
+        if (proc.exitCode !== null) throw new Error(`child API exited: ${out}`);
+        const line = out.split("\n").find((l) => l.includes('"API listening"'));
+        return line ? (JSON.parse(line) as { url: string }).url : undefined;
+      },
+      60_000,
+    );
+    return {
+      proc,
+      url,
+      output: () => out,
+      async kill(signal) {
+        if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
+        await exited;
+      },
+    };
+  }
+
+  const mine = () => ethers.provider.send("evm_mine", []);
+  const minedNonce = () => ethers.provider.getTransactionCount(h.s.pharmacy.address, "latest");
+  const pendingInNode = async () =>
+    ((await ethers.provider.send("eth_getBlockByNumber", ["pending", false])) as { transactions: string[] })
+      .transactions;
+  const idem = async (key: string) => {
+    const raw = await h.redis.get(`svc:idem:${h.s.pharmacy.address.toLowerCase()}:${key}`);
+    return raw ? (JSON.parse(raw) as IdemRecord) : null;
+  };
+  const txRecord = async (hash: string) => JSON.parse((await h.redis.get(`svc:tx:${hash}`))!) as TxRecord;
+  /** The request's transaction once it is signed, recorded and in the node's pool (not mined: automine is off). */
+  const sentHash = (key: string) =>
+    until(`the transaction of ${key} in the node's pool`, async () => {
+      const hash = (await idem(key))?.calls?.[0]?.hash;
+      if (!hash) return undefined;
+      return (await ethers.provider.send("eth_getTransactionByHash", [hash])) ? hash : undefined;
+    });
+  const dispense = (api: { url: string }, code: string, key: string) =>
+    call<Written>(api, "/v1/dispense", {
+      key: h.keys.pharmacy,
+      body: { codes: [code] },
+      headers: { "Idempotency-Key": key },
+    });
+
+  before(async function () {
+    h = await startWriteApi();
+    env = {
+      RPC_URL: (h.ctx.rpc as unknown as { rpc: { url: string } }).rpc.url,
+      REDIS_URL: h.redisServer.url,
+      LEDGER_ADDRESS: await h.s.ledger.getAddress(),
+      DEPLOYMENT_FILE: path.join(ROOT, ".deployments", "none-for-this-test.json"),
+      CODE_BUCKET_BITS: "16",
+      API_HOST: "127.0.0.1",
+      API_PORT: "0",
+      SIGNER_DEV_KEYS: hardhatDevKeys().join(","),
+      NODE_ENV: "development",
+      API_WRITE_WAIT_MS: "25000",
+      TX_SWEEP_INTERVAL_MS: "200",
+      LOG_LEVEL: "warn",
+    };
+    units = demoRunCodes("8612345", { unitCount: 40, unitsPerCase: 10, casesPerPallet: 2 }, h.s.serialBase).map((c) =>
+      c.replace(/^CN:/, ""),
+    );
+    await ethers.provider.send("evm_setAutomine", [false]);
+  });
+  after(async function () {
+    for (const child of children) child.kill("SIGKILL");
+    await ethers.provider.send("evm_setAutomine", [true]);
+    await mine();
+    await h?.close();
+  });
+
+  it("a retry while the first request is still pending waits for it and answers once", async function () {
+    const api = await startChild();
+    try {
+      const nonce = await minedNonce();
+      const first = dispense(api, units[5]!, "crash-wait-1");
+      const hash = await sentHash("crash-wait-1");
+      const retry = dispense(api, units[5]!, "crash-wait-1");
+      await sleep(300);
+      expect(await pendingInNode()).to.deep.equal([hash]);
+      await mine();
+      const [a, b] = await Promise.all([first, retry]);
+      for (const r of [a, b]) {
+        expect(r.status, r.text).to.equal(200);
+        expect(r.body.transactions[0]!.txHash).to.equal(hash);
+      }
+      expect(b.headers.get("idempotent-replayed")).to.equal("true");
+      expect(await minedNonce()).to.equal(nonce + 1);
+    } finally {
+      await api.kill("SIGTERM");
+    }
+  });
+
+  it("SIGKILL between sending and answering: the retry after restart returns the mined result, sends nothing", async function () {
+    let api = await startChild();
+    const nonce = await minedNonce();
+    const lost = dispense(api, units[6]!, "crash-kill-1").catch((err: Error) => err);
+    const hash = await sentHash("crash-kill-1");
+    await api.kill("SIGKILL");
+    expect(await lost).to.be.instanceOf(Error); // the connection died with the service: no answer
+    expect((await idem("crash-kill-1"))!.state).to.equal("pending");
+    await mine();
+    const mined = await minedNonce();
+    expect(mined).to.equal(nonce + 1);
+    api = await startChild();
+    try {
+      const retry = await dispense(api, units[6]!, "crash-kill-1");
+      expect(retry.status, retry.text).to.equal(200);
+      expect(retry.body.status).to.equal("mined");
+      expect(retry.body.transactions[0]!.txHash).to.equal(hash);
+      expect(retry.body.items[0]!.status).to.equal("dispensed");
+      await mine();
+      expect(await minedNonce()).to.equal(mined);
+      expect(await pendingInNode()).to.deep.equal([]);
+      expect((await idem("crash-kill-1"))!.state).to.equal("done");
+    } finally {
+      await api.kill("SIGTERM");
+    }
+  });
+
+  it("without any retry, the start-up sweep re-sends a transaction the node lost and answers its record", async function () {
+    let api = await startChild();
+    const nonce = await minedNonce();
+    const lost = dispense(api, units[7]!, "crash-sweep-1").catch((err: Error) => err);
+    const hash = await sentHash("crash-sweep-1");
+    await api.kill("SIGKILL");
+    await lost;
+    // The node forgets it too (a node restarted with an empty pool).
+    expect(await ethers.provider.send("hardhat_dropTransaction", [hash])).to.equal(true);
+    expect(await pendingInNode()).to.deep.equal([]);
+    api = await startChild();
+    try {
+      await until("the sweep to re-broadcast", async () => ((await pendingInNode()).includes(hash) ? true : undefined));
+      await mine();
+      const record = await until("the record to be answered", async () => {
+        const r = await idem("crash-sweep-1");
+        return r?.state === "done" ? r : undefined;
+      });
+      expect(record.answer!.status).to.equal(200);
+      expect((record.answer!.body as Written).transactions[0]!.txHash).to.equal(hash);
+      expect(await minedNonce()).to.equal(nonce + 1);
+      expect(await h.redis.zcard(PENDING_TXS)).to.equal(0);
+      expect(await h.redis.sismember(UNANSWERED, `${h.s.pharmacy.address.toLowerCase()}:crash-sweep-1`)).to.equal(0);
+      // The client, back much later, gets that answer.
+      const late: Reply<Written> = await dispense(api, units[7]!, "crash-sweep-1");
+      expect(late.status, late.text).to.equal(200);
+      expect(late.headers.get("idempotent-replayed")).to.equal("true");
+      expect(late.body.transactions[0]!.txHash).to.equal(hash);
+    } finally {
+      await api.kill("SIGTERM");
+    }
+  });
+
+  it("replaces a transaction stuck past TX_REPLACE_AFTER_MS: same nonce, higher fees, exactly one mined", async function () {
+    const api = await startChild({ TX_REPLACE_AFTER_MS: "500" });
+    try {
+      const nonce = await minedNonce();
+      const reply = dispense(api, units[8]!, "stuck-1");
+      const first = await sentHash("stuck-1");
+      const replaced = await until("a replacement", async () => {
+        const record = await txRecord(first);
+        return record.versions.length >= 2 ? record : undefined;
+      });
+      await mine();
+      const r = await reply;
+      expect(r.status, r.text).to.equal(200);
+      const record = await txRecord(first);
+      expect(record.versions.length).to.be.at.least(replaced.versions.length);
+      const txs = await Promise.all(record.versions.map((v) => ethers.provider.getTransaction(v.hash)));
+      const receipts = await Promise.all(record.versions.map((v) => ethers.provider.getTransactionReceipt(v.hash)));
+      expect(receipts.filter((x) => x !== null)).to.have.length(1);
+      const minedAs = receipts.find((x) => x !== null)!.hash;
+      expect(r.body.transactions[0]!.txHash).to.equal(minedAs);
+      expect(minedAs).to.not.equal(first);
+      for (const [i, v] of record.versions.entries()) {
+        expect(txs[i] === null || txs[i]!.nonce === record.nonce).to.equal(true);
+        if (i === 0) continue;
+        const before = record.versions[i - 1]!;
+        expect(BigInt(v.maxFeePerGas) * 100n >= BigInt(before.maxFeePerGas) * 110n).to.equal(true);
+        expect(BigInt(v.maxPriorityFeePerGas) * 100n >= BigInt(before.maxPriorityFeePerGas) * 110n).to.equal(true);
+      }
+      expect(await minedNonce()).to.equal(nonce + 1);
+      await mine();
+      expect(await pendingInNode()).to.deep.equal([]);
+    } finally {
+      await api.kill("SIGTERM");
+    }
+  });
+});
