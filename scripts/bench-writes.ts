@@ -35,6 +35,8 @@ const CLAIMS = Number(process.env.BENCH_WRITES_CLAIMS ?? 1_000);
 const CODES_PER_CLAIM = 10;
 const SETTLE_IN_FLIGHT = 20;
 const COMMISSION_UNITS = Number(process.env.BENCH_WRITES_COMMISSION ?? 100_000);
+/** A network's own run limit (setMaxRunCodes), when its gas cap is not Osaka's; default: the ledger's 28,000. */
+const MAX_RUN_CODES = process.env.BENCH_WRITES_MAX_RUN_CODES;
 const PRODUCT = "8612345";
 const MNEMONIC = "test test test test test test test test test test test junk";
 const DAY = 86_400;
@@ -116,6 +118,7 @@ async function main(): Promise<void> {
     const now = (await provider.getBlock("latest"))!.timestamp;
     await wait(asMaker.registerBatch(1, "LOT-STOCK", now - DAY, now + 700 * DAY));
     await wait(asMaker.registerBatch(1, "LOT-COMMISSION", now - DAY, now + 700 * DAY));
+    if (MAX_RUN_CODES) await wait(ledger.setMaxRunCodes(Number(MAX_RUN_CODES)));
 
     // ---- stock: 12 cases of 100 per pharmacy; 10 of them dispensed on chain for the claims ----
     const casesEach = Math.ceil((CLAIMS * CODES_PER_CLAIM) / PHARMACIES / 100) + Math.ceil(DISPENSE_PER_PHARMACY / 100);
