@@ -13,6 +13,9 @@ import type { LedgerChain } from "./client";
 import { RpcError } from "./rpc";
 import type { Signers } from "./signers";
 
+/** EIP-7825 (Osaka): no transaction may use more than 2^24 gas. */
+const TX_GAS_CAP = 2n ** 24n;
+
 // ---- revert data ----
 
 export interface DecodedError {
@@ -153,11 +156,13 @@ export class Submitter {
     });
   }
 
-  /** Gas for `data` from `from` with a margin; a revert is a {@link LedgerRefusal}. */
+  /** Gas for `data` from `from` with a margin (at most the per-transaction cap); a revert is a {@link LedgerRefusal}. */
   async estimate(from: string, data: string): Promise<bigint> {
     try {
       const gas = await this.chain.rpc.call<string>("eth_estimateGas", [{ from, to: this.chain.address, data }]);
-      return (BigInt(gas) * 120n) / 100n + 10_000n;
+      // The margin never takes a transaction past EIP-7825's cap of 2^24 gas, which the node would refuse.
+      const withMargin = (BigInt(gas) * 120n) / 100n + 10_000n;
+      return withMargin < TX_GAS_CAP ? withMargin : TX_GAS_CAP;
     } catch (err) {
       const revert = revertDataOf(err);
       if (revert !== null) throw new LedgerRefusal(decodeRevert(this.iface, revert));
