@@ -10,6 +10,7 @@ import type { ItemRef } from "../codes/refs";
 import type { CodeLookup, ItemView } from "../index/query";
 import type { ApiContext, Caller } from "./context";
 import { ApiError, echo, toApiError } from "./errors";
+import { productSchema } from "./records";
 import { ApiRouter, problemSchema } from "./openapi";
 import { ALERT_KINDS, alertsOf, batchView, describeFor, DISPOSITIONS, gatherFacts, productView } from "./scan";
 
@@ -42,16 +43,6 @@ export function parseScan(raw: string): ScanParse {
 const orgSchema = z
   .object({ id: z.number().int(), name: z.string(), role: z.string(), region: z.string() })
   .openapi("Org");
-const productSchema = z
-  .object({
-    id: z.number().int(),
-    productCode: z.string(),
-    name: z.string(),
-    approvalNumber: z.string(),
-    packageSpec: z.string(),
-    packQuantity: z.number().int(),
-  })
-  .openapi("Product");
 const batchSchema = z
   .object({
     id: z.number().int(),

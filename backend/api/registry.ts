@@ -14,6 +14,7 @@ import type { ApiContext } from "./context";
 import { ROLE_BY_NUMBER } from "./context";
 import { ApiError, problems, toApiError } from "./errors";
 import { pipelineWriter } from "./jobs";
+import { productSchema } from "./records";
 import { ApiRouter, type RouteInput, type RouteSpec } from "./openapi";
 import { batchView, productView } from "./scan";
 import {
@@ -92,16 +93,6 @@ const participantSchema = z
     codePrefixes: z.array(z.string()),
   })
   .openapi("Participant");
-const productSchema = z
-  .object({
-    id: z.number().int(),
-    productCode: z.string(),
-    name: z.string(),
-    approvalNumber: z.string(),
-    packageSpec: z.string(),
-    packQuantity: z.number().int(),
-  })
-  .openapi("RegisteredProduct");
 const batchSchema = z
   .object({
     id: z.number().int(),

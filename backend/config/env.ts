@@ -3,6 +3,17 @@ import { z } from "zod";
 import { DEFAULT_CODE_HASH_DOMAIN } from "../codes/parse";
 
 /** Settings read from the environment (and `.env`); `.env.example` documents each one. */
+/** A comma-separated list setting, empty by default. */
+const commaList = z
+  .string()
+  .default("")
+  .transform((list) =>
+    list
+      .split(",")
+      .map((s) => s.trim())
+      .filter(Boolean),
+  );
+
 const schema = z.object({
   RPC_URL: z.string().url().default("http://127.0.0.1:8545"),
   RPC_PORT: z.coerce.number().int().min(1).max(65535).default(8545),
@@ -52,15 +63,7 @@ const schema = z.object({
   API_RATE_LIMIT_PER_KEY: z.coerce.number().int().min(1).default(12_000),
   API_RATE_LIMIT_PER_ADDRESS: z.coerce.number().int().min(1).default(12_000),
   API_PUBLIC_RATE_LIMIT_PER_ADDRESS: z.coerce.number().int().min(1).default(60),
-  API_CORS_ORIGINS: z
-    .string()
-    .default("")
-    .transform((list) =>
-      list
-        .split(",")
-        .map((s) => s.trim())
-        .filter(Boolean),
-    ),
+  API_CORS_ORIGINS: commaList,
   API_TRUST_PROXY: z.string().default("false"),
   API_KEY_CACHE_SECONDS: z.coerce.number().min(0).default(5),
   API_MAX_LAG_BLOCKS: z.coerce.number().int().min(0).default(20),
@@ -70,15 +73,7 @@ const schema = z.object({
   NODE_ENV: z.string().default("development"),
   SIGNER_KEYSTORE_DIR: z.string().optional(),
   SIGNER_KEYSTORE_PASSWORD: z.string().optional(),
-  SIGNER_DEV_KEYS: z
-    .string()
-    .default("")
-    .transform((list) =>
-      list
-        .split(",")
-        .map((s) => s.trim())
-        .filter(Boolean),
-    ),
+  SIGNER_DEV_KEYS: commaList,
   API_WRITE_BATCH_MS: z.coerce.number().int().min(0).max(5_000).default(100),
   API_WRITE_WAIT_MS: z.coerce.number().int().min(0).default(15_000),
   IDEMPOTENCY_TTL_SECONDS: z.coerce.number().int().min(86_400).default(86_400),
