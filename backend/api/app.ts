@@ -69,6 +69,8 @@ export function createApp(ctx: ApiContext): ApiApp {
   app.disable("x-powered-by");
   app.set("trust proxy", trustProxy(ctx.config.API_TRUST_PROXY));
   app.set("query parser", "simple");
+  // Answers are reads of a moving index, never revalidated by clients: hashing every body for an ETag is waste.
+  app.set("etag", false);
   app.use(
     pinoHttp({
       logger: ctx.log,
