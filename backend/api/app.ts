@@ -11,7 +11,6 @@ import express, {
   type RequestHandler,
   type Router,
 } from "express";
-import helmet from "helmet";
 import { pinoHttp } from "pino-http";
 import { alertsRoutes } from "./alerts";
 import { claimsRoutes } from "./claims";
@@ -30,6 +29,7 @@ import { healthRoutes } from "./health";
 import { lmsRoutes } from "./lms";
 import { ApiRouter, openApiDocument, routeSpecs, startSync, type RouteSpec } from "./openapi";
 import { limitsPassed, rateLimits, startLimit } from "./ratelimit";
+import { securityHeaders } from "./security-headers";
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
@@ -98,7 +98,7 @@ export function createApp(ctx: ApiContext): ApiApp {
       },
     }),
   );
-  app.use(helmet());
+  app.use(securityHeaders());
   if (ctx.config.API_CORS_ORIGINS.length > 0) app.use(cors({ origin: ctx.config.API_CORS_ORIGINS }));
   app.use(ctx.metrics.middleware());
 
