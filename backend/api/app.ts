@@ -2,7 +2,6 @@
  * The HTTP service: security headers, request ids and logs, metrics, limits, the routers, the OpenAPI document
  * and its docs page, and problem+json for everything that goes wrong.
  */
-import { randomUUID } from "node:crypto";
 import cors from "cors";
 import express, {
   type ErrorRequestHandler,
@@ -11,7 +10,6 @@ import express, {
   type RequestHandler,
   type Router,
 } from "express";
-import { pinoHttp } from "pino-http";
 import { alertsRoutes } from "./alerts";
 import { claimsRoutes } from "./claims";
 import { codesRoutes } from "./codes";
@@ -29,9 +27,8 @@ import { healthRoutes } from "./health";
 import { lmsRoutes } from "./lms";
 import { ApiRouter, openApiDocument, routeSpecs, startSync, type RouteSpec } from "./openapi";
 import { limitsPassed, rateLimits, startLimit } from "./ratelimit";
+import { requestLog } from "./request-log";
 import { securityHeaders } from "./security-headers";
-
-const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
 /** "false", "true", a hop count or a list of addresses, as Express's "trust proxy" takes them. */
 function trustProxy(setting: string): boolean | number | string {
@@ -71,33 +68,7 @@ export function createApp(ctx: ApiContext): ApiApp {
   app.set("query parser", "simple");
   // Answers are reads of a moving index, never revalidated by clients: hashing every body for an ETag is waste.
   app.set("etag", false);
-  app.use(
-    pinoHttp({
-      logger: ctx.log,
-      genReqId: (req, res) => {
-        const sent = req.headers["x-request-id"];
-        const id = typeof sent === "string" && REQUEST_ID.test(sent) ? sent : randomUUID();
-        res.setHeader("X-Request-Id", id);
-        return id;
-      },
-      // Codes travel in paths: log the route, not the code (a pharmacy's scans are its business).
-      serializers: {
-        req: (req: { id: unknown; method: string; raw?: { res?: { locals?: { route?: string } } } }) => ({
-          id: req.id,
-          method: req.method,
-        }),
-      },
-      customSuccessObject: (_req, res, value: Record<string, unknown>) => ({
-        ...value,
-        route: (res as unknown as { locals?: { route?: string } }).locals?.route ?? "unmatched",
-      }),
-      // A level the logger has off is "silent", which pino-http checks before it builds the line.
-      customLogLevel: (_req, res, err) => {
-        const level = err || res.statusCode >= 500 ? "error" : res.statusCode >= 400 ? "info" : "debug";
-        return ctx.log.isLevelEnabled(level) ? level : "silent";
-      },
-    }),
-  );
+  app.use(requestLog(app, ctx.log));
   app.use(securityHeaders());
   if (ctx.config.API_CORS_ORIGINS.length > 0) app.use(cors({ origin: ctx.config.API_CORS_ORIGINS }));
   app.use(ctx.metrics.middleware());
