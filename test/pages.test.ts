@@ -8,6 +8,7 @@ import { expect } from "chai";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Page } from "playwright-core";
+import { claimRefBytes32 } from "../backend/api/claims-check";
 import { call } from "./helpers/api";
 import { openBrowser, screenshot, signIn, y4mOf, type TestBrowser } from "./helpers/browser";
 import { startWriteApi, type WriteHarness } from "./helpers/writes";
@@ -122,6 +123,51 @@ describe("Pages in a real browser", function () {
       await screenshot(page, "counter-zh");
       await page.getByLabel("语言").selectOption("en");
       await page.locator("h1", { hasText: "Scan a pack" }).waitFor();
+    });
+  });
+
+  describe("insurer", function () {
+    it("checks and settles a claim with one click; a second insurer sees the duplicate refused with the earlier claim", async function () {
+      // A pack in the pharmacy's stock (dispensed and undone by the counter's test), dispensed for this claim.
+      const code = h.s.codes.inPharmacyStock;
+      const pharmacy = h.s.pharmacy.address;
+      const dispensed = await call(h, "/v1/dispense", { key: h.keys.pharmacy, body: { codes: [code] } });
+      expect(dispensed.status, dispensed.text).to.equal(200);
+      const submit = async (insurer: string, claimRef: string) => {
+        const r = await call(h, "/v1/claims", { key: h.keys.pharmacy, body: { insurer, claimRef, lines: [{ code }] } });
+        expect(r.status, r.text).to.equal(201);
+      };
+      await submit(h.s.insurer.address, "PAGES-CLAIM-1");
+      await submit(h.s.otherInsurer.address, "PAGES-CLAIM-2");
+
+      const claim = async (tab: Page, claimRef: string) => {
+        await tab.goto(`${h.url}/insurer`);
+        await tab.getByLabel("Claim reference").fill(claimRef);
+        await tab.getByLabel("Pharmacy (id or account)").fill(pharmacy);
+        await tab.getByLabel("Codes, one a line (scan or paste)").fill(`${code}\n`);
+        await tab.getByRole("button", { name: "Check claim" }).click();
+        await tab.locator("#decision").waitFor();
+        return tab.locator("#decision").getAttribute("data-decision");
+      };
+      const page = browser.page;
+      await signIn(page, h.url, h.keys.insurer);
+      expect(await claim(page, "PAGES-CLAIM-1")).to.equal("APPROVE");
+      await page.getByRole("button", { name: "Settle" }).click();
+      await page.locator("#settle-result", { hasText: "Settled claim PAGES-CLAIM-1." }).waitFor();
+      await page.locator("#today li", { hasText: "1 packs" }).waitFor();
+      await screenshot(page, "insurer");
+
+      const rival = await browser.context.newPage();
+      await signIn(rival, h.url, h.keys.otherInsurer);
+      expect(await claim(rival, "PAGES-CLAIM-2")).to.equal("REJECT");
+      const refused = rival.locator("tr[data-ok=false]");
+      expect(await refused.locator("[data-reason=ALREADY_SETTLED]").count()).to.equal(1);
+      // The earlier claim as the ledger holds it (the claim number's hash), and the pattern in words.
+      expect(await refused.textContent()).to.include(claimRefBytes32("PAGES-CLAIM-1"));
+      expect(await refused.locator(".pattern").textContent()).to.match(/^Pattern: /);
+      expect(await rival.getByRole("button", { name: "Settle" }).isDisabled()).to.equal(true);
+      await screenshot(rival, "insurer-refused");
+      await rival.close();
     });
   });
 
