@@ -5,10 +5,12 @@
  * alert; the language switch. Each page is screenshotted into test-artifacts/.
  */
 import { expect } from "chai";
+import { writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Page } from "playwright-core";
 import { claimRefBytes32 } from "../backend/api/claims-check";
+import { demoRunCodes } from "../backend/chain/runs";
 import { call } from "./helpers/api";
 import { openBrowser, screenshot, signIn, y4mOf, type TestBrowser } from "./helpers/browser";
 import { startWriteApi, type WriteHarness } from "./helpers/writes";
@@ -168,6 +170,46 @@ describe("Pages in a real browser", function () {
       expect(await rival.getByRole("button", { name: "Settle" }).isDisabled()).to.equal(true);
       await screenshot(rival, "insurer-refused");
       await rival.close();
+    });
+  });
+
+  describe("manufacturer", function () {
+    it("commissions a small CSV with the progress bar following the job, prints its labels, and recalls a batch", async function () {
+      const page = browser.page;
+      await signIn(page, h.url, h.keys.maker);
+      await page.goto(`${h.url}/manufacturer`);
+      await page.locator("tr[data-batch]").first().waitFor();
+      const batchOne = page.locator("tr[data-batch='1']");
+      const unitsBefore = Number(await batchOne.locator("[data-count=units]").textContent());
+
+      const codes = demoRunCodes("8612345", { unitCount: 6, unitsPerCase: 0, casesPerPallet: 0 }, 777_000_000).map(
+        (c) => c.replace(/^CN:/, ""),
+      );
+      const csv = join(tmpdir(), `pages-commission-${process.pid}.csv`);
+      writeFileSync(csv, "code,level\n" + codes.map((c) => `${c},unit`).join("\n") + "\n");
+      await page.getByLabel("Batch to commission").selectOption("1");
+      await page.getByLabel("CSV file (code,level)").setInputFiles(csv);
+      await page.getByRole("button", { name: "Commission", exact: true }).click();
+      await page.locator("#job[data-status=done]").waitFor({ timeout: 60_000 });
+      expect(
+        await page.locator("#progress").evaluate((p) => [p.getAttribute("value"), p.getAttribute("max")]),
+      ).to.deep.equal(["6", "6"]);
+      await page.locator("tr[data-batch='1'] [data-count=units]", { hasText: String(unitsBefore + 6) }).waitFor();
+
+      await page.getByRole("button", { name: "Print labels" }).click();
+      await page.locator("#label-grid figure").nth(5).waitFor();
+      expect(await page.locator("#label-grid canvas").count()).to.equal(12);
+
+      const recallable = await page
+        .locator("tr[data-batch]:has([data-recalled=false])")
+        .last()
+        .getAttribute("data-batch");
+      await page.getByLabel("Recall reason").fill("labelling error");
+      await page.getByRole("button", { name: `Recall batch ${recallable}` }).click();
+      await page.locator(`tr[data-batch='${recallable}'] [data-recalled=true]`).waitFor();
+      const batch = await call<{ batch: { recalled: boolean } }>(h, `/v1/batches/${recallable}`, { key: h.keys.maker });
+      expect(batch.body.batch.recalled).to.equal(true);
+      await screenshot(page, "manufacturer");
     });
   });
 

@@ -187,6 +187,12 @@ export const en = {
   "insurer.units": "{units} packs, claim {claim}",
   "earlier.dispensed": "dispensed",
   "earlier.settled": "settled",
+  "maker.settled": "Settled",
+  "maker.recallBatch": "Recall batch {id}",
+  "maker.csvErrors": "Refused: {detail}",
+  "job.running": "running",
+  "job.done": "done",
+  "job.failed": "failed",
 };
 
 export type MessageKey = keyof typeof en;
@@ -376,4 +382,10 @@ export const zh: Record<MessageKey, string> = {
   "insurer.units": "{units} 盒，报销单 {claim}",
   "earlier.dispensed": "售出",
   "earlier.settled": "结算",
+  "maker.settled": "已结算",
+  "maker.recallBatch": "召回批次 {id}",
+  "maker.csvErrors": "被拒绝：{detail}",
+  "job.running": "进行中",
+  "job.done": "完成",
+  "job.failed": "失败",
 };
