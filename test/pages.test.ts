@@ -11,7 +11,7 @@ import { join } from "node:path";
 import type { Page } from "playwright-core";
 import { claimRefBytes32 } from "../backend/api/claims-check";
 import { demoRunCodes } from "../backend/chain/runs";
-import { call } from "./helpers/api";
+import { call, codePath } from "./helpers/api";
 import { openBrowser, screenshot, signIn, y4mOf, type TestBrowser } from "./helpers/browser";
 import { startWriteApi, type WriteHarness } from "./helpers/writes";
 
@@ -210,6 +210,47 @@ describe("Pages in a real browser", function () {
       const batch = await call<{ batch: { recalled: boolean } }>(h, `/v1/batches/${recallable}`, { key: h.keys.maker });
       expect(batch.body.batch.recalled).to.equal(true);
       await screenshot(page, "manufacturer");
+    });
+  });
+
+  describe("regulator", function () {
+    it("moves an alert from new to investigating to closed with a reason, suspends and reinstates, and charts activity", async function () {
+      const scanned = await call<{ alertIds: string[] }>(h, codePath("86123459999999990042"), { key: h.keys.pharmacy });
+      const alertId = scanned.body.alertIds[0]!;
+      expect(alertId).to.be.a("string");
+      const page = browser.page;
+      await signIn(page, h.url, h.keys.regulator);
+      await page.goto(`${h.url}/regulator`);
+      const row = page.locator(`tr[data-alert='${alertId}']`);
+      await row.waitFor();
+      await page.getByRole("button", { name: `Investigate alert ${alertId}` }).click();
+      await page.locator("#alert-result", { hasText: "investigating" }).waitFor();
+      await page.getByLabel("Show alerts").selectOption("investigating");
+      await row.and(page.locator("[data-status=investigating]")).waitFor();
+      await page.getByLabel(`Close reason for alert ${alertId}`).selectOption("scanner_error");
+      await page.getByRole("button", { name: `Close alert ${alertId}` }).click();
+      await page.locator("#alert-result", { hasText: `Alert ${alertId} is closed.` }).waitFor();
+      const closed = await call<{ status: string; closeReason: string }>(h, `/v1/alerts/${alertId}`, {
+        key: h.keys.regulator,
+      });
+      expect(closed.body).to.deep.include({ status: "closed", closeReason: "scanner_error" });
+
+      const other = await call<{ participant: { id: number; name: string } }>(h, "/v1/participants/me", {
+        key: h.keys.otherPharmacy,
+      });
+      const { id, name } = other.body.participant;
+      await page.getByLabel("Suspension reason").fill("inspection");
+      await page.getByRole("button", { name: `Suspend ${name}` }).click();
+      await page.locator(`tr[data-participant='${id}'][data-suspended=true]`).waitFor();
+      await page.getByRole("button", { name: `Reinstate ${name}` }).click();
+      await page.locator(`tr[data-participant='${id}'][data-suspended=false]`).waitFor();
+
+      await page.locator("#chart canvas").first().waitFor();
+      await screenshot(page, "regulator");
+      await page.getByLabel("Language").selectOption("zh");
+      await page.locator("h1", { hasText: "警示" }).waitFor();
+      await screenshot(page, "regulator-zh");
+      await page.getByLabel("语言").selectOption("en");
     });
   });
 

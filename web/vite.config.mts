@@ -7,7 +7,7 @@ import { fileURLToPath } from "node:url";
 import { defineConfig } from "vite";
 
 const here = dirname(fileURLToPath(import.meta.url));
-const pages = ["index", "counter", "insurer", "manufacturer"];
+const pages = ["index", "counter", "insurer", "manufacturer", "regulator"];
 
 export default defineConfig({
   root: here,
