@@ -116,8 +116,32 @@ describe("Pages in a real browser", function () {
       expect((await verdictShown(page)).verdict).to.equal("OK");
     });
 
+    it("dispenses doses of a split pack by quantity and gives them back", async function () {
+      const page = browser.page;
+      await wedgeScan(page, h.s.codes.partiallyDispensed);
+      await page.getByLabel("Doses (split pack; empty for the whole pack)").fill("2");
+      await page.getByRole("button", { name: "Dispense", exact: true }).click();
+      await page.locator("#dispense-result", { hasText: "Dispensed." }).waitFor();
+      const after = await call<{ dispensing: { split: { dispensed: number } } }>(
+        h,
+        codePath(h.s.codes.partiallyDispensed),
+        { key: h.keys.pharmacy },
+      );
+      const dispensed = after.body.dispensing.split.dispensed;
+      await page.getByRole("button", { name: "Undo dispensing" }).click();
+      await page.locator("#dispense-result", { hasText: "Dispensing undone." }).waitFor();
+      const back = await call<{ dispensing: { split: { dispensed: number } } }>(
+        h,
+        codePath(h.s.codes.partiallyDispensed),
+        { key: h.keys.pharmacy },
+      );
+      expect(back.body.dispensing.split.dispensed).to.equal(dispensed - 2);
+      await page.getByLabel("Doses (split pack; empty for the whole pack)").fill("");
+    });
+
     it("switches to Chinese and back, every string from the catalogue", async function () {
       const page = browser.page;
+      expect((await wedgeScan(page, h.s.codes.inPharmacyStock)).verdict).to.equal("OK");
       await page.getByLabel("Language").selectOption("zh");
       await page.locator("#verdict", { hasText: "正常" }).waitFor();
       expect(await page.locator("h1").textContent()).to.equal("扫码");

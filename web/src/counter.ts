@@ -3,7 +3,7 @@
  * character, or as Ctrl+] from scanners that send it as a key chord), paste, or the camera; the verdict; the last
  * scans; dispensing whole or split packs and undoing it.
  */
-import { api, ApiProblem, codePath } from "./api";
+import { api, codePath } from "./api";
 import { startCameraScan, type CameraScan } from "./camera";
 import { byId, h } from "./dom";
 import { t } from "./i18n";
@@ -99,13 +99,13 @@ byId("camera").addEventListener("click", () => {
 async function write(path: string, body: unknown, done: "dispense.done" | "dispense.undone"): Promise<void> {
   const out = byId("dispense-result");
   try {
+    // A 202 (not mined or indexed within the API's wait) says "pending"; the next scan shows where it stands.
     const answer = await api<{ status?: string }>(path, { body });
-    out.className = "ok";
-    out.textContent = answer.status === "pending" ? t("dispense.pending") : t(done);
     if (current) await scan(current.code);
-    out.textContent = t(done);
+    out.className = "ok";
+    out.textContent = t(answer.status === "pending" ? "dispense.pending" : done);
   } catch (err) {
-    showError(out, err instanceof ApiProblem ? err : String(err));
+    showError(out, err);
   }
 }
 
