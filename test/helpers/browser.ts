@@ -73,10 +73,19 @@ export async function screenshot(page: Page, name: string): Promise<void> {
  * A Y4M video (Chromium's fake camera format) of a barcode bwip-js draws: the PNG's grey level as luma, centred
  * on white, U = V = 128, a few identical frames.
  */
-export async function y4mOf(bcid: string, text: string, file: string, width = 640, height = 480): Promise<string> {
+export async function y4mOf(
+  bcid: string,
+  text: string,
+  file: string,
+  { scale = 6, width = 640, height = 480 }: { scale?: number; width?: number; height?: number } = {},
+): Promise<string> {
   const png = PNG.sync.read(
-    await bwipjs.toBuffer({ bcid, text, scale: 6, paddingwidth: 4, paddingheight: 4, backgroundcolor: "FFFFFF" }),
+    await bwipjs.toBuffer({ bcid, text, scale, paddingwidth: 4, paddingheight: 4, backgroundcolor: "FFFFFF" }),
   );
+  if (png.width > width || png.height > height)
+    throw new Error(
+      `${bcid} at scale ${scale} is ${png.width}x${png.height}, larger than the ${width}x${height} frame`,
+    );
   const luma = Buffer.alloc(width * height, 255);
   const left = Math.floor((width - png.width) / 2);
   const top = Math.floor((height - png.height) / 2);
