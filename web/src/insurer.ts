@@ -4,6 +4,7 @@
  * it matches, and the day's settlements from the insurer's recent activity.
  */
 import { api, ApiProblem } from "./api";
+import { startCameraScan } from "./camera";
 import { byId, h, when } from "./dom";
 import { label, t } from "./i18n";
 import { onLanguage, showError, startPage } from "./shell";
@@ -173,6 +174,21 @@ settleButton.addEventListener("click", () => {
       }
       showError(out, err);
     },
+  );
+});
+
+// Each camera read adds a line, as a wedge scanner's Enter would.
+byId("camera").addEventListener("click", () => {
+  const status = byId("camera-status");
+  const codes = byId<HTMLTextAreaElement>("claim-codes");
+  status.textContent = t("scan.cameraStarting");
+  startCameraScan(byId<HTMLVideoElement>("video"), (raw) => {
+    codes.value = `${codes.value.replace(/\n*$/, "")}${codes.value.trim() ? "\n" : ""}${raw}\n`;
+    status.textContent = "";
+  }).then(
+    () => void (status.textContent = t("scan.cameraReady")),
+    (err: unknown) =>
+      void (status.textContent = t("scan.cameraFailed", { detail: err instanceof Error ? err.message : String(err) })),
   );
 });
 
