@@ -101,7 +101,7 @@ function renderCheck(): void {
           h(
             "tr",
             { "data-ok": String(l.ok) },
-            h("td", {}, String(l.line)),
+            h("td", {}, String(l.line + 1)), // the API counts lines from 0
             h("td", {}, h("code", {}, l.code)),
             h("td", { class: l.ok ? "ok" : "refused" }, t(l.ok ? "insurer.lineOk" : "insurer.lineRefused")),
             h("td", {}, h("ul", {}, ...l.reasons.map(reasonItem))),
