@@ -58,7 +58,11 @@ export async function openBrowser(options: { video?: string } = {}): Promise<Tes
 
 /** Signs in on `/` with the key, as a person would. */
 export async function signIn(page: Page, url: string, key: string): Promise<void> {
+  // Signed out first, so that "Signed in" below is this key's page after its reload, not the previous key's.
   await page.goto(`${url}/`);
+  await page.evaluate("sessionStorage.clear()");
+  await page.reload();
+  await page.locator("#whoami", { hasText: /Not signed in|未登录/ }).waitFor();
   await page.getByLabel(/API key|API 密钥/).fill(key);
   await page.getByRole("button", { name: /^(Sign in|登录)$/ }).click();
   await page.locator("#whoami", { hasText: /Signed in|已登录/ }).waitFor();
