@@ -25,6 +25,7 @@ import { docsPage } from "./docs";
 import { ApiError, notFoundHandler, problemHandler } from "./errors";
 import { healthRoutes } from "./health";
 import { lmsRoutes } from "./lms";
+import { pagesRoutes } from "./pages";
 import { ApiRouter, openApiDocument, routeSpecs, startSync, type RouteSpec } from "./openapi";
 import { limitsPassed, rateLimits, startLimit } from "./ratelimit";
 import { requestLog } from "./request-log";
@@ -73,7 +74,7 @@ export function createApp(ctx: ApiContext): ApiApp {
   if (ctx.config.API_CORS_ORIGINS.length > 0) app.use(cors({ origin: ctx.config.API_CORS_ORIGINS }));
   app.use(ctx.metrics.middleware());
 
-  const routers: Router[] = [healthRoutes(ctx)];
+  const routers: Router[] = [healthRoutes(ctx), pagesRoutes(ctx)];
   const v1: Router[] = [
     codesRoutes(ctx),
     dashboardRoutes(ctx),

@@ -60,6 +60,50 @@ const participantDashboardSchema = z
   })
   .openapi("ParticipantDashboard");
 
+/** Ids are handed out in order from 1 on chain; a list stops at the first id the index does not have. */
+const MAX_LISTED = 10_000;
+
+async function listInOrder<T>(read: (id: number) => Promise<T | null>): Promise<T[]> {
+  const out: T[] = [];
+  for (let id = 1; id <= MAX_LISTED; id++) {
+    const record = await read(id);
+    if (!record) break;
+    out.push(record);
+  }
+  return out;
+}
+
+const batchListSchema = z
+  .object({
+    batches: z.array(
+      z.object({
+        id: z.number().int(),
+        lot: z.string(),
+        manufacturedOn: z.string(),
+        expiry: z.string(),
+        recalled: z.boolean(),
+        productId: z.number().int(),
+        manufacturerId: z.number().int(),
+      }),
+    ),
+  })
+  .openapi("BatchList");
+
+const participantListSchema = z
+  .object({
+    participants: z.array(
+      z.object({
+        id: z.number().int(),
+        name: z.string(),
+        role: z.string(),
+        region: z.string(),
+        account: z.string(),
+        suspended: z.boolean(),
+      }),
+    ),
+  })
+  .openapi("ParticipantList");
+
 const networkSchema = z.object({ totals: z.record(z.union([z.number(), z.string()])) }).openapi("NetworkTotals");
 
 const idParam = (name: string) =>
@@ -71,6 +115,40 @@ function mayWatch(caller: Caller, participantId: number): boolean {
 
 export function dashboardRoutes(ctx: ApiContext): Router {
   const api = new ApiRouter(ctx);
+  api.route(
+    {
+      method: "get",
+      path: "/v1/batches",
+      summary: "Batches: a manufacturer's own, or every batch for the regulator (the manufacturer page's list)",
+      tags: ["dashboards"],
+      access: ["regulator", "manufacturer"],
+      responses: { 200: { description: "The batches, oldest first", schema: batchListSchema } },
+    },
+    async ({ caller }) => {
+      const all = await listInOrder((id) => ctx.reader.batch(id));
+      return {
+        batches: all
+          .filter((b) => mayWatch(caller!, b.manufacturerId))
+          .map((b) => ({ ...batchView(b)!, productId: b.productId, manufacturerId: b.manufacturerId })),
+      };
+    },
+  );
+  api.route(
+    {
+      method: "get",
+      path: "/v1/participants",
+      summary: "Every participant with its role, region and suspension (the regulator page's list)",
+      tags: ["dashboards"],
+      access: ["regulator"],
+      responses: { 200: { description: "The participants, by id", schema: participantListSchema } },
+    },
+    async () => {
+      const all = await listInOrder((id) => ctx.reader.participant(id));
+      return {
+        participants: all.map((p) => ({ ...orgView(p)!, account: p.account, suspended: p.suspended })),
+      };
+    },
+  );
   api.route(
     {
       method: "get",
