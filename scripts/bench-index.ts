@@ -1,7 +1,10 @@
 /**
  * Back-fill benchmark: commissions and moves at least 1,000,000 unit codes on a local Hardhat node (its own
  * process, as a real node would be), then times the indexer back-filling all of it into a fresh redis-server.
- * The last line of output is one JSON object: codesIndexed, codesPerSecond, redisBytesPerCode, redisUsedMemoryBytes.
+ * The last line of output is one JSON object: codesIndexed, codesPerSecond, redisBytesPerCode, redisUsedMemoryBytes,
+ * and beside the back-fill's time (backfillSeconds) its ceilings on the same chain and ranges (see bench-ceilings.ts):
+ * rawFetchSeconds, fetchDecodeSeconds, redisWriteSeconds, and ceilingRatio = backfillSeconds / (fetchDecodeSeconds +
+ * redisWriteSeconds), the figure that holds on any machine.
  *
  * BENCH_UNITS (default 1,000,000) sets the size.
  */
@@ -12,6 +15,7 @@ import { totalCodes } from "../backend/codes/run";
 import { loadConfig } from "../backend/config/env";
 import { createLogger } from "../backend/log";
 import { connectRedis, usedMemory } from "../backend/store/redis";
+import { type BlockRange, measureCeilings, recordRanges } from "./lib/bench-ceilings";
 import { indexChain, populate, SHAPE, startNode } from "./lib/bench-chain";
 import { freePort, startRedis } from "./lib/redis-server";
 
@@ -58,15 +62,26 @@ async function main(): Promise<void> {
     const before = await usedMemory(redis);
     const profiler = process.env.BENCH_CPU_PROFILE ? await startProfile() : null;
     t = Date.now();
-    const status = await indexChain(node.url, bench, redis, codeBucketBits, log, config);
+    const ranges: BlockRange[] = [];
+    const status = await indexChain(node.url, bench, redis, codeBucketBits, log, config, (client) =>
+      recordRanges(client, ranges),
+    );
     const seconds = (Date.now() - t) / 1000;
     if (profiler) await profiler.stop(process.env.BENCH_CPU_PROFILE!);
     const after = await usedMemory(redis);
+    const ceilings = await measureCeilings(node.url, await bench.ledger.getAddress(), ranges, codeBucketBits, log);
     const result = {
       codesIndexed: status.codesIndexed,
       unitCodes: runs * SHAPE.unitCount,
       eventsIndexed: status.eventsIndexed,
       seconds: Number(seconds.toFixed(2)),
+      backfillSeconds: Number(seconds.toFixed(2)),
+      rawFetchSeconds: ceilings.rawFetchSeconds,
+      fetchDecodeSeconds: ceilings.fetchDecodeSeconds,
+      redisWriteSeconds: ceilings.redisWriteSeconds,
+      ceilingRatio: Number((seconds / (ceilings.fetchDecodeSeconds + ceilings.redisWriteSeconds)).toFixed(2)),
+      logRanges: ranges.length,
+      logBytes: ceilings.rawFetchBytes,
       codesPerSecond: Math.round(status.codesIndexed / seconds),
       redisBytesPerCode: Number(((after - before) / status.codesIndexed).toFixed(1)),
       redisBytesPerUnitCode: Number(((after - before) / (runs * SHAPE.unitCount)).toFixed(1)),

@@ -4,6 +4,12 @@
  * (set where absent), so a batch's codes are gathered per lookup bucket in plain arrays, their current values
  * loaded with one HMGET per bucket, and resolved in event order: a code already held by another ref, in Redis or
  * earlier in the same batch, is a conflict for its event's handler to record; the others are written.
+ *
+ * During a back-fill (no undo records) the claims can instead be made by Redis itself (`store.claimAbsent`): one
+ * packed argument per bucket, only absent fields set, only the conflicts sent back. The conflicts are the same as
+ * the load-and-resolve path's: Redis applies the claims in the same order, so a code claimed earlier in the batch
+ * is the holder of a later claim, and a batch applied again after a crash finds its own claims (same ref: no
+ * conflict) and the same conflicts.
  */
 import { caseCount } from "../codes/run";
 import { Level } from "../codes/refs";
@@ -23,6 +29,12 @@ export interface CodeConflict {
   ref: string;
 }
 
+/** A claim the server refused: its index in the bucket's packed claims, and the ref holding the code. */
+export interface ClaimConflict {
+  index: number;
+  holder: string;
+}
+
 /** Parallel arrays, not an object per code: a batch holds hundreds of thousands. */
 interface Bucket {
   fields: string[];
@@ -39,6 +51,8 @@ export class CodeClaims {
   readonly writes = new Map<string, { fields: string[]; refs: string[] }>();
   readonly conflicts = new Map<LedgerEvent, CodeConflict[]>();
   codeCount = 0;
+  /** Bytes of one packed claim: the field (the code hash less the bytes its bucket implies, as in codeSlot), the ref. */
+  readonly claimWidth: number;
 
   /** Gathers the codes of a batch's commissioning events (`commissioned` filters and reads them). */
   constructor(
@@ -48,6 +62,7 @@ export class CodeClaims {
       ev: LedgerEvent,
     ) => { runId: number; unitCount: number; unitsPerCase: number; casesPerPallet: number; codes: string } | null,
   ) {
+    this.claimWidth = 12 - (bits >> 3) + 9;
     for (const event of events) {
       const run = commissioned(event);
       if (!run) continue;
@@ -79,6 +94,26 @@ export class CodeClaims {
     return new Map([...this.buckets].map(([key, b]) => [key, b.fields]));
   }
 
+  /** Per bucket, its claims packed for the server-side claim: field then ref, `claimWidth` bytes each, in order. */
+  packedClaims(): Map<string, Buffer> {
+    const out = new Map<string, Buffer>();
+    for (const [key, { fields, refs }] of this.buckets) {
+      const parts = new Array<string>(fields.length * 2);
+      for (let i = 0; i < fields.length; i++) ((parts[2 * i] = fields[i]!), (parts[2 * i + 1] = refs[i]!));
+      out.set(key, Buffer.from(parts.join(""), "latin1"));
+    }
+    return out;
+  }
+
+  /** Records the conflicts the server-side claim found: per bucket, each claim's index and the holder's ref. */
+  resolveClaimed(found: ReadonlyMap<string, readonly ClaimConflict[]>): void {
+    for (const [key, conflicts] of found) {
+      const bucket = this.buckets.get(key)!;
+      for (const { index, holder } of conflicts) this.addConflict(bucket, index, holder);
+    }
+    this.buckets.clear();
+  }
+
   /** Takes the loaded values and decides, in event order, which codes are claimed and which conflict. */
   resolve(loaded: (key: string) => Value[]): void {
     for (const [key, bucket] of this.buckets) {
@@ -95,16 +130,25 @@ export class CodeClaims {
           fields.push(field);
           refs.push(ref);
         } else if (holder !== ref) {
-          const { event, codes } = this.events[bucket.events[i]!]!;
-          const position = bucket.positions[i]!;
-          let list = this.conflicts.get(event);
-          if (!list) this.conflicts.set(event, (list = []));
-          list.push({ position, code: codes.toString("hex", position * 12, position * 12 + 12), holder, ref });
+          this.addConflict(bucket, i, holder);
         }
       }
       if (fields.length > 0) this.writes.set(key, { fields, refs });
     }
     this.buckets.clear();
+  }
+
+  private addConflict(bucket: Bucket, i: number, holder: string): void {
+    const { event, codes } = this.events[bucket.events[i]!]!;
+    const position = bucket.positions[i]!;
+    let list = this.conflicts.get(event);
+    if (!list) this.conflicts.set(event, (list = []));
+    list.push({
+      position,
+      code: codes.toString("hex", position * 12, position * 12 + 12),
+      holder,
+      ref: bucket.refs[i]!,
+    });
   }
 
   /** The claims as field writes, and what undoes them (for undo records and the cluster journal). */

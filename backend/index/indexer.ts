@@ -278,8 +278,13 @@ export class Indexer {
     const state = new BatchState();
     const started = performance.now();
     const claims = new CodeClaims(batch.events, this.o.codeBucketBits, commissionedRun);
-    const claimsLoaded = await store.loadValues(claims.fieldsToLoad());
-    claims.resolve((key) => claimsLoaded.get(key)!);
+    if (batch.keepUndo) {
+      // Near the head the claims go in the commit, with what undoes them.
+      const claimsLoaded = await store.loadValues(claims.fieldsToLoad());
+      claims.resolve((key) => claimsLoaded.get(key)!);
+    } else {
+      claims.resolveClaimed(await store.claimAbsent(claims.packedClaims(), claims.claimWidth));
+    }
     const ctx = { codeConflicts: claims.conflicts };
     let passes = 0;
     let loadMs = performance.now() - started;

@@ -1,5 +1,6 @@
 import type { Logger } from "../log";
 import { isCluster, scanAllKeys, type RedisClient } from "../store/redis";
+import type { ClaimConflict } from "./codes";
 import { META, META_PREFIX } from "./keys";
 import type { FieldWrite, Value } from "./state";
 
@@ -31,6 +32,32 @@ export interface Commit {
   dropUndo?: number[];
 }
 
+/** A code's ref is 9 bytes; the field before it is the rest of the code hash (its width depends on the buckets). */
+const REF_BYTES = 9;
+
+/**
+ * Claims a bucket's codes in order: sets each absent field, and returns, flat, the index and holder of every claim
+ * whose field another ref holds (a field already holding the same ref is this claim applied before a crash).
+ */
+const CLAIM_ABSENT_LUA = `
+local packed, width = ARGV[1], tonumber(ARGV[2])
+local fieldEnd = width - ${REF_BYTES}
+local out, i = {}, 0
+for at = 1, #packed, width do
+  local field = string.sub(packed, at, at + fieldEnd - 1)
+  local ref = string.sub(packed, at + fieldEnd, at + width - 1)
+  if redis.call('HSETNX', KEYS[1], field, ref) == 0 then
+    local holder = redis.call('HGET', KEYS[1], field)
+    if holder ~= ref then out[#out + 1] = i; out[#out + 1] = holder end
+  end
+  i = i + 1
+end
+return out`;
+
+interface ClaimCommand {
+  claimAbsentCodesBuffer(key: string, packed: Buffer, width: number): Promise<(number | Buffer)[]>;
+}
+
 const LOAD_CHUNK = 2000;
 const WRITE_CHUNK = 2000;
 
@@ -47,7 +74,10 @@ export class IndexStore {
   constructor(
     readonly redis: RedisClient,
     private readonly log?: Logger,
-  ) {}
+  ) {
+    if (!("claimAbsentCodes" in redis))
+      redis.defineCommand("claimAbsentCodes", { numberOfKeys: 1, lua: CLAIM_ABSENT_LUA });
+  }
 
   get clustered(): boolean {
     return isCluster(this.redis);
@@ -84,6 +114,26 @@ export class IndexStore {
       }
     }
     await Promise.all(calls);
+    return out;
+  }
+
+  /**
+   * Claims codes on the server, bucket by bucket (each bucket is one key: one script call on any cluster node).
+   * Not part of a commit: only for batches that keep no undo records, where a claim applied twice is harmless.
+   * `width` is each packed claim's size (field then 9-byte ref). Returns the conflicts of the buckets that have some.
+   */
+  async claimAbsent(packed: ReadonlyMap<string, Buffer>, width: number): Promise<Map<string, ClaimConflict[]>> {
+    const redis = this.redis as unknown as ClaimCommand;
+    const keys = [...packed.keys()];
+    const replies = await Promise.all(keys.map((key) => redis.claimAbsentCodesBuffer(key, packed.get(key)!, width)));
+    const out = new Map<string, ClaimConflict[]>();
+    replies.forEach((reply, k) => {
+      if (reply.length === 0) return;
+      const conflicts: ClaimConflict[] = [];
+      for (let i = 0; i < reply.length; i += 2)
+        conflicts.push({ index: reply[i] as number, holder: (reply[i + 1] as Buffer).toString("latin1") });
+      out.set(keys[k]!, conflicts);
+    });
     return out;
   }
 

@@ -138,8 +138,11 @@ export async function indexChain(
   codeBucketBits: number,
   log: Logger,
   config: Config,
+  /** Called with the client before indexing starts (bench:index records the ranges fetched through it). */
+  onClient?: (client: LedgerChain) => void,
 ): Promise<IndexerStatus> {
   const client = await LedgerChain.connect(nodeUrl, await chain.ledger.getAddress());
+  onClient?.(client);
   try {
     const indexer = new Indexer({
       chain: client,

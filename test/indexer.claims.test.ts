@@ -1,0 +1,117 @@
+import { expect } from "chai";
+import { CodeClaims } from "../backend/index/codes";
+import type { LedgerEvent } from "../backend/index/events";
+import { IndexStore } from "../backend/index/store";
+import { connectRedis, type RedisClient } from "../backend/store/redis";
+import { startRedis, startRedisCluster } from "../scripts/lib/redis-server";
+
+/** A commissioning of `codes` (12-byte hashes, 1 unit a case, 1 case a pallet: every code a unit but the last two). */
+interface FakeRun {
+  runId: number;
+  codes: Buffer[];
+}
+
+const BITS = 8;
+const hash = (n: number): Buffer => {
+  const b = Buffer.alloc(12);
+  b.writeUInt32BE((n * 2654435761) >>> 0, 0); // spread over the buckets
+  b.writeUInt32BE(n, 8);
+  return b;
+};
+
+function batchOf(runs: readonly FakeRun[]): CodeClaims {
+  const events = runs.map((run, i) => ({ name: "UnitsCommissioned", args: run, block: 1, logIndex: i }) as never);
+  return new CodeClaims(events as LedgerEvent[], BITS, (ev) => {
+    const run = ev.args as unknown as FakeRun;
+    const unitCount = run.codes.length - 2;
+    const codes = `0x${Buffer.concat(run.codes).toString("hex")}`;
+    return { runId: run.runId, unitCount, unitsPerCase: 1, casesPerPallet: unitCount, codes };
+  });
+}
+
+/** The old path: load every claimed field, resolve in event order, write the claims (as a commit does). */
+async function claimByLoading(store: IndexStore, runs: readonly FakeRun[]): Promise<CodeClaims> {
+  const claims = batchOf(runs);
+  const loaded = await store.loadValues(claims.fieldsToLoad());
+  claims.resolve((key) => loaded.get(key)!);
+  await store.commit({ writes: [], claims: claims.writes, checkpoint: null });
+  return claims;
+}
+
+async function claimOnServer(store: IndexStore, runs: readonly FakeRun[]): Promise<CodeClaims> {
+  const claims = batchOf(runs);
+  claims.resolveClaimed(await store.claimAbsent(claims.packedClaims(), claims.claimWidth));
+  return claims;
+}
+
+/** Conflicts by event index, as plain data. */
+const conflictsOf = (claims: CodeClaims) => [...claims.conflicts.values()].map((list) => list.map((c) => ({ ...c })));
+
+async function lookup(redis: RedisClient): Promise<Record<string, Record<string, string>>> {
+  const out: Record<string, Record<string, string>> = {};
+  for (let top = 0; top < 1 << BITS; top++) {
+    const key = `c:${top.toString(36)}`;
+    const all = await redis.hgetallBuffer(key);
+    if (Object.keys(all).length > 0)
+      out[key] = Object.fromEntries(
+        Object.entries(all).map(([f, v]) => [Buffer.from(f, "latin1").toString("hex"), v.toString("hex")]),
+      );
+  }
+  return out;
+}
+
+// Run 2 re-commissions some of run 1's codes, run 3 repeats a code within itself, and run 4's codes are new.
+const first: FakeRun[] = [{ runId: 1, codes: Array.from({ length: 300 }, (_, i) => hash(i)) }];
+const second: FakeRun[] = [
+  { runId: 2, codes: Array.from({ length: 200 }, (_, i) => hash(i * 3)) },
+  { runId: 3, codes: [hash(1000), hash(1001), hash(1000), hash(1002), hash(5)] },
+  { runId: 4, codes: Array.from({ length: 400 }, (_, i) => hash(2000 + i)) },
+];
+
+for (const clustered of [false, true]) {
+  describe(`Code claims on the server (${clustered ? "Redis Cluster" : "single Redis"})`, function () {
+    this.timeout(60_000);
+    let stops: (() => Promise<void>)[] = [];
+    const fresh = async (): Promise<IndexStore> => {
+      if (clustered) {
+        const cluster = await startRedisCluster();
+        const redis = connectRedis({ clusterNodes: cluster.nodes });
+        stops.push(async () => (redis.disconnect(), await cluster.stop()));
+        return new IndexStore(redis);
+      }
+      const server = await startRedis();
+      const redis = connectRedis({ url: server.url });
+      stops.push(async () => (redis.disconnect(), await server.stop()));
+      return new IndexStore(redis);
+    };
+    afterEach(async () => {
+      await Promise.all(stops.map((stop) => stop()));
+      stops = [];
+    });
+
+    it("finds the same conflicts and leaves the same lookup as loading and resolving", async function () {
+      const [loading, server] = await Promise.all([fresh(), fresh()]);
+      await claimByLoading(loading, first);
+      await claimOnServer(server, first);
+      const expected = await claimByLoading(loading, second);
+      const found = await claimOnServer(server, second);
+      expect(conflictsOf(expected)).to.have.length(2);
+      expect(conflictsOf(found)).to.deep.equal(conflictsOf(expected));
+      expect(await lookup(server.redis)).to.deep.equal(await lookup(loading.redis));
+    });
+
+    it("finds the same conflicts again when a batch cut short by a crash is applied again", async function () {
+      const [loading, server] = await Promise.all([fresh(), fresh()]);
+      await claimByLoading(loading, first);
+      await claimOnServer(server, first);
+      const expected = await claimByLoading(loading, second);
+      // The crash: half the buckets' claims reached Redis, no checkpoint moved; the batch then runs again whole.
+      const partial = batchOf(second).packedClaims();
+      const half = new Map([...partial].filter((_, i) => i % 2 === 0));
+      await server.claimAbsent(half, batchOf(second).claimWidth);
+      const found = await claimOnServer(server, second);
+      expect(conflictsOf(found)).to.deep.equal(conflictsOf(expected));
+      expect(await lookup(server.redis)).to.deep.equal(await lookup(loading.redis));
+    });
+  });
+}
