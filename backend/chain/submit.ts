@@ -16,6 +16,12 @@ import type { Signers } from "./signers";
 /** EIP-7825 (Osaka): no transaction may use more than 2^24 gas. */
 const TX_GAS_CAP = 2n ** 24n;
 
+/** An estimate with a margin, never past EIP-7825's cap of 2^24 gas, which the node would refuse. */
+export function gasWithMargin(estimate: bigint): bigint {
+  const withMargin = (estimate * 120n) / 100n + 10_000n;
+  return withMargin < TX_GAS_CAP ? withMargin : TX_GAS_CAP;
+}
+
 // ---- revert data ----
 
 export interface DecodedError {
@@ -160,9 +166,7 @@ export class Submitter {
   async estimate(from: string, data: string): Promise<bigint> {
     try {
       const gas = await this.chain.rpc.call<string>("eth_estimateGas", [{ from, to: this.chain.address, data }]);
-      // The margin never takes a transaction past EIP-7825's cap of 2^24 gas, which the node would refuse.
-      const withMargin = (BigInt(gas) * 120n) / 100n + 10_000n;
-      return withMargin < TX_GAS_CAP ? withMargin : TX_GAS_CAP;
+      return gasWithMargin(BigInt(gas));
     } catch (err) {
       const revert = revertDataOf(err);
       if (revert !== null) throw new LedgerRefusal(decodeRevert(this.iface, revert));

@@ -1,0 +1,218 @@
+/**
+ * `npm run commission:csv` (scripts/commission-csv.ts) as a child process against the in-process Hardhat network
+ * (served over HTTP), a real redis-server and the indexer: bad lines are all reported by number and nothing is
+ * sent; a good file is split into runs; a commissioning SIGKILLed at random points and started again submits no
+ * run twice and finishes; a lost state file does not make it send again.
+ */
+import { mkdtempSync, rmSync, writeFileSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { expect } from "chai";
+import { ethers } from "hardhat";
+import { packingOrder } from "../backend/chain/commission-plan";
+import { demoRunCodes } from "../backend/chain/runs";
+import type { RunShape } from "../backend/codes/run";
+import type { CommissionState } from "../scripts/lib/commission-state";
+import { call } from "./helpers/api";
+import { lastJson, runScript, spawnScript } from "./helpers/cli";
+import { hardhatDevKeys, startWriteApi, type WriteHarness } from "./helpers/writes";
+
+const PRODUCT = "8612345";
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** A packing line's CSV of demo codes (`code,level`), as a scanner prints them. */
+function csvOf(shape: RunShape, serialBase: number): string {
+  const codes = demoRunCodes(PRODUCT, shape, serialBase).map((c) => c.replace(/^(CN|X):/, ""));
+  return ["code,level", ...packingOrder(codes, shape).map((l) => `${l.code},${l.level}`)].join("\n") + "\n";
+}
+
+describe("operators: commission a batch from a CSV", function () {
+  this.timeout(300_000);
+  let h: WriteHarness;
+  let env: Record<string, string>;
+  let dir: string;
+  let serial = 900_000_000;
+  const nextBase = () => (serial += 1_000_000);
+
+  const newBatch = async (lot: string) => {
+    const today = new Date().toISOString().slice(0, 10);
+    const expires = new Date(Date.now() + 500 * 86_400_000).toISOString().slice(0, 10);
+    const r = await call<{ batch: { id: number } }>(h, "/v1/batches", {
+      key: h.keys.maker,
+      body: { productId: 1, lot, manufacturedOn: today, expiresOn: expires },
+    });
+    expect(r.status, r.text).to.equal(201);
+    return r.body.batch.id;
+  };
+  /** The batch's UnitsCommissioned events on chain, by root: how often each run content was sent. */
+  const runsOnChain = async (batchId: number) => {
+    const events = await h.s.ledger.queryFilter(h.s.ledger.filters.UnitsCommissioned(undefined, batchId));
+    return events.map((e) => e.args.root);
+  };
+  const commission = (args: string[]) => runScript("commission-csv.ts", [...args, "--no-progress"], env);
+
+  before(async function () {
+    h = await startWriteApi();
+    dir = mkdtempSync(path.join(tmpdir(), "commission-csv-"));
+    env = {
+      RPC_URL: (h.ctx.rpc as unknown as { rpc: { url: string } }).rpc.url,
+      REDIS_URL: h.redisServer.url,
+      LEDGER_ADDRESS: await h.s.ledger.getAddress(),
+      DEPLOYMENT_FILE: path.join(dir, "none.json"),
+      CODE_BUCKET_BITS: "16",
+      SIGNER_DEV_KEYS: hardhatDevKeys().join(","),
+      NODE_ENV: "development",
+      LOG_LEVEL: "warn",
+    };
+    // Small runs, so that a small file makes many runs: 2 pallets of 2 cases of 10 (46 codes) a run.
+    await h.s.ledger.connect(h.s.admin).setMaxRunCodes(50);
+  });
+  after(async function () {
+    await h?.s.ledger.connect(h.s.admin).setMaxRunCodes(28_000);
+    await h?.close();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("prints its usage with --help and exits 2 on a usage mistake", async function () {
+    const help = await runScript("commission-csv.ts", ["--help"], env);
+    expect(help.code).to.equal(0);
+    expect(help.stdout).to.match(/^usage: npm run commission:csv/);
+    const missing = await runScript("commission-csv.ts", ["--file", "x.csv"], env);
+    expect(missing.code).to.equal(2);
+    expect(missing.stderr).to.include("--batch is required");
+    const unknown = await runScript("commission-csv.ts", ["--batch", "1", "--bogus"], env);
+    expect(unknown.code).to.equal(2);
+  });
+
+  it("reports every bad line by number and sends nothing; --skip-bad commissions the rest", async function () {
+    const batchId = await newBatch("LOT-CSV-BAD");
+    const file = path.join(dir, "bad.csv");
+    // Loose units, one code per line: a wrong product at line 3, a code of no product at line 5, a duplicate at 6.
+    const units = csvOf({ unitCount: 8, unitsPerCase: 0, casesPerPallet: 0 }, nextBase())
+      .split("\n")
+      .slice(1, 9)
+      .map((l) => l.split(",")[0]!);
+    const rows = [...units];
+    rows[2] = "86999990000000011111";
+    rows[4] = "86123";
+    rows[5] = rows[0]!;
+    writeFileSync(file, rows.join("\n") + "\n");
+    const refused = await commission(["--batch", String(batchId), "--file", file]);
+    expect(refused.code, refused.stderr).to.equal(3);
+    const reported = refused.stderr.split("\n").filter((l) => l.startsWith(`${file}:`));
+    expect(reported.map((l) => Number(l.split(":")[1]))).to.deep.equal([3, 5, 6]);
+    expect(refused.stderr).to.include(":3: WRONG_PRODUCT").and.include(":6: DUPLICATE_IN_UPLOAD");
+    expect(await runsOnChain(batchId)).to.have.length(0);
+
+    const skipped = await commission(["--batch", String(batchId), "--file", file, "--skip-bad"]);
+    expect(skipped.code, skipped.stderr).to.equal(0);
+    expect(lastJson(skipped.stdout)).to.include({ msg: "batch commissioned", units: 5 });
+    expect(await runsOnChain(batchId)).to.have.length(1);
+  });
+
+  it("checks a parent column against the packing order", async function () {
+    const batchId = await newBatch("LOT-CSV-PARENT");
+    const shape = { unitCount: 20, unitsPerCase: 10, casesPerPallet: 0 };
+    const rows = csvOf(shape, nextBase()).trim().split("\n").slice(1);
+    const firstCase = rows[10]!.split(",")[0]!;
+    const secondCase = rows[21]!.split(",")[0]!;
+    const withParents = rows.map((r, i) => `${r},${i < 10 ? firstCase : i < 21 && i !== 10 ? secondCase : ""}`);
+    withParents[3] = withParents[3]!.replace(firstCase, secondCase); // line 5: unit 4 names the wrong case
+    const file = path.join(dir, "parents.csv");
+    writeFileSync(file, ["code,level,parent", ...withParents].join("\n"));
+    const refused = await commission(["--batch", String(batchId), "--file", file, "--dry-run"]);
+    expect(refused.code, refused.stderr).to.equal(3);
+    expect(refused.stderr).to.match(new RegExp(`${file.replace(/[.]/g, "\\.")}:5: BAD_PARENT`));
+    withParents[3] = withParents[3]!.replace(secondCase, firstCase);
+    writeFileSync(file, ["code,level,parent", ...withParents].join("\n"));
+    const planned = await commission(["--batch", String(batchId), "--file", file, "--dry-run"]);
+    expect(planned.code, planned.stderr).to.equal(0);
+    expect(lastJson(planned.stdout)).to.include({ units: 20, cases: 2, runs: 1 });
+  });
+
+  it("killed (SIGKILL) at random points and started again, submits no run twice and finishes", async function () {
+    const batchId = await newBatch("LOT-CSV-KILL");
+    const shape = { unitCount: 400, unitsPerCase: 10, casesPerPallet: 2 }; // 20 pallets: 10 runs of 46 codes
+    const file = path.join(dir, "kill.csv");
+    writeFileSync(file, csvOf(shape, nextBase()));
+    const stateFile = `${file}.state.json`;
+    const doneRuns = () => {
+      try {
+        return (JSON.parse(readFileSync(stateFile, "utf8")) as CommissionState).runs.filter((r) => r.state === "done")
+          .length;
+      } catch {
+        return 0;
+      }
+    };
+    let kills = 0;
+    for (let attempt = 0; attempt < 4 && kills < 3; attempt++) {
+      const target = doneRuns() + 1 + Math.floor(Math.random() * 3);
+      const child = spawnScript(
+        "commission-csv.ts",
+        ["--batch", String(batchId), "--file", file, "--no-progress"],
+        env,
+      );
+      let finished = false;
+      void child.exited.then(() => (finished = true));
+      for (let i = 0; i < 1200 && !finished && doneRuns() < target; i++) await sleep(25);
+      if (finished) break;
+      await sleep(Math.floor(Math.random() * 40)); // anywhere in the next run: signing, sending, recording
+      child.proc.kill("SIGKILL");
+      const result = await child.exited;
+      expect(result.signal).to.equal("SIGKILL");
+      kills++;
+    }
+    expect(kills).to.be.greaterThan(0);
+    const last = await commission(["--batch", String(batchId), "--file", file]);
+    expect(last.code, last.stderr).to.equal(0);
+    const summary = lastJson<{ msg: string; runs: number; resumed: boolean }>(last.stdout);
+    expect(summary).to.include({ msg: "batch commissioned", runs: 10, resumed: true });
+    const roots = await runsOnChain(batchId);
+    expect(roots).to.have.length(10);
+    expect(new Set(roots).size).to.equal(10);
+    const state = JSON.parse(readFileSync(stateFile, "utf8")) as CommissionState;
+    expect(state.runs.map((r) => r.root).sort()).to.deep.equal([...roots].sort());
+    expect(state.runs.every((r) => r.state === "done" && r.runId! > 0)).to.equal(true);
+
+    // The state file lost: the runs are found on chain by their roots, and nothing is sent.
+    rmSync(stateFile);
+    const again = await commission(["--batch", String(batchId), "--file", file]);
+    expect(again.code, again.stderr).to.equal(0);
+    expect(lastJson(again.stdout)).to.include({ runsFoundOnChain: 10, codesSentNow: 0 });
+    expect(await runsOnChain(batchId)).to.have.length(10);
+  });
+
+  it("resumes a run whose transaction was sent but not mined when it was killed", async function () {
+    const batchId = await newBatch("LOT-CSV-PENDING");
+    const file = path.join(dir, "pending.csv");
+    writeFileSync(file, csvOf({ unitCount: 40, unitsPerCase: 10, casesPerPallet: 2 }, nextBase()));
+    await ethers.provider.send("evm_setAutomine", [false]);
+    try {
+      const child = spawnScript(
+        "commission-csv.ts",
+        ["--batch", String(batchId), "--file", file, "--no-progress"],
+        env,
+      );
+      let state: CommissionState | null = null;
+      for (let i = 0; i < 1200 && !state?.runs[0]?.txHash; i++) {
+        await sleep(25);
+        try {
+          state = JSON.parse(readFileSync(`${file}.state.json`, "utf8")) as CommissionState;
+        } catch {
+          state = null;
+        }
+      }
+      const hash = state!.runs[0]!.txHash!;
+      for (let i = 0; i < 400 && !(await ethers.provider.send("eth_getTransactionByHash", [hash])); i++)
+        await sleep(25);
+      child.proc.kill("SIGKILL");
+      await child.exited;
+      await ethers.provider.send("evm_mine", []);
+    } finally {
+      await ethers.provider.send("evm_setAutomine", [true]);
+    }
+    const resumed = await commission(["--batch", String(batchId), "--file", file]);
+    expect(resumed.code, resumed.stderr).to.equal(0);
+    expect(await runsOnChain(batchId)).to.have.length(1);
+  });
+});
