@@ -6,6 +6,12 @@ import "@nomicfoundation/hardhat-toolbox";
 
 const SOLC_VERSION = "0.8.28";
 
+// TEST_CHAIN=anvil runs the tests against a spawned Anvil node (`npm run test:anvil` starts it and sets
+// ANVIL_RPC_URL) instead of Hardhat's in-process network; its rules are in scripts/lib/anvil.ts.
+const onAnvil = process.env.TEST_CHAIN === "anvil";
+if (onAnvil && !process.env.ANVIL_RPC_URL)
+  throw new Error("TEST_CHAIN=anvil needs ANVIL_RPC_URL: run `npm run test:anvil`");
+
 // Hardhat cannot download compilers on this network; the solc npm package ships the same
 // compiler as WebAssembly, pinned to SOLC_VERSION in package.json.
 subtask(TASK_COMPILE_SOLIDITY_GET_SOLC_BUILD, async (args: { solcVersion: string }, _hre, runSuper) => {
@@ -21,6 +27,7 @@ subtask(TASK_COMPILE_SOLIDITY_GET_SOLC_BUILD, async (args: { solcVersion: string
 });
 
 const config: HardhatUserConfig = {
+  defaultNetwork: onAnvil ? "anvil" : "hardhat",
   solidity: {
     version: SOLC_VERSION,
     settings: {
@@ -37,6 +44,12 @@ const config: HardhatUserConfig = {
       allowUnlimitedContractSize: true,
     },
     localhost: { url: process.env.RPC_URL ?? "http://127.0.0.1:8545" },
+    // Signs locally with the same mnemonic Anvil funds (scripts/lib/anvil.ts ANVIL_RULES), as the hardhat network does.
+    anvil: {
+      url: process.env.ANVIL_RPC_URL ?? "http://127.0.0.1:8545",
+      accounts: { mnemonic: "test test test test test test test test test test test junk", count: 20 },
+      timeout: 120_000,
+    },
   },
   typechain: { outDir: "typechain-types", target: "ethers-v6" },
   gasReporter: { enabled: process.env.REPORT_GAS === "true" },

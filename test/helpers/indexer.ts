@@ -11,8 +11,12 @@ interface JsonRpcServer {
   close(): Promise<void>;
 }
 
-/** Serves the in-process Hardhat network over HTTP on a free loopback port, for indexers and child processes. */
+/**
+ * The chain's JSON-RPC URL for indexers and child processes: on Hardhat's in-process network, served over HTTP on a
+ * free loopback port; on a node of its own (TEST_CHAIN=anvil), that node's URL, which the test run owns.
+ */
 export async function startRpcServer(): Promise<{ url: string; close(): Promise<void> }> {
+  if ("url" in hre.network.config) return { url: hre.network.config.url, close: async () => undefined };
   const server = (await hre.run(TASK_NODE_CREATE_SERVER, {
     hostname: "127.0.0.1",
     port: 0,
