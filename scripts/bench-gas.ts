@@ -11,6 +11,10 @@ import type { DrugLedger } from "../typechain-types";
 
 const UNITS = 10_000;
 const UNITS_PER_CASE = 100;
+/** bench:writes' batched shapes: a pharmacy's 5 requests in flight; 10 claims of 10 units a transaction. */
+const BASKET = 5;
+const CLAIMS_PER_TX = 10;
+const UNITS_PER_CLAIM = 10;
 /** EIP-7825 (Osaka): no transaction may use more than 2^24 gas. */
 const TX_GAS_CAP = 2 ** 24;
 
@@ -63,6 +67,22 @@ async function main(): Promise<void> {
   );
   const settleSingleGas = await settle(ethers.id("claim-2"), packRefs([unitRef(runId, 49)]));
 
+  // The shapes bench:writes' API batching produces: a basket of 5 single-pack requests of one pharmacy (its 5 in
+  // flight) from an opened case, and 10 claims of 10 units with their own consents in one settleClaims.
+  const basket = packRefs(Array.from({ length: BASKET }, (_, i) => unitRef(runId, 150 + i)));
+  const basketGas = await gasOf(ledger.connect(pharmacy!).dispense(basket, ethers.ZeroHash));
+  const claimUnits = Array.from({ length: CLAIMS_PER_TX * UNITS_PER_CLAIM }, (_, i) => unitRef(runId, 200 + i));
+  await gasOf(ledger.connect(pharmacy!).dispense(packRefs(claimUnits), ethers.ZeroHash));
+  const claims = await Promise.all(
+    Array.from({ length: CLAIMS_PER_TX }, async (_, k) => {
+      const claimRef = ethers.id(`claim-batch-${k}`);
+      const units = packRefs(claimUnits.slice(k * UNITS_PER_CLAIM, (k + 1) * UNITS_PER_CLAIM));
+      const consent = await signConsent(pharmacy!, domain, { insurer: insurer!.address, claimRef, units, quantity: 0 });
+      return { claimRef, pharmacy: pharmacy!.address, units, consent };
+    }),
+  );
+  const settleClaimsGas = await gasOf(ledger.connect(insurer!).settleClaims(claims));
+
   // The largest run the ledger takes must fit a transaction under the gas cap.
   const maxRunCodes = Number(await ledger.maxRunCodes());
   const maxShape = { unitCount: maxRunCodes - Math.ceil(maxRunCodes / 101), unitsPerCase: 100, casesPerPallet: 0 };
@@ -85,6 +105,12 @@ async function main(): Promise<void> {
     ["dispense 1 unit (opened case)", singleGas, 1],
     ["dispense 1 unit (first of a sealed case)", singleColdGas, 1],
     ["settle 1 unit (own transaction)", settleSingleGas, 1],
+    [`dispense a basket of ${BASKET} units (opened case)`, basketGas, BASKET],
+    [
+      `settle ${CLAIMS_PER_TX} claims of ${UNITS_PER_CLAIM} units (settleClaims)`,
+      settleClaimsGas,
+      CLAIMS_PER_TX * UNITS_PER_CLAIM,
+    ],
     [`commission the largest run (${maxRun.hashes.length} codes)`, maxRunGas, maxRun.hashes.length],
   ];
   console.log("operation".padEnd(50) + "gas".padStart(12) + "gas/unit".padStart(12));
@@ -100,6 +126,8 @@ async function main(): Promise<void> {
       dispenseGasSingle: singleGas,
       dispenseGasSingleFirstOfCase: singleColdGas,
       settleGasSingle: settleSingleGas,
+      dispenseGasPerUnitBasket5: perUnit(basketGas, BASKET),
+      settleGasPerUnit10x10: perUnit(settleClaimsGas, CLAIMS_PER_TX * UNITS_PER_CLAIM),
       maxRunCodes,
       maxRunGas,
       txGasCap: TX_GAS_CAP,

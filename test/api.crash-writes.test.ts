@@ -5,13 +5,16 @@
  * (SIGKILL: no shutdown code runs) while its request waits. On restart, a retry with the same Idempotency-Key
  * returns the mined result and submits nothing new; without any retry, the start-up sweep finishes the request
  * (re-broadcasting a transaction the node lost); a transaction stuck past TX_REPLACE_AFTER_MS is replaced with
- * the same nonce and higher fees, and exactly one version is mined.
+ * the same nonce and higher fees, and exactly one version is mined. A commissioning job killed between its runs is
+ * finished by the restarted service, each run submitted once.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import path from "node:path";
 import { expect } from "chai";
 import { ethers } from "hardhat";
+import { packingOrder } from "../backend/chain/commission-plan";
 import { demoRunCodes } from "../backend/chain/runs";
+import { META } from "../backend/index/keys";
 import { PENDING_TXS, type TxRecord } from "../backend/chain/submit";
 import { UNANSWERED, type IdemRecord } from "../backend/api/idempotency";
 import { call, type Reply } from "./helpers/api";
@@ -247,6 +250,91 @@ describe("API: writes survive a crash of the service", function () {
       expect(await pendingInNode()).to.deep.equal([]);
     } finally {
       await api.kill("SIGTERM");
+    }
+  });
+
+  it("SIGKILL in the middle of a multi-run commissioning job: after restart the job finishes, no run sent twice", async function () {
+    const { ledger, admin, maker } = h.s;
+    const makerNonce = () => ethers.provider.getTransactionCount(maker.address, "latest");
+    const indexedPast = (block: number) =>
+      until(`the index to pass block ${block}`, async () => {
+        const raw = await h.redis.get(META.checkpoint);
+        return raw && (JSON.parse(raw) as { number: number }).number >= block ? true : undefined;
+      });
+    await ledger.connect(admin).setMaxRunCodes(600);
+    const now = (await ethers.provider.getBlock("latest"))!.timestamp;
+    const registered = await ledger.connect(maker).registerBatch(1, "LOT-CRASH-JOB", now - 86_400, now + 400 * 86_400);
+    await mine();
+    const receipt = (await registered.wait())!;
+    const batchId = receipt.logs.map((l) => ledger.interface.parseLog(l)).find((e) => e?.name === "BatchRegistered")!
+      .args.batchId as bigint;
+    await indexedPast(receipt.blockNumber);
+    // 10 pallets of 4 cases of 50 units: 205 codes a pallet, 2 pallets a run under 600 -> 5 runs.
+    const shape = { unitCount: 2000, unitsPerCase: 50, casesPerPallet: 4 };
+    const codes = demoRunCodes("8612345", shape, 900_000_000).map((c) => c.replace(/^(CN|X):/, ""));
+    const csv = packingOrder(codes, shape)
+      .map((l) => `${l.code},${l.level}`)
+      .join("\n");
+    const before = await makerNonce();
+    type JobBody = {
+      status: string;
+      runs: Record<string, number>;
+      runList: { runId?: number; txHash?: string }[];
+      codes: { indexed: number };
+    };
+    const jobOf = (api: ChildApi, jobId: string) => call<JobBody>(api, `/v1/jobs/${jobId}`, { key: h.keys.maker });
+    let api = await startChild({ JOB_LEASE_MS: "1000" });
+    let jobId: string;
+    try {
+      const posted = await call<{ jobId: string; runs: { planned: number } }>(
+        api,
+        `/v1/batches/${batchId}/commissions`,
+        {
+          key: h.keys.maker,
+          rawBody: csv,
+          headers: { "content-type": "text/csv" },
+        },
+      );
+      expect(posted.status, posted.text).to.equal(202);
+      expect(posted.body.runs.planned).to.equal(5);
+      jobId = posted.body.jobId;
+      // Let the first runs be mined, then kill the service while the next ones wait in the node's pool.
+      await until("the first runs in the pool", async () => ((await pendingInNode()).length > 0 ? true : undefined));
+      await mine();
+      await until("the next runs in the pool", async () => ((await pendingInNode()).length > 0 ? true : undefined));
+      const mid = (await jobOf(api, jobId)).body;
+      expect(mid.status).to.equal("running");
+      expect(mid.runs.submitted).to.be.below(5);
+    } finally {
+      await api.kill("SIGKILL");
+    }
+    const submittedBeforeKill = (await makerNonce()) - before + (await pendingInNode()).length;
+    expect(submittedBeforeKill).to.be.within(2, 4);
+    api = await startChild({ JOB_LEASE_MS: "1000" });
+    try {
+      const job = await until(
+        "the resumed job to finish",
+        async () => {
+          await mine();
+          const r = await jobOf(api, jobId);
+          return r.body.status === "running" ? undefined : r.body;
+        },
+        90_000,
+      );
+      expect(job.status).to.equal("done");
+      expect(job.runs).to.deep.include({ planned: 5, submitted: 5, mined: 5, indexed: 5, failed: 0 });
+      expect(job.codes.indexed).to.equal(2050);
+      // Five transactions by the maker in all, five distinct runs of the batch, nothing left pending.
+      expect((await makerNonce()) - before).to.equal(5);
+      expect(new Set(job.runList.map((r) => r.txHash)).size).to.equal(5);
+      const runIds = job.runList.map((r) => r.runId!);
+      expect(new Set(runIds).size).to.equal(5);
+      for (const runId of runIds) expect((await ledger.runOf(runId)).batchId).to.equal(batchId);
+      expect(await pendingInNode()).to.deep.equal([]);
+    } finally {
+      await api.kill("SIGTERM");
+      await ledger.connect(admin).setMaxRunCodes(28_000);
+      await mine();
     }
   });
 });

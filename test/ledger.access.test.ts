@@ -538,6 +538,20 @@ const MATRIX: Row[] = [
     },
   },
   {
+    // The same claim as settle's cell, as the one claim of a settleClaims.
+    fn: "settleClaims",
+    suspended: "insurer",
+    peer: "otherInsurer",
+    ok: ["insurer"],
+    deny: { suspended: SUSPENDED, peer: invalidConsent },
+    others: unauthorized("INSURER_ROLE"),
+    call: async (f, c, s) => {
+      const units = packRefs([f.u.pD]);
+      const consent = await consentOf(f.ledger, f.pharmacy, consentee(f, c, s), CLAIM_NEW, units);
+      return f.ledger.connect(s).settleClaims([{ claimRef: CLAIM_NEW, pharmacy: f.pharmacy.address, units, consent }]);
+    },
+  },
+  {
     fn: "settlePartial",
     suspended: "insurer",
     peer: "otherInsurer",

@@ -14,6 +14,7 @@ import {
   dispensingOf,
   settleWithConsent as settle,
   settlePartialWithConsent as settlePartial,
+  consentOf,
 } from "./helpers/ledger";
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -283,6 +284,87 @@ describe("Settlement", () => {
       await expect(settle(ledger, insurer, pharmacy, ethers.id("again"), packRefs([unitRef(run2, 19)])))
         .to.be.revertedWithCustomError(ledger, "UnitAlreadySettled")
         .withArgs(unitRef(run2, 19), insurerId);
+    });
+  });
+
+  describe("settleClaims", () => {
+    it("settles several claims of two pharmacies, each with its own consent, emitting each claim's UnitsSettled", async () => {
+      const f = await loadFixture(settlementFixture);
+      const { ledger, pharmacy, otherPharmacy, insurer, runId, insurerId, pharmacyId, otherPharmacyId } = f;
+      await ledger.connect(pharmacy).dispense(packRefs([unitRef(runId, 0), unitRef(runId, 1), unitRef(runId, 12)]), RX);
+      await ledger.connect(otherPharmacy).dispense(packRefs([unitRef(runId, 20)]), RX);
+      const shapes = [
+        {
+          claimRef: ethers.id("day-1"),
+          who: pharmacy,
+          id: pharmacyId,
+          units: packRefs([unitRef(runId, 0), unitRef(runId, 1)]),
+        },
+        { claimRef: ethers.id("day-2"), who: pharmacy, id: pharmacyId, units: packRefs([unitRef(runId, 12)]) },
+        {
+          claimRef: ethers.id("day-3"),
+          who: otherPharmacy,
+          id: otherPharmacyId,
+          units: packRefs([unitRef(runId, 20)]),
+        },
+      ];
+      const claims = await Promise.all(
+        shapes.map(async (c) => ({
+          claimRef: c.claimRef,
+          pharmacy: c.who.address,
+          units: c.units,
+          consent: await consentOf(ledger, c.who, insurer.address, c.claimRef, c.units),
+        })),
+      );
+      let tx = expect(ledger.connect(insurer).settleClaims(claims));
+      for (const c of shapes)
+        tx = tx.to
+          .emit(ledger, "UnitsSettled")
+          .withArgs(claimIdFor(insurerId, c.claimRef), insurerId, c.id, c.claimRef, c.units);
+      await tx;
+      for (const i of [0, 1, 12, 20]) expect(await ledger.settlementOf(unitRef(runId, i))).to.equal(insurerId);
+    });
+
+    it("reverts as a whole on any failing claim (a consent of the wrong pharmacy, a unit settled already)", async () => {
+      const { ledger, pharmacy, otherPharmacy, insurer, runId, insurerId } = await loadFixture(settlementFixture);
+      await ledger.connect(pharmacy).dispense(packRefs([unitRef(runId, 0), unitRef(runId, 1)]), RX);
+      const good = packRefs([unitRef(runId, 0)]);
+      const claimOf = async (ref: string, units: string, signer = pharmacy) => ({
+        claimRef: ethers.id(ref),
+        pharmacy: pharmacy.address,
+        units,
+        consent: await consentOf(ledger, signer, insurer.address, ethers.id(ref), units),
+      });
+      const forged = await claimOf("b", packRefs([unitRef(runId, 1)]), otherPharmacy);
+      await expect(ledger.connect(insurer).settleClaims([await claimOf("a", good), forged]))
+        .to.be.revertedWithCustomError(ledger, "InvalidConsent")
+        .withArgs(pharmacy.address);
+      expect(await ledger.settlementOf(unitRef(runId, 0))).to.equal(0);
+      await settle(ledger, insurer, pharmacy, ethers.id("earlier"), good);
+      await expect(
+        ledger
+          .connect(insurer)
+          .settleClaims([await claimOf("c", packRefs([unitRef(runId, 1)])), await claimOf("a", good)]),
+      )
+        .to.be.revertedWithCustomError(ledger, "UnitAlreadySettled")
+        .withArgs(unitRef(runId, 0), insurerId);
+      expect(await ledger.settlementOf(unitRef(runId, 1))).to.equal(0);
+    });
+
+    it("refuses a caller that is not an active insurer, and a zero claim reference", async () => {
+      const { ledger, pharmacy, insurer, runId } = await loadFixture(settlementFixture);
+      await ledger.connect(pharmacy).dispense(packRefs([unitRef(runId, 0)]), RX);
+      const units = packRefs([unitRef(runId, 0)]);
+      const claim = { claimRef: ethers.ZeroHash, pharmacy: pharmacy.address, units, consent: "0x" };
+      await expect(ledger.connect(pharmacy).settleClaims([claim])).to.be.revertedWithCustomError(
+        ledger,
+        "AccessControlUnauthorizedAccount",
+      );
+      await expect(ledger.connect(insurer).settleClaims([claim])).to.be.revertedWithCustomError(
+        ledger,
+        "InvalidClaimRef",
+      );
+      await expect(ledger.connect(insurer).settleClaims([])).to.not.be.reverted;
     });
   });
 

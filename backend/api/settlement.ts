@@ -203,7 +203,12 @@ async function planSettlement(ctx: ApiContext, caller: Caller, body: z.infer<typ
   );
   const calls: WriteCall[] = [];
   if (claim.units)
-    calls.push({ method: "settle", args: [claimRefHash, claim.pharmacy, claim.units, claim.unitsConsent] });
+    calls.push({
+      method: "settle",
+      args: [claimRefHash, claim.pharmacy, claim.units, claim.unitsConsent],
+      // An insurer's claims arriving together share one settleClaims, each with its own consent.
+      batch: { key: "settle", many: "settleClaims" },
+    });
   for (const s of claim.splits)
     calls.push({ method: "settlePartial", args: [claimRefHash, claim.pharmacy, BigInt(s.ref), s.quantity, s.consent] });
   return { calls, codes };

@@ -24,11 +24,16 @@ export interface WriteCall {
   method: string;
   args: unknown[];
   /**
-   * Calls of one organisation with the same key arriving within API_WRITE_BATCH_MS share one transaction: their
-   * packed ref lists (argument `refsArg`) are concatenated; every other argument must be the same (put it in the key).
+   * Calls of one organisation with the same key arriving within API_WRITE_BATCH_MS (or while the previous batch of
+   * that key is being signed) share one transaction. Either their packed ref lists (argument `refsArg`) are
+   * concatenated, every other argument being the same (put it in the key); or (`many`) each call's arguments become
+   * one element of the array that the ledger function `many` takes (e.g. settle's into settleClaims).
    */
-  batch?: { key: string; refsArg: number };
+  batch?: { key: string; refsArg: number; many?: undefined } | { key: string; many: string; refsArg?: undefined };
 }
+
+/** At most this many requests share a transaction (a bound on its gas; the node refuses more than 2^24). */
+const MAX_BATCH_REQUESTS = 100;
 
 export interface WritePlan {
   calls: WriteCall[];
@@ -179,6 +184,9 @@ interface BatchItem {
 export class Writer {
   readonly idempotency: IdempotencyStore;
   private readonly batches = new Map<string, BatchItem[]>();
+  /** Batch keys whose transaction is being simulated and signed, and those whose window closed meanwhile. */
+  private readonly flushing = new Set<string>();
+  private readonly waiting = new Set<string>();
 
   constructor(
     private readonly ctx: Pick<ApiContext, "redis" | "reader" | "log" | "alerts">,
@@ -257,11 +265,24 @@ export class Writer {
       const entry = { ...item, resolve, reject };
       if (queue) return void queue.push(entry);
       this.batches.set(key, [entry]);
-      setTimeout(() => {
-        const items = this.batches.get(key) ?? [];
-        this.batches.delete(key);
-        void this.flush(items);
-      }, this.settings.API_WRITE_BATCH_MS);
+      setTimeout(() => this.flushWhenIdle(key), this.settings.API_WRITE_BATCH_MS);
+    });
+  }
+
+  /**
+   * Flushes the key's queue, unless its previous batch is still being simulated and signed: then the queue keeps
+   * collecting (requests arriving under concurrency share the next transaction) and is flushed when that one is
+   * signed.
+   */
+  private flushWhenIdle(key: string): void {
+    if (this.flushing.has(key)) return void this.waiting.add(key);
+    const queued = this.batches.get(key) ?? [];
+    const items = queued.splice(0, MAX_BATCH_REQUESTS);
+    if (queued.length === 0) this.batches.delete(key);
+    this.flushing.add(key);
+    void this.flush(items).finally(() => {
+      this.flushing.delete(key);
+      if (this.batches.has(key) && (this.waiting.delete(key) || queued.length > 0)) this.flushWhenIdle(key);
     });
   }
 
@@ -311,24 +332,48 @@ export class Writer {
     }
   }
 
-  /** The items' call with their ref lists concatenated, sorted and de-duplicated (neighbours share storage words). */
+  /**
+   * The items' call with their ref lists concatenated, sorted and de-duplicated (neighbours share storage words);
+   * or, for a `many` batch, the one call taking every item's arguments.
+   */
   private mergedData(items: BatchItem[]): string {
     const { method, args, batch } = items[0]!.call;
+    if (batch!.many !== undefined)
+      return this.iface.encodeFunctionData(batch!.many, [items.map((item) => item.call.args)]);
+    const { refsArg } = batch!;
     const refs = new Set<bigint>();
-    for (const item of items) for (const r of unpackRefs(item.call.args[batch!.refsArg] as string)) refs.add(r);
+    for (const item of items) for (const r of unpackRefs(item.call.args[refsArg] as string)) refs.add(r);
     const sorted = [...refs].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
     const mergedArgs = [...args];
-    mergedArgs[batch!.refsArg] = packRefs(sorted);
+    mergedArgs[refsArg] = packRefs(sorted);
     return this.iface.encodeFunctionData(method, mergedArgs);
   }
 
-  /** Waits for every signed call to be mined (and checks none reverted), then for the index to pass them. */
+  /**
+   * Waits for every signed call to be mined (and checks none reverted), then for the index to pass them. A batched
+   * transaction that reverted because of another request (a race lost between simulation and mining) does not sink
+   * this one: if its call alone still passes, it is sent again on its own (recorded through `save` first).
+   */
   async settle(
     org: string,
     calls: PlannedCall[],
     deadline: number,
+    save: () => Promise<void>,
   ): Promise<{ receipts: (TxReceipt | null)[]; indexed: boolean }> {
-    const receipts = await Promise.all(calls.map((c) => this.submitter.waitMined(c.hash!, deadline)));
+    const receipts = await Promise.all(
+      calls.map(async (c) => {
+        const receipt = await this.submitter.waitMined(c.hash!, deadline);
+        if (receipt?.status !== 0 || (c.batchedRequests ?? 1) <= 1) return receipt;
+        const [refused] = await this.submitter.simulate(org, [c.data]);
+        if (refused) throw new LedgerRefusal(refused, receipt.transactionHash);
+        await this.sendOne(org, c.data, async (hash) => {
+          c.hash = hash;
+          c.batchedRequests = 1;
+          await save();
+        });
+        return this.submitter.waitMined(c.hash!, deadline);
+      }),
+    );
     const reverted = receipts.findIndex((r) => r?.status === 0);
     if (reverted >= 0) {
       const c = calls[reverted]!;
@@ -623,7 +668,7 @@ export async function runWrite(
     }
     const calls = record.calls;
     const codes = new Map(record.codes ?? []);
-    const settled = await ctx.writer.settle(caller.account, calls, deadline);
+    const settled = await ctx.writer.settle(caller.account, calls, deadline, save);
     const transactions = calls.map((c, i) => {
       const receipt = settled.receipts[i];
       return {

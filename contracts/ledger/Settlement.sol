@@ -28,6 +28,14 @@ abstract contract Settlement is Dispensing, EIP712 {
         "SettlementConsent(address insurer,bytes32 claimRef,bytes units,uint32 quantity)"
     );
 
+    /// @notice One claim of {settleClaims}: the arguments of {settle}.
+    struct ClaimSettlement {
+        bytes32 claimRef;
+        address pharmacy;
+        bytes units;
+        bytes consent;
+    }
+
     mapping(bytes32 claimUnit => uint32 quantity) private _splitSettlements;
 
     event UnitsSettled(
@@ -82,11 +90,35 @@ abstract contract Settlement is Dispensing, EIP712 {
      * @param consent `pharmacy`'s EIP-712 signature of SettlementConsent(caller, claimRef, units, 0).
      */
     function settle(bytes32 claimRef, address pharmacy, bytes calldata units, bytes calldata consent) external {
-        (uint32 insurerId, uint256 insurerIndex, uint32 pharmacyId, bytes32 claimId) = _claimParties(
-            claimRef,
-            pharmacy,
-            true
-        );
+        (uint32 insurerId, uint256 insurerIndex) = _activeInsurer();
+        _settle(insurerId, insurerIndex, claimRef, pharmacy, units, consent);
+    }
+
+    /**
+     * @notice Records several of the calling insurer's claims of whole packs in one transaction (a day's claims),
+     * each with its own pharmacy's consent, as {settle} would one by one; the transaction's fixed cost is shared.
+     * Any failing claim reverts them all: callers simulate each claim first and leave out the doomed ones. The loop
+     * runs over calldata only, bounded by the transaction's gas.
+     * @param claims The claims, each emitting its own {UnitsSettled}.
+     */
+    function settleClaims(ClaimSettlement[] calldata claims) external {
+        (uint32 insurerId, uint256 insurerIndex) = _activeInsurer();
+        for (uint256 i = 0; i < claims.length; ++i) {
+            ClaimSettlement calldata c = claims[i];
+            _settle(insurerId, insurerIndex, c.claimRef, c.pharmacy, c.units, c.consent);
+        }
+    }
+
+    function _settle(
+        uint32 insurerId,
+        uint256 insurerIndex,
+        bytes32 claimRef,
+        address pharmacy,
+        bytes calldata units,
+        bytes calldata consent
+    ) private {
+        uint32 pharmacyId = _activeParticipant(pharmacy, Role.Pharmacy);
+        bytes32 claimId = _claimId(insurerId, claimRef);
         _requireConsent(pharmacy, claimRef, keccak256(units), 0, consent);
         _walkUnits(units, Walk.Settle, pharmacyId, insurerIndex);
         emit UnitsSettled(claimId, insurerId, pharmacyId, claimRef, units);
@@ -198,8 +230,13 @@ abstract contract Settlement is Dispensing, EIP712 {
         (insurerId, insurerIndex) = _activeInsurer();
         pharmacyId =
             settling ? _activeParticipant(pharmacy, Role.Pharmacy) : _participantWithRole(pharmacy, Role.Pharmacy);
+        claimId = _claimId(insurerId, claimRef);
+    }
+
+    /// @dev The claim id, refusing the empty reference.
+    function _claimId(uint32 insurerId, bytes32 claimRef) private pure returns (bytes32) {
         if (claimRef == bytes32(0)) revert InvalidClaimRef();
-        claimId = claimIdOf(insurerId, claimRef);
+        return claimIdOf(insurerId, claimRef);
     }
 
     function _requireConsent(
