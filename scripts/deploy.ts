@@ -1,18 +1,16 @@
 /**
- * Deploys the ledger to the network Hardhat is pointed at, records the deployment, and (SEED_DEMO=true, the
- * default) loads the demo data. The first account becomes consortium admin and first regulator.
+ * Deploys the ledger to the network Hardhat is pointed at and records the deployment. The first account becomes
+ * consortium admin and first regulator. (`npm start` then seeds its demo story through the API: scripts/lib/seed.ts.)
  */
 import { mkdir, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { ethers, network } from "hardhat";
 import { loadConfig } from "../backend/config/env";
 import type { DrugLedger } from "../typechain-types";
-import { seedDemo } from "./lib/demo";
 
 async function main(): Promise<void> {
   const config = loadConfig();
-  const signers = await ethers.getSigners();
-  const admin = signers[0]!;
+  const admin = (await ethers.getSigners())[0]!;
   const ledger = (await ethers.deployContract("DrugLedger", [
     config.ADMIN_TRANSFER_DELAY_SECONDS,
     admin.address,
@@ -29,10 +27,6 @@ async function main(): Promise<void> {
   await mkdir(path.dirname(config.DEPLOYMENT_FILE), { recursive: true });
   await writeFile(config.DEPLOYMENT_FILE, JSON.stringify(deployment, null, 2) + "\n");
   console.log(JSON.stringify({ msg: "ledger deployed", ...deployment, deploymentFile: config.DEPLOYMENT_FILE }));
-  if (config.SEED_DEMO) {
-    const summary = await seedDemo(ledger, signers, config.CODE_HASH_DOMAIN);
-    console.log(JSON.stringify({ msg: "demo data loaded", ...summary }));
-  }
 }
 
 main().catch((err) => {

@@ -58,6 +58,8 @@ const REASONS: Record<string, ReasonRule> = {
   DUPLICATE_CODE: { class: "suspect_pack", misreadProne: false, eu: null },
   ALREADY_SETTLED: { class: "suspect_pack", misreadProne: false, eu: "A7" },
   ALREADY_DISPENSED: { class: "suspect_pack", misreadProne: false, eu: "A7" },
+  // A write the ledger refused because the caller does not hold the pack (EU A24: status change refused).
+  NOT_IN_YOUR_CUSTODY: { class: "suspect_pack", misreadProne: false, eu: "A24" },
   DISPENSED_BY_OTHER_PHARMACY: { class: "suspect_pack", misreadProne: false, eu: "A24" },
   SPLIT_QUANTITY_EXCEEDED: { class: "suspect_pack", misreadProne: false, eu: "A24" },
   RECALLED: { class: "suspect_pack", misreadProne: false, eu: "A24" },

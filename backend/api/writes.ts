@@ -489,6 +489,8 @@ export async function refusalError(
     detail += ` — settled under claim ${winner.claimRef ?? winner.claimId ?? "?"} by ${winner.insurer?.name ?? `insurer ${args.insurerId}`}`;
     await raiseSettleAlert(ctx, caller, code ?? args[refArg]!, winner);
   }
+  if (name === "NotHolder" && refArg)
+    await raiseNotHolderAlert(ctx, caller, code ?? args[refArg]!, args[refArg]!, args);
   return new ApiError(statusOfRefusal(name), "ledger-refused", name, detail, extras);
 }
 
@@ -530,6 +532,34 @@ async function raiseSettleAlert(ctx: ApiContext, caller: Caller, code: string, w
     });
   } catch (err) {
     ctx.log.error({ err: (err as Error).message }, "could not raise the refused settlement's alert");
+  }
+}
+
+/**
+ * A write on an item the caller does not hold (a pharmacy selling a pack it never received, a distributor shipping
+ * someone else's case): refused on chain, and a suspect pack for the regulator, the holder and the manufacturer.
+ */
+async function raiseNotHolderAlert(
+  ctx: ApiContext,
+  caller: Caller,
+  code: string,
+  ref: string,
+  args: Record<string, string>,
+): Promise<void> {
+  try {
+    const view = await ctx.reader.item(decodeRef(BigInt(ref)));
+    const holderId = Number(args.holderId);
+    await ctx.alerts.raise({
+      source: "scan",
+      reason: "NOT_IN_YOUR_CUSTODY",
+      code: { raw: code, normalised: null },
+      reporter: { ...caller },
+      participants: holderId > 0 ? [holderId] : [],
+      manufacturerId: view?.run.manufacturerId ?? null,
+      snapshot: { refusedWrite: true, error: "NotHolder", holderId },
+    });
+  } catch (err) {
+    ctx.log.error({ err: (err as Error).message }, "could not raise the refused write's alert");
   }
 }
 

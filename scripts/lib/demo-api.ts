@@ -1,6 +1,6 @@
 /**
  * The API beside `npm start`'s chain, Redis and indexer, with a demo API key for each demo organisation (the
- * deployer, who is the first regulator, and the participants scripts/lib/demo.ts onboards, in its account order),
+ * deployer, who is the first regulator, and the cast scripts/lib/seed.ts onboards, in its account order),
  * and, so that writes work, those organisations' signing keys: Hardhat's well-known development accounts, public
  * knowledge and worthless anywhere but a local chain — never given in production (Signers refuses dev keys there).
  */
@@ -12,15 +12,15 @@ import { connectApi, serveApi, type RunningApi } from "../../backend/api/service
 import { startWriteSweeper } from "../../backend/api/sweep";
 import type { Config } from "../../backend/config/env";
 import { createLogger } from "../../backend/log";
+import { CAST, type Org } from "./seed";
 
-const DEMO_ROLES = ["regulator", "manufacturer", "distributor", "pharmacy", "otherPharmacy", "insurer"];
 /** Hardhat's default accounts: its published test mnemonic (`hardhat node` prints these keys itself). */
 const HARDHAT_MNEMONIC = "test test test test test test test test test test test junk";
 const HARDHAT_PATH = "m/44'/60'/0'/0";
 
 /** The dev keys of the demo accounts the chain reports, where they are Hardhat's well-known ones. */
 function demoSignerKeys(list: readonly string[]): string[] {
-  return list.slice(0, DEMO_ROLES.length).flatMap((account, i) => {
+  return list.slice(0, CAST.length).flatMap((account, i) => {
     const wallet = HDNodeWallet.fromPhrase(HARDHAT_MNEMONIC, undefined, `${HARDHAT_PATH}/${i}`);
     return wallet.address.toLowerCase() === account.toLowerCase() ? [wallet.privateKey] : [];
   });
@@ -35,7 +35,15 @@ async function accounts(rpcUrl: string): Promise<string[]> {
   return ((await res.json()) as { result: string[] }).result;
 }
 
-export async function startDemoApi(config: Config): Promise<{ url: string; close(): Promise<void> }> {
+export interface DemoApi {
+  url: string;
+  /** A demo API key and the account of each organisation of the cast. */
+  keys: Record<Org, string>;
+  accounts: Record<Org, string>;
+  close(): Promise<void>;
+}
+
+export async function startDemoApi(config: Config): Promise<DemoApi> {
   const list = await accounts(config.RPC_URL);
   const devKeys = config.NODE_ENV === "production" ? [] : demoSignerKeys(list);
   const apiConfig = {
@@ -48,12 +56,18 @@ export async function startDemoApi(config: Config): Promise<{ url: string; close
   const ctx = await connectApi(apiConfig, createLogger(config.LOG_LEVEL, "api"));
   const api: RunningApi = await serveApi(ctx, config.API_HOST, config.API_PORT);
   const sweeper = startWriteSweeper(ctx);
-  const demoKeys: Record<string, string> = {};
-  for (const [i, role] of DEMO_ROLES.entries())
-    if (list[i]) demoKeys[role] = (await ctx.keys.issue(list[i]!, `demo ${role}`)).key;
-  console.log(JSON.stringify({ msg: "API listening", url: api.url, docs: `${api.url}/docs`, demoKeys }));
+  if (list.length < CAST.length)
+    throw new Error(`the chain has ${list.length} accounts; the demo needs ${CAST.length}`);
+  const keys = {} as Record<Org, string>;
+  const accountOf = {} as Record<Org, string>;
+  for (const [i, org] of CAST.entries()) {
+    accountOf[org] = list[i]!;
+    keys[org] = (await ctx.keys.issue(list[i]!, `demo ${org}`)).key;
+  }
   return {
     url: api.url,
+    keys,
+    accounts: accountOf,
     async close() {
       await api.close();
       await sweeper.stop();
