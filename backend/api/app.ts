@@ -21,6 +21,7 @@ import { settlementRoutes } from "./settlement";
 import { transactionRoutes } from "./transactions";
 import type { ApiContext } from "./context";
 import { dashboardRoutes } from "./dashboards";
+import { supplyRoutes } from "./supply";
 import { docsPage } from "./docs";
 import { ApiError, notFoundHandler, problemHandler } from "./errors";
 import { healthRoutes } from "./health";
@@ -78,6 +79,7 @@ export function createApp(ctx: ApiContext): ApiApp {
   const v1: Router[] = [
     codesRoutes(ctx),
     dashboardRoutes(ctx),
+    supplyRoutes(ctx),
     claimsRoutes(ctx),
     alertsRoutes(ctx),
     lmsRoutes(ctx),

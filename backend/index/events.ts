@@ -49,6 +49,9 @@ import {
   RUN_FIELD,
   runKey,
   shipmentKey,
+  SUPPLY_FIELD,
+  supplyKey,
+  utcDay,
 } from "./keys";
 import {
   DECOMMISSIONED,
@@ -319,6 +322,33 @@ function countPerBatch(s: BatchState, units: { run: RunMeta }[], name: string, s
   for (const [batchId, n] of perBatch) count(s, "b", batchId, { [name]: sign * n });
 }
 
+/** The product a run's batch belongs to (loaded on the first pass, like any field). */
+function productOfRun(s: BatchState, run: { batchId: number }): number {
+  const batch = getJson<BatchRecord>(s, batchKey(run.batchId), String(run.batchId));
+  if (!batch) throw s.hasMissing ? MISS : new Error(`index has no batch ${run.batchId}`);
+  return batch.productId;
+}
+
+/**
+ * Supply figures of units dispensed (sign 1) or taken back (sign -1): per product, per pharmacy, and per the
+ * pharmacy's region and the UTC day of the dispensing (an undo subtracts from the day it was dispensed on).
+ */
+function countDispensedSupply(
+  s: BatchState,
+  pharmacyId: number,
+  units: { run: RunMeta; dispensedAt: number }[],
+  sign: 1 | -1,
+): void {
+  const pharmacy = getJson<ParticipantRecord>(s, participantKey(pharmacyId), String(pharmacyId));
+  if (!pharmacy) throw s.hasMissing ? MISS : new Error(`index has no participant ${pharmacyId}`);
+  for (const { run, dispensedAt } of units) {
+    const key = supplyKey(productOfRun(s, run));
+    add(s, key, SUPPLY_FIELD.dispensed, sign);
+    add(s, key, SUPPLY_FIELD.dispensedBy(pharmacyId), sign);
+    add(s, key, SUPPLY_FIELD.dispensedOn(pharmacy.region, utcDay(dispensedAt)), sign);
+  }
+}
+
 // ---- handlers ----
 
 const handlers: Record<string, Handler> = {
@@ -437,6 +467,7 @@ const handlers: Record<string, Handler> = {
       tx: ev.tx,
     };
     s.set(runKey(runId), RUN_FIELD.meta, JSON.stringify(meta));
+    add(s, supplyKey(productOfRun(s, meta)), SUPPLY_FIELD.commissioned, unitCount);
     // Which codes the run could not claim was settled for the whole batch beforehand (see codes.ts).
     const found = ctx.codeConflicts.get(ev) ?? [];
     for (const { code, holder, ref } of found) {
@@ -531,6 +562,12 @@ const handlers: Record<string, Handler> = {
     const pharmacyId = num(a.pharmacyId);
     const units = itemsByRun(s, a.units, unitFields);
     for (const { run, index } of units) recordDispensing(ev, s, run, index, pharmacyId, a.prescriptionHash);
+    countDispensedSupply(
+      s,
+      pharmacyId,
+      units.map((u) => ({ run: u.run, dispensedAt: ev.time })),
+      1,
+    );
     count(s, "p", pharmacyId, { unitsDispensed: units.length });
     countPerBatch(s, units, "unitsDispensed", 1);
     activity(s, "p", pharmacyId, ev, { units: units.length, prescriptionHash: a.prescriptionHash });
@@ -540,7 +577,12 @@ const handlers: Record<string, Handler> = {
     const a = args<DispensingUndoneEvent.OutputObject>(ev);
     const pharmacyId = num(a.pharmacyId);
     const units = itemsByRun(s, a.units, unitFields);
-    for (const { run, index } of units) s.set(runKey(run.runId), RUN_FIELD.dispensing(index), null);
+    const undone = units.map(({ run, index }) => {
+      const record = getJson<DispensingRecord>(s, runKey(run.runId), RUN_FIELD.dispensing(index));
+      s.set(runKey(run.runId), RUN_FIELD.dispensing(index), null);
+      return { run, dispensedAt: record?.time ?? ev.time };
+    });
+    countDispensedSupply(s, pharmacyId, undone, -1);
     count(s, "p", pharmacyId, { unitsDispensed: -units.length, unitsReturned: units.length });
     countPerBatch(s, units, "unitsDispensed", -1);
     activity(s, "p", pharmacyId, ev, { units: units.length });

@@ -65,3 +65,18 @@ export const countersKey = (kind: "p" | "b", id: number): string => `n:${kind}${
 export const activityKey = (kind: "p" | "b", id: number): string => `a:${kind}${id}`;
 /** Recent activity kept per participant or batch (a ring of fields 0..n-1 plus a cursor). */
 export const ACTIVITY_KEPT = 20;
+
+/**
+ * Supply figures per product (`su:{productId}`), kept by the indexer like every other field (exactly once,
+ * undone on a reorg, equal after a rebuild): `c` units commissioned, `d` units dispensed, `d:{region}:{day}`
+ * units dispensed per pharmacy region and UTC day (`YYYY-MM-DD`), `dp:{pharmacyId}` units dispensed per pharmacy.
+ */
+export const supplyKey = (productId: number): string => `su:${productId}`;
+export const SUPPLY_FIELD = {
+  commissioned: "c",
+  dispensed: "d",
+  dispensedOn: (region: string, day: string) => `d:${region}:${day}`,
+  dispensedBy: (pharmacyId: number) => `dp:${pharmacyId}`,
+} as const;
+/** The UTC day (`YYYY-MM-DD`) of a block time in seconds. */
+export const utcDay = (seconds: number): string => new Date(seconds * 1000).toISOString().slice(0, 10);
