@@ -437,7 +437,7 @@ export async function seedStory(
         scannedBy: "pharmacyXuhui",
         story: "a well-formed code nobody commissioned: counterfeit",
         verdict: "UNKNOWN",
-        alerts: ["UNKNOWN_CODE"],
+        alerts: [],
       },
     ],
     refusedSale: { pharmacy: "pharmacyTianhe", code: stray, error: saleError },
