@@ -12,7 +12,7 @@ import { loadConfig, type Config } from "../backend/config/env";
 import { createIndexer } from "../backend/index/service";
 import { createLogger } from "../backend/log";
 import { startDemoApi, type DemoApi } from "./lib/demo-api";
-import { freePortFrom } from "./lib/ports";
+import { freePortFrom, rpcAnswers } from "./lib/ports";
 import { seedStory, type SeedSummary } from "./lib/seed";
 
 const hardhat = require.resolve("hardhat/internal/cli/cli");
@@ -49,19 +49,6 @@ class Children {
           }),
       ),
     );
-  }
-}
-
-async function rpcAnswers(url: string): Promise<boolean> {
-  try {
-    const res = await fetch(url, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "eth_chainId", params: [] }),
-    });
-    return res.ok;
-  } catch {
-    return false;
   }
 }
 

@@ -5,6 +5,7 @@
  */
 import { spawn, type ChildProcess } from "child_process";
 import * as path from "path";
+import { rpcAnswers } from "./ports";
 import { freePort } from "./redis-server";
 
 const HOST = "127.0.0.1";
@@ -41,19 +42,6 @@ export function anvilBinary(): string {
   }
 }
 
-async function answersRpc(url: string): Promise<boolean> {
-  try {
-    const res = await fetch(url, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "eth_chainId", params: [] }),
-    });
-    return res.ok;
-  } catch {
-    return false;
-  }
-}
-
 function exited(child: ChildProcess): Promise<void> {
   return new Promise((resolve) => {
     if (child.exitCode !== null || child.signalCode !== null) resolve();
@@ -85,7 +73,7 @@ export async function startAnvil(): Promise<AnvilNode> {
   };
   process.once("exit", () => child.kill("SIGKILL"));
   const deadline = Date.now() + READY_TIMEOUT_MS;
-  while (!(await answersRpc(url))) {
+  while (!(await rpcAnswers(url))) {
     if (child.exitCode !== null) throw new Error(`anvil exited with ${child.exitCode}: ${stderr}`);
     if (Date.now() > deadline) {
       await stop();

@@ -17,3 +17,17 @@ export async function freePortFrom(what: string, host: string, wanted: number, t
     `${what}: ports ${wanted}-${wanted + tries - 1} on ${host} are all in use; stop what holds them or set another port`,
   );
 }
+
+/** Whether a JSON-RPC node answers at `url` (eth_chainId), for waiting on a node this process started. */
+export async function rpcAnswers(url: string): Promise<boolean> {
+  try {
+    const res = await fetch(url, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "eth_chainId", params: [] }),
+    });
+    return res.ok;
+  } catch {
+    return false;
+  }
+}
