@@ -141,6 +141,17 @@ function client(target: SeedTarget) {
   return { request, write };
 }
 
+/** Waits (bounded) until the API's /healthz reports the index at the chain's head. */
+async function untilIndexCaughtUp(url: string, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const health = (await (await fetch(`${url}/healthz`)).json()) as { index?: { lagBlocks?: number } };
+    if (health.index?.lagBlocks === 0) return;
+    if (Date.now() > deadline) throw new SeedError(`the index did not reach the chain's head within ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
 const DAY_MS = 86_400_000;
 const day = (offset: number) => new Date(Date.now() + offset * DAY_MS).toISOString().slice(0, 10);
 
@@ -180,6 +191,9 @@ export async function seedStory(
   const { request, write } = client(target);
   const acct = target.accounts;
 
+  // The API knows the regulator only once the indexer has read the deployment: on a slow machine the seed can
+  // start before that, and every write would be refused as coming from no organisation.
+  await untilIndexCaughtUp(target.url);
   log("onboarding 9 organisations");
   for (const [org, o] of Object.entries(ORGS)) {
     await write("regulator", "/v1/participants", {
