@@ -10,7 +10,7 @@
  * an evaluation done twice raise nothing twice.
  */
 import type { AlertActor, RaiseInput } from "../alerts";
-import { allSupplySignals, type SupplySignal, supplyAsOf, supplyReader } from "../supply";
+import { allSupplySignals, type SupplySignal, supplyAsOf } from "../supply";
 import type { ApiContext } from "./context";
 import { type PeriodicTask, startPeriodic } from "./periodic";
 
@@ -54,7 +54,7 @@ export async function evaluateSupplyOnce(ctx: ApiContext, now = Date.now()): Pro
   if (won !== "OK") return { evaluated: false, asOf, raised: 0, repeated: 0 };
   let raised = 0;
   let repeated = 0;
-  for (const signal of await allSupplySignals(supplyReader(ctx.reader), ctx.config, asOf)) {
+  for (const signal of await allSupplySignals(ctx.reader, ctx.config, asOf)) {
     const alert = await ctx.alerts.raise(supplyAlertInput(signal));
     if (alert.count === 1) raised++;
     else repeated++;

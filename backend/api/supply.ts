@@ -13,7 +13,7 @@ import { ApiRouter } from "./openapi";
 import { SUPPLY_FIELD, supplyKey, utcDay } from "../index/keys";
 import type { ProductRecord } from "../index/events";
 import { dispensedByRegion } from "../supply/read";
-import { allProducts, productOutlookOf, productSummaries, supplyAsOf, supplyReader } from "../supply";
+import { allProducts, productOutlookOf, productSummaries, supplyAsOf } from "../supply";
 
 const DAY_SECONDS = 86_400;
 /** The longest window a consumption answer covers. */
@@ -240,7 +240,7 @@ export function supplyRoutes(ctx: ApiContext): Router {
       return {
         generatedAt: iso(asOf),
         thresholdDays: ctx.config.SUPPLY_MIN_DAYS_OF_COVER,
-        products: await productSummaries(supplyReader(ctx.reader), ctx.config, products, asOf),
+        products: await productSummaries(ctx.reader, ctx.config, products, asOf),
       };
     },
   );
@@ -257,7 +257,7 @@ export function supplyRoutes(ctx: ApiContext): Router {
     async ({ params, query, caller }) => {
       const product = await visibleProduct(ctx, caller!, params.productId as number);
       const asOf = await supplyAsOf(ctx.reader);
-      const outlook = await productOutlookOf(supplyReader(ctx.reader), ctx.config, product, asOf, query.days as number);
+      const outlook = await productOutlookOf(ctx.reader, ctx.config, product, asOf, query.days as number);
       return {
         ...outlook,
         generatedAt: iso(asOf),

@@ -3,7 +3,6 @@
  * periodic supply alerts. Everything it computes is a pure function of `productInputs` (see the other files).
  */
 import type { ProductRecord } from "../index/events";
-import type { IndexReader } from "../index/query";
 import type { SupplySettings } from "./model";
 import { type ProductOutlook, productOutlook, type ProductSummary, productSummary } from "./outlook";
 import { allProducts, productInputs, type SupplyReader } from "./read";
@@ -13,15 +12,6 @@ export { allProducts, supplyAsOf, type SupplyReader } from "./read";
 export { thresholdDays, type SupplySettings } from "./model";
 export { SUPPLY_REASONS, type SupplyReason, type SupplySignal } from "./signals";
 export type { ProductOutlook, ProductSummary, RegionOutlook } from "./outlook";
-
-/** The index reader as the supply layer reads it (its stock counters' per-batch view). */
-export function supplyReader(reader: IndexReader): SupplyReader {
-  const stock = (reader as Partial<SupplyReader>).productStock;
-  if (stock) return reader as IndexReader & SupplyReader;
-  return Object.assign(Object.create(reader) as IndexReader, {
-    productStock: () => Promise.reject(new Error("this index keeps no stock counters")),
-  });
-}
 
 export async function productSummaries(
   reader: SupplyReader,

@@ -5,20 +5,10 @@
  * the API, the alert evaluation and the tests compute the same figures from the same inputs.
  */
 import type { Config } from "../config/env";
+import type { BatchStock } from "../index/query";
 
-/** One batch of a product: where its units are (as the index's stock counters tell it). */
-export interface BatchStock {
-  batchId: number;
-  lot: string;
-  /** Unix seconds. */
-  expiresOn: number;
-  recalled: boolean;
-  /** Units held per holder (participant id): at manufacturers, distributors and pharmacies. */
-  held: { holderId: number; units: number }[];
-  inTransit: number;
-  dispensed: number;
-  decommissioned: number;
-}
+/** One batch of a product: where its units are, as the index's stock counters tell it. */
+export type { BatchStock };
 
 /** Business roles as the contracts number them (Participants.sol). */
 export const HOLDER_ROLES = { 1: "manufacturer", 2: "distributor", 3: "pharmacy" } as const;

@@ -6,12 +6,10 @@
 import type { ProductRecord } from "../index/events";
 import { META, productKey, SUPPLY_FIELD, supplyKey } from "../index/keys";
 import type { IndexReader } from "../index/query";
-import { type BatchStock, type DispensedByRegion, type Holder, HOLDER_ROLES, type ProductInputs } from "./model";
+import { type DispensedByRegion, type Holder, HOLDER_ROLES, type ProductInputs } from "./model";
 
 /** What the supply layer reads: the index reader, with the stock counters' per-batch view. */
-export type SupplyReader = Pick<IndexReader, "redis" | "participant" | "product"> & {
-  productStock(productId: number): Promise<BatchStock[]>;
-};
+export type SupplyReader = Pick<IndexReader, "redis" | "participant" | "product" | "productStock">;
 
 const DAY_PREFIX = SUPPLY_FIELD.dispensedOn("", "").slice(0, 2);
 
