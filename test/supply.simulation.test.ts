@@ -49,7 +49,16 @@ interface Overview {
   products: { productId: number; regions: Region[] }[];
 }
 interface AlertList {
-  alerts: { reason: string; source: string; class: string; snapshot: Record<string, unknown>; code: { raw: string } }[];
+  alerts: {
+    id: string;
+    status: string;
+    count: number;
+    reason: string;
+    source: string;
+    class: string;
+    snapshot: Record<string, unknown>;
+    code: { raw: string };
+  }[];
 }
 
 describe("Supply simulation: steady dispensing in two regions, then a surge in one", function () {
@@ -197,5 +206,24 @@ describe("Supply simulation: steady dispensing in two regions, then a surge in o
     expect(perDay.reduce((sum, d) => sum + d.units, 0)).to.equal(
       STEADY_DAYS * STEADY_PER_DAY * 2 + SURGE_DAYS * (SURGE_PER_DAY + STEADY_PER_DAY),
     );
+  });
+
+  it("keeps one open alert per product, region and reason across evaluations; a new one only once it is closed", async () => {
+    const [open] = await shortageAlerts();
+    expect(open!.count).to.be.greaterThan(1);
+    await at(day0 + (STEADY_DAYS + SURGE_DAYS + 1) * DAY + 3600);
+    await indexer.indexer.syncOnce();
+    await evaluateSupplyOnce(ctx);
+    expect((await shortageAlerts()).map((a) => a.id)).to.deep.equal([open!.id]);
+    const closed = await call({ url: api.url }, `/v1/alerts/${open!.id}/transitions`, {
+      key: regulatorKey,
+      body: { to: "closed", reason: "other", note: "stock moved from 440100" },
+    });
+    expect(closed.status, closed.text).to.equal(200);
+    await at(day0 + (STEADY_DAYS + SURGE_DAYS + 2) * DAY + 3600);
+    await indexer.indexer.syncOnce();
+    expect((await evaluateSupplyOnce(ctx)).raised).to.be.greaterThan(0);
+    const now = await shortageAlerts();
+    expect(now.map((a) => a.status)).to.deep.equal(["new", "closed"]);
   });
 });
