@@ -43,15 +43,18 @@ const consumptionSchema = z
 const productParam = z.object({
   productId: z.coerce.number().int().min(1).max(0xffffffff).openapi({ type: "integer" }),
 });
-const consumptionQuery = z.object({
-  days: z.coerce
-    .number()
-    .int()
-    .min(1)
-    .max(MAX_CONSUMPTION_DAYS)
-    .default(30)
-    .openapi({ type: "integer", description: "Days in the window, ending today (UTC); 30 unless given" }),
-});
+/** `?days=N`: a window of UTC days ending today, 30 unless given. */
+const daysQuery = (what: string) =>
+  z.object({
+    days: z.coerce
+      .number()
+      .int()
+      .min(1)
+      .max(MAX_CONSUMPTION_DAYS)
+      .default(30)
+      .openapi({ type: "integer", description: `${what}, ending today (UTC); 30 unless given` }),
+  });
+const consumptionQuery = daysQuery("Days in the window");
 
 const units = z.number().int();
 const stockSchema = z
@@ -146,15 +149,7 @@ const outlookSchema = productSummarySchema
   })
   .openapi("SupplyOutlook");
 
-const outlookQuery = z.object({
-  days: z.coerce
-    .number()
-    .int()
-    .min(1)
-    .max(MAX_CONSUMPTION_DAYS)
-    .default(30)
-    .openapi({ type: "integer", description: "Days of history in perDay, ending today (UTC); 30 unless given" }),
-});
+const outlookQuery = daysQuery("Days of history in perDay");
 
 type Consumption = z.infer<typeof consumptionSchema>;
 
