@@ -96,6 +96,39 @@ const schema = z.object({
     .int()
     .min(86_400)
     .default(7 * 86_400),
+  // --- supply outlook (backend/supply/, README "Supply figures") ---
+  /** Days of cover below which a product is short in a region (a SHORTAGE_RISK alert). */
+  SUPPLY_MIN_DAYS_OF_COVER: z.coerce.number().positive().default(14),
+  /** Per-product thresholds, JSON: `{"<productId or productCode>": days}`; products not named use the default. */
+  SUPPLY_MIN_DAYS_OF_COVER_BY_PRODUCT: z
+    .string()
+    .default("{}")
+    .transform((text, ctx) => {
+      try {
+        const map = z.record(z.number().positive()).parse(JSON.parse(text));
+        return map;
+      } catch {
+        ctx.addIssue({ code: z.ZodIssueCode.custom, message: 'expected JSON like {"1": 30, "8612345": 21}' });
+        return z.NEVER;
+      }
+    }),
+  /** Cover below this fraction of the threshold is "critical" rather than "low". */
+  SUPPLY_CRITICAL_FRACTION: z.coerce.number().gt(0).max(1).default(0.5),
+  /** Complete UTC days (besides today so far) the dispensing rate is the mean of. */
+  SUPPLY_RATE_WINDOW_DAYS: z.coerce.number().int().min(1).max(90).default(7),
+  /** Days before the rate's window that make the baseline a surge is measured against. */
+  SUPPLY_BASELINE_DAYS: z.coerce.number().int().min(1).max(365).default(28),
+  /** A demand surge: the rate at least this many times its baseline ... */
+  SUPPLY_SURGE_FACTOR: z.coerce.number().gt(1).default(2),
+  /** ... and at least this many units a day above it (so that 1 → 2 units a day is no epidemic). */
+  SUPPLY_SURGE_MIN_UNITS_PER_DAY: z.coerce.number().min(0).default(5),
+  /** Days the forecast reaches ahead, and the band's width in standard deviations of daily units. */
+  SUPPLY_FORECAST_DAYS: z.coerce.number().int().min(1).max(90).default(14),
+  SUPPLY_FORECAST_BAND_SIGMAS: z.coerce.number().min(0).default(2),
+  /** Batches expiring within this many days are assessed for expiry risk (further out the rate says little). */
+  SUPPLY_EXPIRY_HORIZON_DAYS: z.coerce.number().int().min(1).default(180),
+  /** How often the API evaluates supply alerts (one process per window does it). */
+  SUPPLY_EVALUATION_INTERVAL_MS: z.coerce.number().int().min(1000).default(300_000),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
 });
 

@@ -9,6 +9,7 @@ import { loadAlertSettings } from "../../backend/alerts";
 import { loadClaimSettings } from "../../backend/api/claims-config";
 import { loadCommissionSettings } from "../../backend/api/commissioning";
 import { connectApi, serveApi, type RunningApi } from "../../backend/api/service";
+import { startSupplyEvaluation } from "../../backend/api/supply-alerts";
 import { startWriteSweeper } from "../../backend/api/sweep";
 import type { Config } from "../../backend/config/env";
 import { createLogger } from "../../backend/log";
@@ -56,6 +57,8 @@ export async function startDemoApi(config: Config): Promise<DemoApi> {
   const ctx = await connectApi(apiConfig, createLogger(config.LOG_LEVEL, "api"));
   const api: RunningApi = await serveApi(ctx, config.API_HOST, config.API_PORT);
   const sweeper = startWriteSweeper(ctx);
+  // Shortages, demand surges and expiry risk raised as supply alerts (one process evaluates each window).
+  const supplyEvaluation = startSupplyEvaluation(ctx);
   if (list.length < CAST.length)
     throw new Error(`the chain has ${list.length} accounts; the demo needs ${CAST.length}`);
   const keys = {} as Record<Org, string>;
@@ -71,6 +74,7 @@ export async function startDemoApi(config: Config): Promise<DemoApi> {
     async close() {
       await api.close();
       await sweeper.stop();
+      await supplyEvaluation.stop();
       ctx.rpc.destroy();
       ctx.redis.disconnect();
     },
