@@ -12,6 +12,13 @@ import { startRedis, startRedisCluster } from "../scripts/lib/redis-server";
  * so still add up per counter, per limiter and per window, on one Redis and on a cluster (the counters share a hash
  * tag, so that one script may touch any of them).
  */
+const LIMITS = {
+  API_RATE_WINDOW_SECONDS: 60,
+  API_RATE_LIMIT_PER_ADDRESS: 8,
+  API_RATE_LIMIT_PER_KEY: 3,
+  API_PUBLIC_RATE_LIMIT_PER_ADDRESS: 2,
+};
+
 for (const topology of ["single Redis", "Redis Cluster (3 masters)"] as const) {
   describe(`API rate limits on a ${topology}`, function () {
     this.timeout(60_000);
@@ -32,12 +39,7 @@ for (const topology of ["single Redis", "Redis Cluster (3 masters)"] as const) {
       }
       const ctx = {
         redis,
-        config: {
-          API_RATE_WINDOW_SECONDS: 60,
-          API_RATE_LIMIT_PER_ADDRESS: 8,
-          API_RATE_LIMIT_PER_KEY: 3,
-          API_PUBLIC_RATE_LIMIT_PER_ADDRESS: 2,
-        },
+        config: LIMITS,
       } as unknown as ApiContext;
       const limits = rateLimits(ctx);
       const app = express();
@@ -93,12 +95,7 @@ for (const topology of ["single Redis", "Redis Cluster (3 masters)"] as const) {
       const broken = connectRedis({ url: "redis://127.0.0.1:1" }, undefined, 500);
       const ctx = {
         redis: broken,
-        config: {
-          API_RATE_WINDOW_SECONDS: 60,
-          API_RATE_LIMIT_PER_ADDRESS: 8,
-          API_RATE_LIMIT_PER_KEY: 3,
-          API_PUBLIC_RATE_LIMIT_PER_ADDRESS: 2,
-        },
+        config: LIMITS,
       } as unknown as ApiContext;
       const limits = rateLimits(ctx);
       const app = express();
