@@ -1,7 +1,24 @@
 import { expect } from "chai";
+import { ethers } from "hardhat";
 import { consumptionView } from "../backend/api/supply";
-import { supplyKey } from "../backend/index/keys";
+import { SUPPLY_FIELD, supplyKey, utcDay } from "../backend/index/keys";
 import { call, startApi, type ApiHarness } from "./helpers/api";
+
+type Stock = {
+  day: string | null;
+  commissioned: number;
+  held: number;
+  inTransit: number;
+  dispensed: number;
+  decommissioned: number;
+  byHolder: { holderId: number; role: string; region: string; units: number }[];
+  byRole: Record<string, number>;
+  byRegion: { region: string; units: number; byRole: Record<string, number> }[];
+  recalled: { held: number; inTransit: number; byHolder: { holderId: number; units: number }[] };
+  batches: { batchId: number; recalled: boolean; held: number; inTransit: number }[];
+};
+
+const sum = (values: number[]): number => values.reduce((a, b) => a + b, 0);
 
 type Consumption = {
   productId: number;
@@ -90,5 +107,60 @@ describe("Supply figures (/v1/supply)", function () {
     expect(outlook.body.perDay).to.have.length(7);
     expect((await call(h, "/v1/supply/products/1/outlook", { key: h.keys.otherMaker })).status).to.equal(403);
     expect((await call(h, "/v1/supply/products/999/outlook", { key: h.keys.regulator })).status).to.equal(404);
+  });
+
+  it("answers a product's stock by holder, role and region, in transit, dispensed, decommissioned and recalled", async () => {
+    const reply = await call<Stock>(h, "/v1/supply/products/1/stock", { key: h.keys.regulator });
+    expect(reply.status).to.equal(200);
+    const stock = reply.body;
+    expect(stock.day).to.equal(null);
+    // Every unit commissioned is in one place.
+    expect(stock.commissioned).to.equal(Number(await h.redis.hget(supplyKey(1), SUPPLY_FIELD.commissioned)));
+    const accounted = [stock.held, stock.inTransit, stock.recalled.held, stock.recalled.inTransit];
+    expect(sum(accounted) + stock.dispensed + stock.decommissioned).to.equal(stock.commissioned);
+    expect(sum(stock.byHolder.map((b) => b.units))).to.equal(stock.held);
+    expect(sum(Object.values(stock.byRole))).to.equal(stock.held);
+    expect(sum(stock.byRegion.map((r) => r.units))).to.equal(stock.held);
+    expect(stock.byRole.manufacturer && stock.byRole.distributor && stock.byRole.pharmacy).to.be.greaterThan(0);
+    // The scenario: a pallet of 20 in transit, 2 loose units of a recalled batch at the maker, units dispensed.
+    expect(stock.inTransit).to.equal(20);
+    expect(stock.recalled).to.deep.include({ held: 2, inTransit: 0 });
+    expect(stock.batches.filter((b) => b.recalled).map((b) => b.held)).to.deep.equal([2]);
+    expect(stock.dispensed).to.be.greaterThan(0);
+    expect(stock.decommissioned).to.be.greaterThan(0);
+    const maker = await h.ctx.reader.participantByAccount(h.s.maker.address);
+    expect(stock.byHolder.find((b) => b.holderId === maker!.id)).to.deep.include({
+      role: "manufacturer",
+      region: maker!.region,
+    });
+  });
+
+  it("answers the stock as it closed on a past day", async () => {
+    const now = await call<Stock>(h, "/v1/supply/products/1/stock", { key: h.keys.regulator });
+    const today = utcDay((await ethers.provider.getBlock("latest"))!.timestamp);
+    const closed = await call<Stock>(h, `/v1/supply/products/1/stock?day=${today}`, { key: h.keys.regulator });
+    expect(closed.status).to.equal(200);
+    expect({ ...closed.body, day: null }).to.deep.equal(now.body);
+    const before = await call<Stock>(h, "/v1/supply/products/1/stock?day=2000-01-01", { key: h.keys.regulator });
+    expect([before.body.commissioned, before.body.batches.length]).to.deep.equal([0, 0]);
+    for (const bad of ["2025-02-30", "yesterday", "2025-1-01"])
+      expect((await call(h, `/v1/supply/products/1/stock?day=${bad}`, { key: h.keys.regulator })).status, bad).to.equal(
+        400,
+      );
+  });
+
+  it("shows a product's stock to its manufacturer and the regulator only", async () => {
+    const path = "/v1/supply/products/1/stock";
+    expect((await call(h, path, { key: h.keys.maker })).status).to.equal(200);
+    for (const holder of ["otherMaker", "pharmacy", "distributor", "insurer"] as const)
+      expect((await call(h, path, { key: h.keys[holder] })).status, holder).to.equal(403);
+    expect((await call(h, path)).status).to.equal(401);
+    expect((await call(h, "/v1/supply/products/999/stock", { key: h.keys.regulator })).status).to.equal(404);
+    const doc = await call<{ paths: Record<string, Record<string, unknown>>; components: { schemas: object } }>(
+      h,
+      "/openapi.json",
+    );
+    expect(doc.body.paths["/v1/supply/products/{productId}/stock"]).to.have.property("get");
+    expect(doc.body.components.schemas).to.have.property("SupplyStock");
   });
 });

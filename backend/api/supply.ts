@@ -1,19 +1,21 @@
 /**
- * Supply figures: where a product's units went and how fast pharmacies dispense them, per region and day, read
- * from the counters the indexer keeps per product (`su:{productId}`, see `backend/index/keys.ts`), and the
- * outlook computed from them and the stock counters (`backend/supply/`): days of cover and risk per product and
- * region, the forecast, where stock could come from and what may expire unsold. The figures are commercial: the
- * regulator sees every product, a manufacturer its own products only.
+ * Supply figures: where a product's units are and went and how fast pharmacies dispense them, per region and day,
+ * read from the counters the indexer keeps per product (`su:{productId}`) and per batch (`sb:{batchId}`, see
+ * `backend/index/keys.ts`), and the outlook computed from them (`backend/supply/`): days of cover and risk per
+ * product and region, the forecast, where stock could come from and what may expire unsold. The figures are
+ * commercial: the regulator sees every product, a manufacturer its own products only.
  */
 import type { Router } from "express";
 import { z } from "zod";
-import type { ApiContext, Caller } from "./context";
+import { type ApiContext, type Caller, ROLE_BY_NUMBER } from "./context";
 import { problems } from "./errors";
 import { ApiRouter } from "./openapi";
+import type { ParticipantRecord } from "../index/events";
 import { SUPPLY_FIELD, supplyKey, utcDay } from "../index/keys";
 import type { ProductRecord } from "../index/events";
 import { dispensedByRegion } from "../supply/read";
 import { allProducts, productOutlookOf, productSummaries, supplyAsOf } from "../supply";
+import type { BatchStock } from "../index/query";
 
 const DAY_SECONDS = 86_400;
 /** The longest window a consumption answer covers. */
@@ -56,22 +58,22 @@ const daysQuery = (what: string) =>
   });
 const consumptionQuery = daysQuery("Days in the window");
 
-const units = z.number().int();
-const stockSchema = z
+const unitCount = z.number().int();
+const regionStockSchema = z
   .object({
-    manufacturer: units,
-    distributor: units,
-    pharmacy: units,
-    inTransit: units.openapi({ description: "0 per region: the counters do not say where a shipment goes" }),
-    recalled: units.openapi({ description: "Units of recalled batches (not counted above)" }),
-    expired: units.openapi({ description: "Units past expiry (not counted above)" }),
+    manufacturer: unitCount,
+    distributor: unitCount,
+    pharmacy: unitCount,
+    inTransit: unitCount.openapi({ description: "0 per region: the counters do not say where a shipment goes" }),
+    recalled: unitCount.openapi({ description: "Units of recalled batches (not counted above)" }),
+    expired: unitCount.openapi({ description: "Units past expiry (not counted above)" }),
   })
-  .openapi("SupplyStock", { description: "Usable units (not recalled, not expired) by holder type" });
+  .openapi("SupplyRegionStock", { description: "Usable units (not recalled, not expired) by holder type" });
 
 const regionSchema = z
   .object({
     region: z.string(),
-    stock: stockSchema,
+    stock: regionStockSchema,
     ratePerDay: z.number().openapi({ description: "Recent units dispensed a day (method: README, Supply figures)" }),
     baselinePerDay: z.number().nullable().openapi({ description: "The rate's baseline; null for a new series" }),
     daysOfCover: z
@@ -80,17 +82,17 @@ const regionSchema = z
       .openapi({ description: "(distributor + pharmacy) / ratePerDay; null: no demand" }),
     risk: z.enum(["ok", "low", "critical", "no_demand"]),
     surge: z.boolean().openapi({ description: "The rate is well above its baseline" }),
-    surplusUnits: units.openapi({ description: "Units the region could give and stay at the threshold" }),
+    surplusUnits: unitCount.openapi({ description: "Units the region could give and stay at the threshold" }),
   })
   .openapi("SupplyRegion");
 
 const productSummarySchema = z.object({
-  productId: units,
+  productId: unitCount,
   productCode: z.string(),
   name: z.string(),
-  manufacturerId: units,
+  manufacturerId: unitCount,
   thresholdDays: z.number().openapi({ description: "Days of cover below which the product is short" }),
-  inTransit: units.openapi({ description: "Units in transit between holders, all regions" }),
+  inTransit: unitCount.openapi({ description: "Units in transit between holders, all regions" }),
   regions: z.array(regionSchema),
 });
 
@@ -109,14 +111,14 @@ const sourceSchema = z
       kind: z.literal("region"),
       region: z.string(),
       daysOfCover: z.number().nullable(),
-      surplusUnits: units,
-      holders: z.array(z.object({ holderId: units, name: z.string(), role: holderRole, units })),
+      surplusUnits: unitCount,
+      holders: z.array(z.object({ holderId: unitCount, name: z.string(), role: holderRole, units: unitCount })),
     }),
     z.object({
       kind: z.literal("manufacturer"),
-      manufacturerId: units,
-      units,
-      batches: z.array(z.object({ batchId: units, lot: z.string(), expiresOn: z.string(), units })),
+      manufacturerId: unitCount,
+      units: unitCount,
+      batches: z.array(z.object({ batchId: unitCount, lot: z.string(), expiresOn: z.string(), units: unitCount })),
     }),
   ])
   .openapi("SupplySource", {
@@ -126,7 +128,9 @@ const sourceSchema = z
 const outlookSchema = productSummarySchema
   .extend({
     generatedAt: z.string().datetime(),
-    perDay: z.array(z.object({ day: z.string(), units })).openapi({ description: "National, today last (so far)" }),
+    perDay: z
+      .array(z.object({ day: z.string(), units: unitCount }))
+      .openapi({ description: "National, today last (so far)" }),
     ratePerDay: z.number(),
     trendPerDay: z.number().openapi({ description: "Least-squares slope of daily units over the complete days" }),
     forecast: z.array(z.object({ day: z.string(), expected: z.number(), low: z.number(), high: z.number() })),
@@ -134,16 +138,16 @@ const outlookSchema = productSummarySchema
     sources: z.array(sourceSchema),
     expiryRisk: z.array(
       z.object({
-        holderId: units,
+        holderId: unitCount,
         name: z.string(),
         role: holderRole,
         region: z.string(),
-        batchId: units,
+        batchId: unitCount,
         lot: z.string(),
         expiresOn: z.string(),
-        daysToExpiry: units,
-        units,
-        unitsAtRisk: units,
+        daysToExpiry: unitCount,
+        units: unitCount,
+        unitsAtRisk: unitCount,
       }),
     ),
   })
@@ -179,6 +183,136 @@ export function consumptionView(
       }),
     pharmacies: pharmacies.sort((a, b) => a.pharmacyId - b.pharmacyId),
   };
+}
+
+const HOLDER_ROLES = ["manufacturer", "distributor", "pharmacy"] as const;
+type HolderRole = (typeof HOLDER_ROLES)[number];
+const units = (description: string) => z.number().int().openapi({ description });
+const byRoleSchema = z.object(
+  Object.fromEntries(HOLDER_ROLES.map((r) => [r, units(`Units held by ${r}s`)])) as Record<HolderRole, z.ZodNumber>,
+);
+const holderSchema = z.object({
+  holderId: z.number().int(),
+  name: z.string(),
+  role: z.enum(HOLDER_ROLES),
+  region: z.string(),
+  units: units("Units held at rest (not in transit, dispensed or decommissioned)"),
+});
+const stockSchema = z
+  .object({
+    productId: z.number().int(),
+    manufacturerId: z.number().int(),
+    day: z
+      .string()
+      .nullable()
+      .openapi({ description: "The UTC day whose closing stock this is (YYYY-MM-DD); null: stock now" }),
+    commissioned: units(
+      "Units commissioned (by the day asked for): held + inTransit + recalled + dispensed + decommissioned",
+    ),
+    held: units("Units held at rest, recalled batches left out"),
+    inTransit: units("Units shipped and not yet received or taken back, recalled batches left out"),
+    dispensed: units("Units dispensed: whole packs, and split packs from their first dose"),
+    decommissioned: units("Units destroyed, damaged, stolen or taken as samples"),
+    byHolder: z.array(holderSchema).openapi({ description: "Units held per holder, recalled batches left out" }),
+    byRole: byRoleSchema,
+    byRegion: z.array(z.object({ region: z.string(), units: units("Units held in the region"), byRole: byRoleSchema })),
+    recalled: z
+      .object({
+        held: units("Units of recalled batches held at rest"),
+        inTransit: units("Units of recalled batches in transit"),
+        byHolder: z.array(holderSchema),
+      })
+      .openapi({ description: "Stock of batches recalled (at the day asked for), apart from the rest" }),
+    batches: z.array(
+      z.object({
+        batchId: z.number().int(),
+        lot: z.string(),
+        expiresOn: z.number().int().openapi({ description: "Unix seconds" }),
+        recalled: z.boolean(),
+        held: z.number().int(),
+        inTransit: z.number().int(),
+        dispensed: z.number().int(),
+        decommissioned: z.number().int(),
+      }),
+    ),
+  })
+  .openapi("SupplyStock");
+
+const stockQuery = z.object({
+  day: z
+    .string()
+    .regex(/^\d{4}-\d{2}-\d{2}$/, "a UTC day, YYYY-MM-DD")
+    .refine((d) => !Number.isNaN(Date.parse(`${d}T00:00:00Z`)) && utcDay(Date.parse(`${d}T00:00:00Z`) / 1000) === d, {
+      message: "not a calendar day",
+    })
+    .optional()
+    .openapi({ description: "The UTC day whose closing stock to answer (YYYY-MM-DD); stock now unless given" }),
+});
+
+type Stock = z.infer<typeof stockSchema>;
+type Holder = z.infer<typeof holderSchema>;
+
+const emptyByRole = (): Record<HolderRole, number> => ({ manufacturer: 0, distributor: 0, pharmacy: 0 });
+const sum = (values: number[]): number => values.reduce((a, b) => a + b, 0);
+
+/**
+ * A product's stock from its batches' counters: by holder, holder role and holder region (each participant's own
+ * record), in transit, dispensed and decommissioned, with recalled batches' stock apart.
+ */
+export function stockView(
+  batches: readonly BatchStock[],
+  participants: ReadonlyMap<number, ParticipantRecord>,
+): Omit<Stock, "productId" | "manufacturerId" | "day"> {
+  const holders = (recalled: boolean): Holder[] => {
+    const perHolder = new Map<number, number>();
+    for (const b of batches)
+      if (b.recalled === recalled)
+        for (const h of b.held) perHolder.set(h.holderId, (perHolder.get(h.holderId) ?? 0) + h.units);
+    return [...perHolder]
+      .sort(([a], [b]) => a - b)
+      .map(([holderId, held]) => {
+        const p = participants.get(holderId);
+        const role = ROLE_BY_NUMBER[p?.role ?? 0];
+        return {
+          holderId,
+          name: p?.name ?? "",
+          role: HOLDER_ROLES.includes(role as HolderRole) ? (role as HolderRole) : "manufacturer",
+          region: p?.region ?? "",
+          units: held,
+        };
+      });
+  };
+  const byHolder = holders(false);
+  const byRole = emptyByRole();
+  const regions = new Map<string, Record<HolderRole, number>>();
+  for (const h of byHolder) {
+    byRole[h.role] += h.units;
+    let region = regions.get(h.region);
+    if (!region) regions.set(h.region, (region = emptyByRole()));
+    region[h.role] += h.units;
+  }
+  const current = batches.filter((b) => !b.recalled);
+  const recalled = batches.filter((b) => b.recalled);
+  const view = {
+    held: sum(byHolder.map((h) => h.units)),
+    inTransit: sum(current.map((b) => b.inTransit)),
+    dispensed: sum(batches.map((b) => b.dispensed)),
+    decommissioned: sum(batches.map((b) => b.decommissioned)),
+    byHolder,
+    byRole,
+    byRegion: [...regions]
+      .sort(([a], [b]) => a.localeCompare(b))
+      .map(([region, roles]) => ({ region, units: sum(Object.values(roles)), byRole: roles })),
+    recalled: {
+      held: sum(recalled.flatMap((b) => b.held.map((h) => h.units))),
+      inTransit: sum(recalled.map((b) => b.inTransit)),
+      byHolder: holders(true),
+    },
+    batches: batches.map(({ held, ...b }) => ({ ...b, held: sum(held.map((h) => h.units)) })),
+  };
+  const commissioned =
+    view.held + view.inTransit + view.recalled.held + view.recalled.inTransit + view.dispensed + view.decommissioned;
+  return { commissioned, ...view };
 }
 
 function maySee(caller: Caller, manufacturerId: number): boolean {
@@ -263,6 +397,37 @@ export function supplyRoutes(ctx: ApiContext): Router {
         ),
         expiryRisk: outlook.expiryRisk.map((r) => ({ ...r, expiresOn: utcDay(r.expiresOn) })),
       };
+    },
+  );
+  api.route(
+    {
+      method: "get",
+      path: "/v1/supply/products/{productId}/stock",
+      summary: "A product's stock by holder, holder role and region, in transit, dispensed, decommissioned, recalled",
+      description:
+        "Counted from the index's per-batch stock counters. Every unit commissioned is in exactly one place: " +
+        "commissioned = held + inTransit + recalled.held + recalled.inTransit + dispensed + decommissioned. A split " +
+        "pack counts as dispensed from its first dose. With `day`, the stock as it closed that UTC day (block time), " +
+        "recalls as of that day.",
+      tags: ["supply"],
+      access: ["regulator", "manufacturer"],
+      request: { params: productParam, query: stockQuery },
+      responses: { 200: { description: "The product's stock", schema: stockSchema } },
+    },
+    async ({ params, query, caller }) => {
+      const productId = params.productId as number;
+      const product = await visibleProduct(ctx, caller!, productId);
+      const day = (query.day as string | undefined) ?? null;
+      const batches = await ctx.reader.productStock(productId, day ?? undefined);
+      const holderIds = new Set(batches.flatMap((b) => b.held.map((h) => h.holderId)));
+      const participants = new Map<number, ParticipantRecord>();
+      await Promise.all(
+        [...holderIds].map(async (id) => {
+          const p = await ctx.reader.participant(id);
+          if (p) participants.set(id, p);
+        }),
+      );
+      return { productId, manufacturerId: product.manufacturerId, day, ...stockView(batches, participants) };
     },
   );
   return api.router;
