@@ -21,11 +21,11 @@ export const CLOSE_REASONS = [
 ] as const;
 export type CloseReason = (typeof CLOSE_REASONS)[number];
 
-export const ALERT_CLASSES = ["likely_scanner_error", "suspect_pack", "process_error"] as const;
+export const ALERT_CLASSES = ["likely_scanner_error", "suspect_pack", "process_error", "suspect_flow"] as const;
 /** Triage class: where to look first. */
 export type AlertClass = (typeof ALERT_CLASSES)[number];
 
-export const ALERT_SOURCES = ["scan", "claim", "lms"] as const;
+export const ALERT_SOURCES = ["scan", "claim", "lms", "supply"] as const;
 export type AlertSource = (typeof ALERT_SOURCES)[number];
 
 /**
@@ -68,6 +68,13 @@ const REASONS: Record<string, ReasonRule> = {
   EXPIRED: { class: "process_error", misreadProne: false, eu: "A24" },
   EXPIRED_AT_DISPENSE: { class: "process_error", misreadProne: false, eu: "A24" },
   IN_TRANSIT: { class: "process_error", misreadProne: false, eu: "A24" },
+  // Fraud signals from flows (backend/supply/flows.ts): rates and patterns, no single pack to blame.
+  FLOW_DISPENSED_ABOVE_RECEIVED: { class: "suspect_flow", misreadProne: false, eu: null },
+  FLOW_SETTLED_ABOVE_RECEIVED: { class: "suspect_flow", misreadProne: false, eu: null },
+  FLOW_DISPENSED_ABOVE_BASELINE: { class: "suspect_flow", misreadProne: false, eu: null },
+  FLOW_SETTLED_ABOVE_BASELINE: { class: "suspect_flow", misreadProne: false, eu: null },
+  FLOW_SETTLEMENT_CONCENTRATION: { class: "suspect_flow", misreadProne: false, eu: null },
+  FLOW_CROSS_REGION: { class: "suspect_flow", misreadProne: false, eu: null },
 };
 
 const DEFAULT_RULE: ReasonRule = { class: "suspect_pack", misreadProne: true, eu: null };

@@ -10,6 +10,7 @@ import { loadClaimSettings } from "../../backend/api/claims-config";
 import { loadCommissionSettings } from "../../backend/api/commissioning";
 import { connectApi, serveApi, type RunningApi } from "../../backend/api/service";
 import { startWriteSweeper } from "../../backend/api/sweep";
+import { loadFlowSettings, startFlowWatch } from "../../backend/supply/flows";
 import type { Config } from "../../backend/config/env";
 import { createLogger } from "../../backend/log";
 import { CAST, type Org } from "./seed";
@@ -56,6 +57,8 @@ export async function startDemoApi(config: Config): Promise<DemoApi> {
   const ctx = await connectApi(apiConfig, createLogger(config.LOG_LEVEL, "api"));
   const api: RunningApi = await serveApi(ctx, config.API_HOST, config.API_PORT);
   const sweeper = startWriteSweeper(ctx);
+  // Fraud signals from flows, evaluated every FLOW_EVAL_INTERVAL_SECONDS (backend/supply/flows.ts).
+  const flowWatch = startFlowWatch(ctx.reader, ctx.alerts, loadFlowSettings(), ctx.log);
   if (list.length < CAST.length)
     throw new Error(`the chain has ${list.length} accounts; the demo needs ${CAST.length}`);
   const keys = {} as Record<Org, string>;
@@ -71,6 +74,7 @@ export async function startDemoApi(config: Config): Promise<DemoApi> {
     async close() {
       await api.close();
       await sweeper.stop();
+      await flowWatch.stop();
       ctx.rpc.destroy();
       ctx.redis.disconnect();
     },
