@@ -1,13 +1,14 @@
 /**
  * The manufacturer: its batches with counts of units by status (GET /v1/batches, then each batch's dashboard),
  * commissioning from a CSV with a progress bar that follows the job (GET /v1/jobs/{id}), recalling a batch, and a
- * label sheet of the codes just uploaded.
+ * label sheet of the codes just uploaded; its products' stock along the chain and where shortages are building.
  */
 import { api, type Problem } from "./api";
 import { byId, h } from "./dom";
 import { label, t } from "./i18n";
 import { drawLabels } from "./labels";
 import { onLanguage, showError, startPage } from "./shell";
+import { chainTable, type ChainStock, type Overview, type ProductCover, shortageList } from "./supply-view";
 
 interface BatchRow {
   id: number;
@@ -33,6 +34,8 @@ const POLL_MS = 400;
 let batches: (BatchRow & { dashboard: BatchDashboard })[] = [];
 let job: Job | null = null;
 let uploaded: string[] = [];
+let overview: Overview | null = null;
+let chain: { product: ProductCover; stock: ChainStock }[] = [];
 
 async function load(): Promise<void> {
   const list = await api<{ batches: BatchRow[] }>("/v1/batches");
@@ -121,9 +124,28 @@ function renderJob(): void {
   byId("job").dataset.status = job.status;
 }
 
+/** The manufacturer's products (the overview lists its own only), each with its stock along the chain. */
+async function loadSupply(): Promise<void> {
+  overview = await api<Overview>("/v1/supply/overview");
+  chain = await Promise.all(
+    overview.products.map(async (product) => ({
+      product,
+      stock: await api<ChainStock>(`/v1/supply/products/${product.productId}/stock`),
+    })),
+  );
+  renderSupply();
+}
+
+function renderSupply(): void {
+  if (!overview) return;
+  byId("chain").replaceChildren(chainTable(chain));
+  byId("shortages").replaceChildren(shortageList(overview));
+}
+
 function render(): void {
   renderBatches();
   renderJob();
+  renderSupply();
 }
 
 async function follow(jobId: string): Promise<void> {
@@ -176,5 +198,8 @@ byId("print").addEventListener("click", () => window.print());
 
 void startPage({ needsKey: true }).then(() => {
   onLanguage(render);
-  return load().catch((err: unknown) => showError(byId("batches"), err));
+  return Promise.all([
+    load().catch((err: unknown) => showError(byId("batches"), err)),
+    loadSupply().catch((err: unknown) => showError(byId("chain"), err)),
+  ]);
 });
