@@ -898,6 +898,16 @@ function addPerField(s: BatchState, key: string, fieldOf: (i: number) => string,
   for (const [field, units] of perField) add(s, key, field, sign * units);
 }
 
+/** The product of each run, read once per run rather than once per unit. */
+function productOfRunOnce(s: BatchState): (run: RunMeta) => number {
+  const seen = new Map<number, number>();
+  return (run) => {
+    let productId = seen.get(run.runId);
+    if (productId === undefined) seen.set(run.runId, (productId = productOfRun(s, run)));
+    return productId;
+  };
+}
+
 function isPharmacy(s: BatchState, participantId: number): boolean {
   const record = getJson<ParticipantRecord>(s, participantKey(participantId), String(participantId));
   if (!record) throw s.hasMissing ? MISS : new Error(`index has no participant ${participantId}`);
@@ -928,8 +938,9 @@ function unitsCarried(s: BatchState, run: RunMeta, level: Level, index: number):
 function countReceivedFlows(ev: LedgerEvent, s: BatchState, receiverId: number, packed: string): void {
   if (!isPharmacy(s, receiverId)) return;
   const perField = new Map<string, number>();
+  const productOf = productOfRunOnce(s);
   for (const { run, level, index } of itemsByRun(s, packed, moveFields)) {
-    const field = FLOW_FIELD.received(productOfRun(s, run), utcDay(ev.time));
+    const field = FLOW_FIELD.received(productOf(run), utcDay(ev.time));
     perField.set(field, (perField.get(field) ?? 0) + unitsCarried(s, run, level, index));
   }
   for (const [field, units] of perField) add(s, flowKey(receiverId), field, units);
@@ -942,7 +953,8 @@ function countDispensedFlows(
   units: { run: RunMeta; dispensedAt: number }[],
   sign: 1 | -1,
 ): void {
-  const field = (i: number) => FLOW_FIELD.dispensed(productOfRun(s, units[i]!.run), utcDay(units[i]!.dispensedAt));
+  const productOf = productOfRunOnce(s);
+  const field = (i: number) => FLOW_FIELD.dispensed(productOf(units[i]!.run), utcDay(units[i]!.dispensedAt));
   addPerField(s, flowKey(pharmacyId), field, units.length, sign);
 }
 
@@ -963,7 +975,8 @@ function countSettledFlows(
       ? utcDay(ev.time)
       : utcDay(getJson<SettlementRecord>(s, runKey(run.runId), RUN_FIELD.settlement(index))?.time ?? ev.time),
   );
-  const forPharmacy = (i: number) => FLOW_FIELD.settledFor(productOfRun(s, units[i]!.run), days[i]!);
+  const productOf = productOfRunOnce(s);
+  const forPharmacy = (i: number) => FLOW_FIELD.settledFor(productOf(units[i]!.run), days[i]!);
   addPerField(s, flowKey(pharmacyId), forPharmacy, units.length, sign);
   addPerField(s, flowKey(insurerId), (i) => FLOW_FIELD.settledAt(pharmacyId, days[i]!), units.length, sign);
 }
