@@ -5,6 +5,7 @@
  * alert; the language switch. Each page is screenshotted into test-artifacts/.
  */
 import { expect } from "chai";
+import { ethers } from "hardhat";
 import { writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -275,6 +276,49 @@ describe("Pages in a real browser", function () {
       await page.locator("h1", { hasText: "警示" }).waitFor();
       await screenshot(page, "regulator-zh");
       await page.getByLabel("语言").selectOption("en");
+    });
+  });
+
+  describe("regulator: supply", function () {
+    it("lists flow signals in the supply alerts queue with the figures that raised them, and moves them on", async function () {
+      // A pharmacy in another region bills a pack already settled in 110000: a cross-region flow alert.
+      const far = (await ethers.getSigners())[15]!;
+      await h.s.ledger.connect(h.s.regulator).onboard(far.address, 3, "Far Pharmacy", "LIC-Far", "440000");
+      const claim = {
+        claimRef: "PAGES-FAR-1",
+        pharmacy: far.address,
+        lines: [{ code: h.s.codes.dispensedAndSettled }],
+      };
+      for (let tries = 0; ; tries++) {
+        const check = await call(h, "/v1/claims/check", { key: h.keys.otherInsurer, body: claim });
+        if (check.status === 200) break;
+        expect(tries, check.text).to.be.lessThan(100);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      const raised = await call<{ alerts: { id: string }[] }>(h, "/v1/alerts?source=supply&reason=FLOW_CROSS_REGION", {
+        key: h.keys.regulator,
+      });
+      const alertId = raised.body.alerts[0]!.id;
+
+      const page = browser.page;
+      await signIn(page, h.url, h.keys.regulator);
+      await page.goto(`${h.url}/regulator`);
+      const queue = page.locator("#supply-alerts");
+      const row = queue.locator(`tr[data-alert='${alertId}']`);
+      await row.waitFor();
+      expect(await row.textContent()).to.include(
+        "Packs settled in one region were billed again in another soon after.",
+      );
+      expect(await row.locator(".figures").textContent()).to.include("earlierRegion 110000");
+      // Only supply alerts are in this queue.
+      const reasons = await queue.locator("tr[data-reason]").evaluateAll((rows) => rows.map((r) => r.dataset.reason));
+      expect(
+        reasons.every((r) => r!.startsWith("FLOW_") || /SHORTAGE|SURGE|EXPIRY/.test(r!)),
+        String(reasons),
+      ).to.equal(true);
+      await queue.getByRole("button", { name: `Investigate alert ${alertId}` }).click();
+      await page.locator("#alert-result", { hasText: "investigating" }).waitFor();
+      await screenshot(page, "regulator-supply");
     });
   });
 
