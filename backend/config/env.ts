@@ -1,6 +1,7 @@
 import "dotenv/config";
 import { z } from "zod";
 import { DEFAULT_CODE_HASH_DOMAIN } from "../codes/parse";
+import { DEFAULT_SUPPLY_HOURLY_RETENTION_HOURS } from "./defaults";
 
 /** Settings read from the environment (and `.env`); `.env.example` documents each one. */
 /** A comma-separated list setting, empty by default. */
@@ -56,6 +57,12 @@ const schema = z.object({
   BATCH_MAX_CODES: z.coerce.number().int().min(1000).default(300_000),
   POLL_INTERVAL_MS: z.coerce.number().int().min(10).default(1000),
   CODE_BUCKET_BITS: z.coerce.number().int().min(8).max(24).default(16),
+  SUPPLY_HOURLY_RETENTION_HOURS: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(24 * 92)
+    .default(DEFAULT_SUPPLY_HOURLY_RETENTION_HOURS),
   API_HOST: z.string().default("127.0.0.1"),
   API_PORT: z.coerce.number().int().min(0).max(65535).default(8080),
   API_BODY_LIMIT: z.string().default("256kb"),

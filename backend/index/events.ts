@@ -49,9 +49,14 @@ import {
   RUN_FIELD,
   runKey,
   shipmentKey,
+  STOCK_FIELD,
+  stockHistoryKey,
+  stockKey,
   SUPPLY_FIELD,
   supplyKey,
+  hourlyBucket,
   utcDay,
+  utcHour,
   flowKey,
   FLOW_FIELD,
 } from "./keys";
@@ -62,7 +67,9 @@ import {
   IN_TRANSIT,
   LOOSE_UNITS,
   OPENED,
+  caseUnits,
   ownEntry,
+  palletUnits,
   readRun,
   type RunMeta,
   type SettlementRecord,
@@ -85,6 +92,8 @@ export interface LedgerEvent {
 export interface HandlerContext {
   /** Codes of this batch's commissioning events already held by another ref (see codes.ts). */
   codeConflicts: ReadonlyMap<LedgerEvent, readonly CodeConflict[]>;
+  /** Hourly dispensing buckets kept per product and region (SUPPLY_HOURLY_RETENTION_HOURS). */
+  supplyHourlyRetentionHours: number;
 }
 
 export interface ParticipantRecord {
@@ -237,16 +246,62 @@ function itemsByRun(s: BatchState, packed: string, fields: (run: RunMeta, level:
 
 const caseOf = (run: RunMeta, index: number): number => Math.floor(index / run.unitsPerCase);
 
-/** A unit's case entry and trail, which opening the case writes. */
+/** The pallet a case sits on, when the run has pallets. */
+const palletOf = (run: RunMeta, caseIndex: number): number | null =>
+  run.casesPerPallet === 0 ? null : Math.floor(caseIndex / run.casesPerPallet);
+
+/** The count of units off a case's pallet, which the case leaving the pallet writes (see palletUnitsOff). */
+function palletFields(run: RunMeta, caseIndex: number): string[] {
+  const pallet = palletOf(run, caseIndex);
+  return pallet === null ? [] : [RUN_FIELD.palletUnitsOff(pallet)];
+}
+
+/** A unit's case entry and trail, which opening the case writes, and what opening it takes off its pallet. */
 function caseFields(run: RunMeta, level: Level, index: number): string[] {
   if (level !== Level.Unit || run.unitsPerCase === 0) return [];
   const caseIndex = caseOf(run, index);
-  return [RUN_FIELD.custody(Level.Case, caseIndex), RUN_FIELD.trail(Level.Case, caseIndex)];
+  return [
+    RUN_FIELD.custody(Level.Case, caseIndex),
+    RUN_FIELD.trail(Level.Case, caseIndex),
+    ...palletFields(run, caseIndex),
+  ];
 }
 
-/** Custody fields a move reads and writes: the item's own entry and trail, and a loose unit's case. */
+/** Units an item moves: 1, a case's (never opened when it moves), or what is still on a pallet. */
+function movedFields(run: RunMeta, level: Level, index: number): string[] {
+  if (level === Level.Case) return palletFields(run, index);
+  if (level === Level.Pallet) return [RUN_FIELD.palletUnitsOff(index)];
+  return [];
+}
+
+/**
+ * Custody fields a move reads and writes: the item's own entry and trail, a loose unit's case, and the count of
+ * units off the pallet it moves or leaves.
+ */
 function moveFields(run: RunMeta, level: Level, index: number): string[] {
-  return [RUN_FIELD.custody(level, index), RUN_FIELD.trail(level, index), ...caseFields(run, level, index)];
+  return [
+    RUN_FIELD.custody(level, index),
+    RUN_FIELD.trail(level, index),
+    ...caseFields(run, level, index),
+    ...movedFields(run, level, index),
+  ];
+}
+
+/**
+ * The units an item carries when it moves. A unit leaving its case opens the case, and an opened case never moves
+ * again, so a case that moves holds all its units; a pallet holds its units less those of cases that left it.
+ */
+function unitsCarried(s: BatchState, run: RunMeta, level: Level, index: number): number {
+  if (level === Level.Unit) return 1;
+  if (level === Level.Case) return caseUnits(run, index);
+  return palletUnits(run, index) - Number(s.get(runKey(run.runId), RUN_FIELD.palletUnitsOff(index)) ?? 0);
+}
+
+/** A case gets an entry of its own (`priorOwn` 0 before): it no longer follows its pallet, nor do its units. */
+function leavesPallet(s: BatchState, run: RunMeta, caseIndex: number, priorOwn: bigint): void {
+  const pallet = palletOf(run, caseIndex);
+  if (priorOwn !== 0n || pallet === null) return;
+  add(s, runKey(run.runId), RUN_FIELD.palletUnitsOff(pallet), caseUnits(run, caseIndex));
 }
 
 /** Unit fields a dispensing or settlement walk reads and writes. */
@@ -266,6 +321,7 @@ function detachFromCase(
   if (level !== Level.Unit || run.unitsPerCase === 0) return;
   const caseIndex = caseOf(run, index);
   let caseOwn = ownEntry(s, run.runId, Level.Case, caseIndex);
+  leavesPallet(s, run, caseIndex, caseOwn);
   if ((caseOwn & OPENED) === 0n) {
     caseOwn = OPENED | BigInt(holderId);
     appendTrail(s, run.runId, Level.Case, caseIndex, TrailKind.Opened, holderId, ev);
@@ -273,7 +329,10 @@ function detachFromCase(
   setOwn(s, run.runId, Level.Case, caseIndex, caseOwn | LOOSE_UNITS);
 }
 
-/** Custody._takeAll: items leave their holder (shipped or decommissioned), loose units opening their cases. */
+/**
+ * Custody._takeAll: items leave their holder (shipped or decommissioned), loose units opening their cases and
+ * cases leaving their pallets; their units go from the holder's stock to `stockTo`.
+ */
 function takeAll(
   ev: LedgerEvent,
   s: BatchState,
@@ -282,13 +341,18 @@ function takeAll(
   entry: bigint,
   kind: TrailKind,
   trailRef: number,
+  stockTo: string,
 ) {
   const items = itemsByRun(s, packed, moveFields);
+  const stock = new StockMoves();
   for (const { run, level, index } of items) {
+    stock.move(run.batchId, STOCK_FIELD.held(holderId), stockTo, unitsCarried(s, run, level, index));
+    if (level === Level.Case) leavesPallet(s, run, index, ownEntry(s, run.runId, level, index));
     detachFromCase(ev, s, run, level, index, holderId);
     setOwn(s, run.runId, level, index, entry);
     appendTrail(s, run.runId, level, index, kind, trailRef, ev);
   }
+  stock.write(s, ev.time);
   return items;
 }
 
@@ -296,7 +360,9 @@ function takeAll(
 function openCase(ev: LedgerEvent, s: BatchState, run: RunMeta, index: number, holderId: number): void {
   if (run.unitsPerCase === 0) return;
   const caseIndex = caseOf(run, index);
-  if ((ownEntry(s, run.runId, Level.Case, caseIndex) & OPENED) !== 0n) return;
+  const caseOwn = ownEntry(s, run.runId, Level.Case, caseIndex);
+  if ((caseOwn & OPENED) !== 0n) return;
+  leavesPallet(s, run, caseIndex, caseOwn);
   setOwn(s, run.runId, Level.Case, caseIndex, OPENED | BigInt(holderId));
   appendTrail(s, run.runId, Level.Case, caseIndex, TrailKind.Opened, holderId, ev);
 }
@@ -315,6 +381,13 @@ function recordDispensing(
   const record: DispensingRecord = { pharmacyId, prescriptionHash, block: ev.block, time: ev.time, tx: ev.tx };
   if (split) record.split = split;
   setJson(s, runKey(run.runId), RUN_FIELD.dispensing(index), record);
+}
+
+/** Units (one each) go from one stock field of their batch to another. */
+function moveStock(s: BatchState, ev: LedgerEvent, units: { run: RunMeta }[], from: string, to: string): void {
+  const stock = new StockMoves();
+  for (const { run } of units) stock.move(run.batchId, from, to, 1);
+  stock.write(s, ev.time);
 }
 
 /** Adds a count per batch of the units listed. */
@@ -337,6 +410,7 @@ function productOfRun(s: BatchState, run: { batchId: number }): number {
  */
 function countDispensedSupply(
   s: BatchState,
+  ctx: HandlerContext,
   pharmacyId: number,
   units: { run: RunMeta; dispensedAt: number }[],
   sign: 1 | -1,
@@ -348,7 +422,82 @@ function countDispensedSupply(
     add(s, key, SUPPLY_FIELD.dispensed, sign);
     add(s, key, SUPPLY_FIELD.dispensedBy(pharmacyId), sign);
     add(s, key, SUPPLY_FIELD.dispensedOn(pharmacy.region, utcDay(dispensedAt)), sign);
+    addHourly(s, key, pharmacy.region, utcHour(dispensedAt), ctx.supplyHourlyRetentionHours, sign);
   }
+}
+
+/**
+ * Adds to the hourly ring slot of `hour` (see SUPPLY_FIELD.dispensedInHour): a slot holding an earlier hour starts
+ * afresh; an undo of an hour the ring no longer holds changes nothing (it is past retention).
+ */
+function addHourly(s: BatchState, key: string, region: string, hour: number, retention: number, by: 1 | -1): void {
+  const field = SUPPLY_FIELD.dispensedInHour(region, hour % retention);
+  const bucket = hourlyBucket.decode(s.get(key, field));
+  if (bucket && bucket.hour > hour) return;
+  if (bucket?.hour !== hour && by < 0) return;
+  const units = (bucket?.hour === hour ? bucket.units : 0) + by;
+  s.set(key, field, hourlyBucket.encode(hour, units));
+}
+
+/**
+ * The stock moves of one event (see {@link stockKey}), summed per batch and field and written once: a pallet's
+ * shipment is one write per batch and holder, however many units it carries.
+ */
+class StockMoves {
+  private readonly perBatch = new Map<number, Map<string, number>>();
+
+  /** `units` of a batch go from one stock field to another (from nothing: commissioned). */
+  move(batchId: number, from: string | null, to: string, units: number): void {
+    let fields = this.perBatch.get(batchId);
+    if (!fields) this.perBatch.set(batchId, (fields = new Map()));
+    if (from !== null) fields.set(from, (fields.get(from) ?? 0) - units);
+    fields.set(to, (fields.get(to) ?? 0) + units);
+  }
+
+  write(s: BatchState, time: number): void {
+    const day = utcDay(time);
+    for (const [batchId, fields] of this.perBatch) {
+      const key = stockKey(batchId);
+      closeStockDay(s, batchId, day);
+      for (const [field, by] of fields) {
+        if (by === 0) continue;
+        if (s.get(key, field) === null && isHolderField(field)) noteHolder(s, key, field);
+        add(s, key, field, by);
+      }
+    }
+  }
+}
+
+const isHolderField = (field: string): boolean => field.charCodeAt(0) >= 48 && field.charCodeAt(0) <= 57;
+
+/** Adds a holder to the batch's list of holders that ever held its units (what a day's closing copies). */
+function noteHolder(s: BatchState, key: string, holderField: string): void {
+  const list = s.get(key, STOCK_FIELD.holders);
+  if (list !== null && list.split(",").includes(holderField)) return;
+  s.set(key, STOCK_FIELD.holders, list === null ? holderField : `${list},${holderField}`);
+}
+
+/**
+ * Before a batch's first stock change of `day`: copies its counters as they closed on the day of its latest
+ * change into the batch's history, once per batch and day with changes (block times never decrease).
+ */
+function closeStockDay(s: BatchState, batchId: number, day: string): void {
+  const key = stockKey(batchId);
+  const lastDay = s.get(key, STOCK_FIELD.lastDay);
+  if (lastDay === day) return;
+  if (lastDay !== null) {
+    const list = s.get(key, STOCK_FIELD.holders);
+    const fields: string[] = [STOCK_FIELD.inTransit, STOCK_FIELD.dispensed, STOCK_FIELD.decommissioned];
+    if (list !== null) fields.push(...list.split(","));
+    if (!s.need(key, fields)) throw MISS;
+    const closing: Record<string, number> = {};
+    for (const field of fields) {
+      const value = s.get(key, field);
+      if (value !== null) closing[field] = Number(value);
+    }
+    s.set(stockHistoryKey(batchId), lastDay, JSON.stringify(closing));
+  }
+  s.set(key, STOCK_FIELD.lastDay, day);
 }
 
 // ---- handlers ----
@@ -433,6 +582,7 @@ const handlers: Record<string, Handler> = {
       runs: [],
     };
     setJson(s, batchKey(record.id), String(record.id), record);
+    s.set(supplyKey(record.productId), SUPPLY_FIELD.batch(record.id), "1");
     count(s, "p", record.manufacturerId, { batches: 1 });
     activity(s, "p", record.manufacturerId, ev, { batchId: record.id, lot: record.lot });
     activity(s, "b", record.id, ev, { lot: record.lot });
@@ -470,6 +620,9 @@ const handlers: Record<string, Handler> = {
     };
     s.set(runKey(runId), RUN_FIELD.meta, JSON.stringify(meta));
     add(s, supplyKey(productOfRun(s, meta)), SUPPLY_FIELD.commissioned, unitCount);
+    const stock = new StockMoves();
+    stock.move(meta.batchId, null, STOCK_FIELD.held(meta.manufacturerId), unitCount);
+    stock.write(s, ev.time);
     // Which codes the run could not claim was settled for the whole batch beforehand (see codes.ts).
     const found = ctx.codeConflicts.get(ev) ?? [];
     for (const { code, holder, ref } of found) {
@@ -495,7 +648,8 @@ const handlers: Record<string, Handler> = {
     const a = args<ShipmentCreatedEvent.OutputObject>(ev);
     const id = num(a.shipmentId);
     const fromId = num(a.fromId);
-    const items = takeAll(ev, s, a.items, fromId, IN_TRANSIT | BigInt(id), TrailKind.Shipped, id);
+    const transit = IN_TRANSIT | BigInt(id);
+    const items = takeAll(ev, s, a.items, fromId, transit, TrailKind.Shipped, id, STOCK_FIELD.inTransit);
     const record: ShipmentRecord = {
       id,
       fromId,
@@ -554,26 +708,28 @@ const handlers: Record<string, Handler> = {
       DECOMMISSIONED | BigInt(holderId),
       TrailKind.Decommissioned,
       reason,
+      STOCK_FIELD.decommissioned,
     );
     count(s, "p", holderId, { itemsDecommissioned: items.length });
     countPerBatch(s, items, "itemsDecommissioned", 1);
     activity(s, "p", holderId, ev, { reason, items: items.length });
   },
 
-  UnitsDispensed(ev, s) {
+  UnitsDispensed(ev, s, ctx) {
     const a = args<UnitsDispensedEvent.OutputObject>(ev);
     const pharmacyId = num(a.pharmacyId);
     const units = itemsByRun(s, a.units, unitFields);
     for (const { run, index } of units) recordDispensing(ev, s, run, index, pharmacyId, a.prescriptionHash);
+    moveStock(s, ev, units, STOCK_FIELD.held(pharmacyId), STOCK_FIELD.dispensed);
     const dispensed = units.map((u) => ({ run: u.run, dispensedAt: ev.time }));
-    countDispensedSupply(s, pharmacyId, dispensed, 1);
+    countDispensedSupply(s, ctx, pharmacyId, dispensed, 1);
     countDispensedFlows(s, pharmacyId, dispensed, 1);
     count(s, "p", pharmacyId, { unitsDispensed: units.length });
     countPerBatch(s, units, "unitsDispensed", 1);
     activity(s, "p", pharmacyId, ev, { units: units.length, prescriptionHash: a.prescriptionHash });
   },
 
-  DispensingUndone(ev, s) {
+  DispensingUndone(ev, s, ctx) {
     const a = args<DispensingUndoneEvent.OutputObject>(ev);
     const pharmacyId = num(a.pharmacyId);
     const units = itemsByRun(s, a.units, unitFields);
@@ -582,7 +738,8 @@ const handlers: Record<string, Handler> = {
       s.set(runKey(run.runId), RUN_FIELD.dispensing(index), null);
       return { run, dispensedAt: record?.time ?? ev.time };
     });
-    countDispensedSupply(s, pharmacyId, undone, -1);
+    moveStock(s, ev, units, STOCK_FIELD.dispensed, STOCK_FIELD.held(pharmacyId));
+    countDispensedSupply(s, ctx, pharmacyId, undone, -1);
     countDispensedFlows(s, pharmacyId, undone, -1);
     count(s, "p", pharmacyId, { unitsDispensed: -units.length, unitsReturned: units.length });
     countPerBatch(s, units, "unitsDispensed", -1);
@@ -597,6 +754,8 @@ const handlers: Record<string, Handler> = {
       dispensed: num(a.dispensedTotal),
       packQuantity: num(a.packQuantity),
     });
+    // A split pack leaves stock at its first dose (see stockKey).
+    if (a.dispensedTotal === a.quantity) moveStock(s, ev, [unit!], STOCK_FIELD.held(pharmacyId), STOCK_FIELD.dispensed);
     count(s, "p", pharmacyId, { dosesDispensed: num(a.quantity) });
     activity(s, "p", pharmacyId, ev, { unit: a.unit.toString(), quantity: num(a.quantity) });
   },
@@ -608,6 +767,7 @@ const handlers: Record<string, Handler> = {
     const key = runKey(unit!.runId);
     const field = RUN_FIELD.dispensing(unit!.index);
     const total = num(a.dispensedTotal);
+    if (total === 0) moveStock(s, ev, [unit!], STOCK_FIELD.dispensed, STOCK_FIELD.held(pharmacyId));
     if (total === 0) s.set(key, field, null);
     else update<DispensingRecord>(s, key, field, (d) => (d.split!.dispensed = total));
     count(s, "p", pharmacyId, { dosesDispensed: -num(a.quantity), dosesReturned: num(a.quantity) });
@@ -819,10 +979,13 @@ function settleTransit(
 ): void {
   const items = itemsByRun(s, packed, moveFields);
   const kind = action === "received" ? TrailKind.Received : TrailKind.Returned;
+  const stock = new StockMoves();
   for (const { run, level, index } of items) {
+    stock.move(run.batchId, STOCK_FIELD.inTransit, STOCK_FIELD.held(newHolderId), unitsCarried(s, run, level, index));
     setOwn(s, run.runId, level, index, BigInt(newHolderId));
     appendTrail(s, run.runId, level, index, kind, id, ev);
   }
+  stock.write(s, ev.time);
   update<ShipmentRecord>(s, shipmentKey(id), String(id), (r) => {
     r[action] += items.length;
     r.outstanding = outstanding;
@@ -912,26 +1075,6 @@ function isPharmacy(s: BatchState, participantId: number): boolean {
   const record = getJson<ParticipantRecord>(s, participantKey(participantId), String(participantId));
   if (!record) throw s.hasMissing ? MISS : new Error(`index has no participant ${participantId}`);
   return record.role === PHARMACY_ROLE;
-}
-
-/**
- * Units an item carries when it moves whole: a unit one, a case its units (a case that moves is never opened), a
- * pallet the units of the cases still on it (a case shipped on its own or opened has an entry of its own).
- */
-function unitsCarried(s: BatchState, run: RunMeta, level: Level, index: number): number {
-  const unitsInCase = (c: number) => Math.max(0, Math.min(run.unitsPerCase, run.unitCount - c * run.unitsPerCase));
-  if (level === Level.Unit) return 1;
-  if (level === Level.Case) return unitsInCase(index);
-  const first = index * run.casesPerPallet;
-  const cases = Array.from({ length: Math.min(run.casesPerPallet, run.caseCount - first) }, (_, i) => first + i);
-  if (
-    !s.need(
-      runKey(run.runId),
-      cases.map((c) => RUN_FIELD.custody(Level.Case, c)),
-    )
-  )
-    throw MISS;
-  return cases.reduce((sum, c) => sum + (ownEntry(s, run.runId, Level.Case, c) === 0n ? unitsInCase(c) : 0), 0);
 }
 
 /** Units a pharmacy received, per product and UTC day of the receipt (`fl:{pharmacyId}` `r:`). */

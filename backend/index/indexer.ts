@@ -1,4 +1,5 @@
 import { ChainMovedError, type BlockHeader, type LedgerChain, type RawLog } from "../chain/client";
+import { DEFAULT_SUPPLY_HOURLY_RETENTION_HOURS } from "../config/defaults";
 import type { Logger } from "../log";
 import { CodeClaims } from "./codes";
 import { applyEvent, commissionedRun, type LedgerEvent } from "./events";
@@ -16,6 +17,8 @@ export interface IndexerOptions {
   batchMaxCodes: number;
   pollIntervalMs: number;
   codeBucketBits: number;
+  /** Hourly dispensing buckets kept (SUPPLY_HOURLY_RETENTION_HOURS); a change takes full effect on a rebuild. */
+  supplyHourlyRetentionHours?: number;
 }
 
 export interface IndexerStatus {
@@ -285,7 +288,10 @@ export class Indexer {
     } else {
       claims.resolveClaimed(await store.claimAbsent(claims.packedClaims(), claims.claimWidth));
     }
-    const ctx = { codeConflicts: claims.conflicts };
+    const ctx = {
+      codeConflicts: claims.conflicts,
+      supplyHourlyRetentionHours: this.o.supplyHourlyRetentionHours ?? DEFAULT_SUPPLY_HOURLY_RETENTION_HOURS,
+    };
     let passes = 0;
     let loadMs = performance.now() - started;
     for (;;) {

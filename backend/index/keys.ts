@@ -41,6 +41,12 @@ export const RUN_FIELD = {
   trail: (level: number, index: number) => `t${level}.${index}`,
   dispensing: (index: number) => `d${index}`,
   settlement: (index: number) => `s${index}`,
+  /**
+   * Units that have left pallet `index` with their cases (a case shipped, decommissioned or opened on its own):
+   * kept only for pallets partly emptied, so that the pallet's next move counts what it still carries. Cases need no
+   * such count: a case that lost a unit is opened, and an opened case never moves again.
+   */
+  palletUnitsOff: (index: number) => `o${index}`,
 } as const;
 
 /** Records kept in shards of 4,096 by id, so that no hash grows without bound on one cluster node. */
@@ -77,7 +83,53 @@ export const SUPPLY_FIELD = {
   dispensed: "d",
   dispensedOn: (region: string, day: string) => `d:${region}:${day}`,
   dispensedBy: (pharmacyId: number) => `dp:${pharmacyId}`,
+  /**
+   * Units dispensed per pharmacy region and UTC hour, in a ring of `retentionHours` slots per region: slot
+   * `hour % retentionHours` holds `{hour}:{units}` (hour = block time / 3600) for the latest hour written to it, so
+   * retention follows block time (equal after a rebuild) and needs no pruning. See {@link hourlyBucket}.
+   */
+  dispensedInHour: (region: string, slot: number) => `h:${region}:${slot}`,
+  /** The product's batches (`b:{batchId}` → "1"), so that its stock is found without scanning batches. */
+  batch: (batchId: number) => `b:${batchId}`,
 } as const;
+
+/** The hour number (block time in seconds / 3600) of a block time. */
+export const utcHour = (seconds: number): number => Math.floor(seconds / 3600);
+
+/** An hourly ring slot's value: the hour it counts and the units dispensed in it. */
+export const hourlyBucket = {
+  encode: (hour: number, units: number): string | null => (units === 0 ? null : `${hour}:${units}`),
+  decode: (value: string | null): { hour: number; units: number } | null => {
+    if (value === null) return null;
+    const at = value.indexOf(":");
+    return { hour: Number(value.slice(0, at)), units: Number(value.slice(at + 1)) };
+  },
+};
+
+/**
+ * Stock per batch (`sb:{batchId}`), in units, counted where goods move: a pallet's shipment moves its units' count
+ * in one write per batch and holder. Every commissioned unit of the batch is in exactly one of the fields, so they
+ * sum to the units commissioned:
+ * - `{holderId}` (decimal participant id): units held at rest, not dispensed (manufacturer, distributor, pharmacy);
+ * - `t`: in transit (shipped, not yet received or taken back); `d`: dispensed — a whole pack when dispensed, a
+ *   split pack (拆零) from its first dose (from then on it can no longer be shipped, decommissioned or dispensed
+ *   whole) until every dose is taken back; `x`: decommissioned (destroyed, damaged, stolen, sample).
+ * Beside them, for stock at a past day: `@` the UTC day of the batch's latest stock change and `hs` the holders
+ * that ever held units of it (comma-separated). The first change of a later day first copies the counters, as
+ * they closed on day `@`, into {@link stockHistoryKey} under that day: one write per batch and day it changed,
+ * not one per move. Recalled and expired stock are derived at read time from the batch record.
+ */
+export const stockKey = (batchId: number): string => `sb:${batchId}`;
+export const STOCK_FIELD = {
+  held: (holderId: number) => String(holderId),
+  inTransit: "t",
+  dispensed: "d",
+  decommissioned: "x",
+  lastDay: "@",
+  holders: "hs",
+} as const;
+/** Closing stock of a batch per UTC day it changed (`YYYY-MM-DD` → JSON of the `sb:` counters that day). */
+export const stockHistoryKey = (batchId: number): string => `sbh:${batchId}`;
 /** The UTC day (`YYYY-MM-DD`) of a block time in seconds. */
 export const utcDay = (seconds: number): string => new Date(seconds * 1000).toISOString().slice(0, 10);
 

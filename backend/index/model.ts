@@ -42,6 +42,18 @@ export function itemCount(run: RunMeta, level: Level): number {
   return level === Level.Unit ? run.unitCount : level === Level.Case ? run.caseCount : run.palletCount;
 }
 
+/** Units in case `caseIndex` as commissioned (the run's last case may be partial). */
+export function caseUnits(run: RunMeta, caseIndex: number): number {
+  return Math.min(run.unitCount, (caseIndex + 1) * run.unitsPerCase) - caseIndex * run.unitsPerCase;
+}
+
+/** Units on pallet `palletIndex` as commissioned (the run's last pallet may be partial). */
+export function palletUnits(run: RunMeta, palletIndex: number): number {
+  const firstCase = palletIndex * run.casesPerPallet;
+  const endCase = Math.min(run.caseCount, firstCase + run.casesPerPallet);
+  return Math.min(run.unitCount, endCase * run.unitsPerCase) - firstCase * run.unitsPerCase;
+}
+
 export function ownEntry(reader: Reader, runId: number, level: Level, index: number): bigint {
   const raw = reader.get(runKey(runId), RUN_FIELD.custody(level, index));
   return raw === null ? 0n : BigInt(raw);

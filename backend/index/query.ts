@@ -21,6 +21,13 @@ import {
   RUN_FIELD,
   runKey,
   shipmentKey,
+  hourlyBucket,
+  STOCK_FIELD,
+  stockHistoryKey,
+  stockKey,
+  SUPPLY_FIELD,
+  supplyKey,
+  utcDay,
 } from "./keys";
 import {
   containersOf,
@@ -88,6 +95,29 @@ export interface ItemView {
   trail: TrailStep[];
   dispensing: DispensingRecord | null;
   settlement: SettlementRecord | null;
+}
+
+/** A batch's stock in units (see `stockKey` in keys.ts): they sum to the units commissioned of the batch. */
+export interface BatchStock {
+  batchId: number;
+  lot: string;
+  /** Unix seconds. */
+  expiresOn: number;
+  /** Recalled now, or at the close of the day asked for. */
+  recalled: boolean;
+  /** Units at rest per holder (manufacturer, distributor, pharmacy), by participant id; holders with none left out. */
+  held: { holderId: number; units: number }[];
+  inTransit: number;
+  dispensed: number;
+  decommissioned: number;
+}
+
+/** Units dispensed in one UTC hour in one pharmacy region. */
+export interface HourlyDispensing {
+  region: string;
+  /** Block time / 3600: the hour starts at `hour * 3600` seconds. */
+  hour: number;
+  units: number;
 }
 
 const json = <T>(raw: string | null): T | null => (raw === null ? null : (JSON.parse(raw) as T));
@@ -324,6 +354,73 @@ export class IndexReader {
     return out;
   }
 
+  /** The batches registered for a product, in id order. */
+  async productBatchIds(productId: number): Promise<number[]> {
+    const prefix = SUPPLY_FIELD.batch(0).slice(0, -1);
+    const fields = await this.redis.hkeys(supplyKey(productId));
+    return fields
+      .filter((f) => f.startsWith(prefix))
+      .map((f) => Number(f.slice(prefix.length)))
+      .sort((a, b) => a - b);
+  }
+
+  /**
+   * A product's stock per batch: units per holder, in transit, dispensed and decommissioned, now or — with `day`
+   * (`YYYY-MM-DD`, UTC) — as they closed that day (recalled as of that day too). Batches with no units (none
+   * commissioned yet, or none by that day) are left out.
+   */
+  async productStock(productId: number, day?: string): Promise<BatchStock[]> {
+    const ids = await this.productBatchIds(productId);
+    const stocks = await Promise.all(ids.map((id) => this.batchStock(id, day)));
+    return stocks.filter((b): b is BatchStock => b !== null);
+  }
+
+  private async batchStock(batchId: number, day?: string): Promise<BatchStock | null> {
+    const [batch, current] = await Promise.all([this.batch(batchId), this.redis.hgetall(stockKey(batchId))]);
+    if (!batch) return null;
+    const lastDay = current[STOCK_FIELD.lastDay];
+    if (lastDay === undefined) return null;
+    let counters: Record<string, number | string> = current;
+    if (day !== undefined && day < lastDay) {
+      const closed = (await this.redis.hkeys(stockHistoryKey(batchId))).filter((d) => d <= day).sort();
+      const latest = closed[closed.length - 1];
+      if (latest === undefined) return null;
+      counters = JSON.parse((await this.redis.hget(stockHistoryKey(batchId), latest))!) as Record<string, number>;
+    }
+    const held: BatchStock["held"] = [];
+    for (const [field, value] of Object.entries(counters)) {
+      if (/^\d+$/.test(field) && Number(value) !== 0) held.push({ holderId: Number(field), units: Number(value) });
+    }
+    held.sort((a, b) => a.holderId - b.holderId);
+    return {
+      batchId,
+      lot: batch.lot,
+      expiresOn: batch.expiresOn,
+      recalled: day === undefined ? batch.recalled : recalledOn(batch, day),
+      held,
+      inTransit: Number(counters[STOCK_FIELD.inTransit] ?? 0),
+      dispensed: Number(counters[STOCK_FIELD.dispensed] ?? 0),
+      decommissioned: Number(counters[STOCK_FIELD.decommissioned] ?? 0),
+    };
+  }
+
+  /**
+   * Units of a product dispensed per pharmacy region and UTC hour, for the hours the index still keeps
+   * (SUPPLY_HOURLY_RETENTION_HOURS back from the latest hour written to each ring slot), oldest first.
+   */
+  async hourlyDispensing(productId: number): Promise<HourlyDispensing[]> {
+    const raw = await this.redis.hgetall(supplyKey(productId));
+    const prefix = SUPPLY_FIELD.dispensedInHour("", 0).slice(0, 2);
+    const out: HourlyDispensing[] = [];
+    for (const [field, value] of Object.entries(raw)) {
+      if (!field.startsWith(prefix)) continue;
+      const bucket = hourlyBucket.decode(value)!;
+      // h:{region}:{slot}: a region may itself hold ':', the slot never does.
+      out.push({ region: field.slice(prefix.length, field.lastIndexOf(":")), ...bucket });
+    }
+    return out.sort((a, b) => a.hour - b.hour || a.region.localeCompare(b.region));
+  }
+
   async totals(): Promise<Record<string, string>> {
     return this.redis.hgetall(GLOBAL_KEY);
   }
@@ -332,6 +429,13 @@ export class IndexReader {
     if (!id) return Promise.resolve(null);
     return this.cachedRead(`${kind}:${id}`, async () => json<T>(await this.redis.hget(key, String(id))));
   }
+}
+
+/** Whether a batch was recalled at the close of UTC day `day`, from its recall history. */
+function recalledOn(batch: BatchRecord, day: string): boolean {
+  let recalled = false;
+  for (const r of batch.recalls) if (utcDay(r.time) <= day) recalled = r.action === "recalled";
+  return recalled;
 }
 
 /** A JSON field read as bytes (latin1) holding UTF-8 text. */

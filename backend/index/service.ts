@@ -81,6 +81,7 @@ export async function createIndexer(config: Config, log: Logger): Promise<Indexe
     batchMaxCodes: config.BATCH_MAX_CODES,
     pollIntervalMs: config.POLL_INTERVAL_MS,
     codeBucketBits: config.CODE_BUCKET_BITS,
+    supplyHourlyRetentionHours: config.SUPPLY_HOURLY_RETENTION_HOURS,
   });
   return {
     indexer,

@@ -216,7 +216,7 @@ export class IndexStore {
   }
 }
 
-const INDEX_KEY = /^(c:|r\{|p:|pr:|b:|s:|pa:|cl:|n:|a:|x$|g$|pf$|prc$|ro$|\{ix\}:)/;
+const INDEX_KEY = /^(c:|r\{|p:|pr:|b:|s:|pa:|cl:|n:|a:|su:|sbh?:|x$|g$|pf$|prc$|ro$|\{ix\}:)/;
 export const isIndexKey = (key: string): boolean => INDEX_KEY.test(key);
 export const isMetaKey = (key: string): boolean => key.startsWith(META_PREFIX);
 
