@@ -8,7 +8,14 @@ import { byId, h } from "./dom";
 import { label, t } from "./i18n";
 import { drawLabels } from "./labels";
 import { onLanguage, showError, startPage } from "./shell";
-import { chainTable, type ChainStock, type Overview, type ProductCover, shortageList } from "./supply-view";
+import {
+  chainStockOf,
+  chainTable,
+  type ChainStock,
+  type Overview,
+  type ProductCover,
+  shortageList,
+} from "./supply-view";
 
 interface BatchRow {
   id: number;
@@ -126,13 +133,14 @@ function renderJob(): void {
 
 /** The manufacturer's products (the overview lists its own only), each with its stock along the chain. */
 async function loadSupply(): Promise<void> {
-  overview = await api<Overview>("/v1/supply/overview");
+  const shown = await api<Overview>("/v1/supply/overview");
   chain = await Promise.all(
-    overview.products.map(async (product) => ({
+    shown.products.map(async (product) => ({
       product,
-      stock: await api<ChainStock>(`/v1/supply/products/${product.productId}/stock`),
+      stock: chainStockOf(await api<Record<string, unknown>>(`/v1/supply/products/${product.productId}/stock`)),
     })),
   );
+  overview = shown;
   renderSupply();
 }
 

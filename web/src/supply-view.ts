@@ -172,6 +172,25 @@ export interface ChainStock {
   dispensed: number;
 }
 
+const isCounts = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null;
+const units = (v: unknown): number => (typeof v === "number" ? v : 0);
+
+/**
+ * The stages of a stock answer: by holder type (`byHolderType`, `totals` or the answer itself: `manufacturer`,
+ * `distributor`, `pharmacy`), with `inTransit` and `dispensed` beside them or at the top.
+ */
+export function chainStockOf(answer: Record<string, unknown>): ChainStock {
+  const nested = [answer.byHolderType, answer.totals, answer.total, answer.stock].find(isCounts) ?? {};
+  const pick = (name: keyof ChainStock) => units(nested[name] ?? answer[name]);
+  return {
+    manufacturer: pick("manufacturer"),
+    inTransit: pick("inTransit"),
+    distributor: pick("distributor"),
+    pharmacy: pick("pharmacy"),
+    dispensed: pick("dispensed"),
+  };
+}
+
 export const CHAIN_STAGES = ["manufacturer", "inTransit", "distributor", "pharmacy", "dispensed"] as const;
 
 /** A product's stock along the chain, one row a product, units at each stage. */
