@@ -320,6 +320,57 @@ describe("Pages in a real browser", function () {
       await page.locator("#alert-result", { hasText: "investigating" }).waitFor();
       await screenshot(page, "regulator-supply");
     });
+
+    it("shows days of cover per product and region with the risk in words, and charts dispensing with its forecast band", async function () {
+      type Overview = { products: { productId: number; regions: { region: string; risk: string }[] }[] };
+      const overview = (await call<Overview>(h, "/v1/supply/overview", { key: h.keys.regulator })).body;
+      expect(overview.products.length).to.be.greaterThan(0);
+      const page = browser.page;
+      await signIn(page, h.url, h.keys.regulator);
+      await page.goto(`${h.url}/regulator`);
+      await page.locator("#cover table.cover-table").waitFor();
+      const words: Record<string, string> = { ok: "OK", low: "Low", critical: "Critical", no_demand: "No demand" };
+      for (const product of overview.products)
+        for (const { region, risk } of product.regions) {
+          const cell = page.locator(`#cover tr[data-product='${product.productId}'] td[data-region='${region}']`);
+          expect(await cell.getAttribute("data-risk"), `${product.productId} ${region}`).to.equal(risk);
+          // Colour is not the only signal: the risk is written in the cell.
+          expect(await cell.textContent()).to.include(words[risk]);
+        }
+      await page.locator("#outlook-chart canvas").first().waitFor();
+      expect(await page.locator("#outlook-chart").textContent()).to.include("Forecast");
+      const products = await page.locator("#outlook-product option").count();
+      expect(products).to.equal(overview.products.length);
+      if (products > 1) {
+        await page.getByLabel("Product to chart").selectOption({ index: 1 });
+        await page.locator("#outlook-chart canvas").first().waitFor();
+      }
+      await screenshot(page, "regulator-cover");
+    });
+  });
+
+  describe("manufacturer: supply", function () {
+    it("shows its products' stock along the chain and where shortages are building", async function () {
+      type Overview = { products: { productId: number; regions: { risk: string }[] }[] };
+      const overview = (await call<Overview>(h, "/v1/supply/overview", { key: h.keys.maker })).body;
+      const page = browser.page;
+      await signIn(page, h.url, h.keys.maker);
+      await page.goto(`${h.url}/manufacturer`);
+      await page.locator("#shortages [data-shortages]").waitFor();
+      expect(await page.locator("#chain tr[data-product]").count()).to.equal(overview.products.length);
+      const first = overview.products[0]!.productId;
+      const stock = await call<Record<string, unknown>>(h, `/v1/supply/products/${first}/stock`, { key: h.keys.maker });
+      expect(stock.status, stock.text).to.equal(200);
+      const shown = await page
+        .locator(`#chain tr[data-product='${first}'] td[data-stage]`)
+        .evaluateAll((cells) => cells.map((c) => Number(c.textContent)));
+      expect(shown.reduce((a, b) => a + b, 0)).to.be.greaterThan(0);
+      const building = overview.products.flatMap((p) => p.regions).filter((r) => /^(low|critical)$/.test(r.risk));
+      expect(await page.locator("#shortages [data-shortages]").getAttribute("data-shortages")).to.equal(
+        String(building.length),
+      );
+      await screenshot(page, "manufacturer-supply");
+    });
   });
 
   describe("read routes the pages use", function () {
