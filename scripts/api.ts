@@ -6,8 +6,8 @@ import { loadAlertSettings } from "../backend/alerts";
 import { loadClaimSettings } from "../backend/api/claims-config";
 import { loadCommissionSettings } from "../backend/api/commissioning";
 import { connectApi, serveApi } from "../backend/api/service";
+import { startSupplyEvaluation } from "../backend/api/supply-alerts";
 import { startWriteSweeper } from "../backend/api/sweep";
-import { loadFlowSettings, startFlowWatch } from "../backend/supply/flows";
 import { loadConfig } from "../backend/config/env";
 import { createLogger } from "../backend/log";
 
@@ -18,14 +18,14 @@ async function main(): Promise<void> {
   const api = await serveApi(ctx, config.API_HOST, config.API_PORT);
   // Writes a previous run left unfinished (a crash between sending and answering) are seen through.
   const sweeper = startWriteSweeper(ctx);
-  // Fraud signals from flows, evaluated every FLOW_EVAL_INTERVAL_SECONDS (backend/supply/flows.ts).
-  const flowWatch = startFlowWatch(ctx.reader, ctx.alerts, loadFlowSettings(), ctx.log);
+  // Shortages, demand surges and expiry risk raised as supply alerts (one process evaluates each window).
+  const supplyEvaluation = startSupplyEvaluation(ctx);
   console.log(JSON.stringify({ msg: "API listening", url: api.url, docs: `${api.url}/docs` }));
   const shutdown = async () => {
     log.info("shutting down: no new connections, finishing in-flight requests");
     await api.close();
     await sweeper.stop();
-    await flowWatch.stop();
+    await supplyEvaluation.stop();
     ctx.rpc.destroy();
     ctx.redis.disconnect();
   };

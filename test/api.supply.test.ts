@@ -68,4 +68,27 @@ describe("Supply figures (/v1/supply)", function () {
     expect((await call(h, "/v1/supply/products/999/consumption", { key: h.keys.regulator })).status).to.equal(404);
     expect((await call(h, path + "?days=0", { key: h.keys.regulator })).status).to.equal(400);
   });
+
+  it("serves the overview and a product's outlook to the regulator and the product's maker only", async () => {
+    type Overview = { products: { productId: number; manufacturerId: number; regions: { region: string }[] }[] };
+    const all = await call<Overview>(h, "/v1/supply/overview", { key: h.keys.regulator });
+    expect(all.status, all.text).to.equal(200);
+    const makers = new Set(all.body.products.map((p) => p.manufacturerId));
+    expect(makers.size).to.be.greaterThan(1);
+    const own = await call<Overview>(h, "/v1/supply/overview", { key: h.keys.maker });
+    expect(own.status).to.equal(200);
+    const makerId = all.body.products.find((p) => p.productId === 1)!.manufacturerId;
+    expect(own.body.products.map((p) => p.productId)).to.deep.equal(
+      all.body.products.filter((p) => p.manufacturerId === makerId).map((p) => p.productId),
+    );
+    for (const holder of ["pharmacy", "distributor", "insurer"] as const)
+      expect((await call(h, "/v1/supply/overview", { key: h.keys[holder] })).status, holder).to.equal(403);
+    const outlook = await call<{ perDay: unknown[]; regions: unknown[] }>(h, "/v1/supply/products/1/outlook?days=7", {
+      key: h.keys.maker,
+    });
+    expect(outlook.status, outlook.text).to.equal(200);
+    expect(outlook.body.perDay).to.have.length(7);
+    expect((await call(h, "/v1/supply/products/1/outlook", { key: h.keys.otherMaker })).status).to.equal(403);
+    expect((await call(h, "/v1/supply/products/999/outlook", { key: h.keys.regulator })).status).to.equal(404);
+  });
 });

@@ -21,10 +21,20 @@ export const CLOSE_REASONS = [
 ] as const;
 export type CloseReason = (typeof CLOSE_REASONS)[number];
 
-export const ALERT_CLASSES = ["likely_scanner_error", "suspect_pack", "process_error", "suspect_flow"] as const;
-/** Triage class: where to look first. */
+export const ALERT_CLASSES = [
+  "likely_scanner_error",
+  "suspect_pack",
+  "process_error",
+  "supply_risk",
+  "suspect_flow",
+] as const;
+/**
+ * Triage class: where to look first (`supply_risk`: a product short, surging or expiring in a region;
+ * `suspect_flow`: a pharmacy's or insurer's flows look like fraud).
+ */
 export type AlertClass = (typeof ALERT_CLASSES)[number];
 
+/** `supply`: raised by the API's periodic supply evaluation (backend/api/supply-alerts.ts), not by a request. */
 export const ALERT_SOURCES = ["scan", "claim", "lms", "supply"] as const;
 export type AlertSource = (typeof ALERT_SOURCES)[number];
 
@@ -68,6 +78,10 @@ const REASONS: Record<string, ReasonRule> = {
   EXPIRED: { class: "process_error", misreadProne: false, eu: "A24" },
   EXPIRED_AT_DISPENSE: { class: "process_error", misreadProne: false, eu: "A24" },
   IN_TRANSIT: { class: "process_error", misreadProne: false, eu: "A24" },
+  // Supply evaluation (backend/supply/signals.ts): per product and region, with the figures in the snapshot.
+  SHORTAGE_RISK: { class: "supply_risk", misreadProne: false, eu: null },
+  DEMAND_SURGE: { class: "supply_risk", misreadProne: false, eu: null },
+  EXPIRY_RISK: { class: "supply_risk", misreadProne: false, eu: null },
   // Fraud signals from flows (backend/supply/flows.ts): rates and patterns, no single pack to blame.
   FLOW_DISPENSED_ABOVE_RECEIVED: { class: "suspect_flow", misreadProne: false, eu: null },
   FLOW_SETTLED_ABOVE_RECEIVED: { class: "suspect_flow", misreadProne: false, eu: null },
@@ -139,6 +153,12 @@ export interface RaiseInput {
   snapshot?: Record<string, unknown>;
   /** Milliseconds since the epoch; defaults to now. */
   at?: number;
+  /**
+   * `window` (the default): the same alert again within ALERT_DEDUP_WINDOW_SECONDS of its last occurrence is counted
+   * on the open alert. `until_closed`: counted on the open alert however long ago it was raised, a new one only once
+   * it is closed (a condition re-evaluated periodically, like a shortage, is one alert while it is being handled).
+   */
+  dedup?: "window" | "until_closed";
 }
 
 export interface HistoryEntry {

@@ -69,7 +69,7 @@ const MAX_EXAMINED = 2_000;
 const RETRIES = 8;
 
 // KEYS: dedup, existing alert, new alert, new history, day stream, existing history, index sets...
-// ARGV: expected existing id ("" for none), new id, doc, now ms, window ms, history entry, stream TTL s
+// ARGV: expected existing id ("" for none), new id, doc, now ms, window ms (0: until closed), history entry, stream TTL s
 // Returns the outcome, the alert's id, and the alert as it now is (its hash and history: no second round trip).
 const RAISE_SCRIPT = `
 local cur = redis.call('GET', KEYS[1])
@@ -79,7 +79,7 @@ if cur then
   if status and status ~= 'closed' then
     local n = redis.call('HINCRBY', KEYS[2], 'count', 1)
     redis.call('HSET', KEYS[2], 'lastSeen', ARGV[4])
-    redis.call('PEXPIRE', KEYS[1], ARGV[5])
+    if ARGV[5] ~= '0' then redis.call('PEXPIRE', KEYS[1], ARGV[5]) end
     redis.call('XADD', KEYS[5], '*', 'event', 'repeated', 'id', cur, 'count', n)
     redis.call('EXPIRE', KEYS[5], ARGV[7])
     return {'repeated', cur, redis.call('HGETALL', KEYS[2]), redis.call('LRANGE', KEYS[6], 0, -1)}
@@ -87,7 +87,7 @@ if cur then
 end
 redis.call('HSET', KEYS[3], 'doc', ARGV[3], 'status', 'new', 'count', 1, 'lastSeen', ARGV[4], 'updatedAt', ARGV[4])
 redis.call('RPUSH', KEYS[4], ARGV[6])
-redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[5])
+if ARGV[5] == '0' then redis.call('SET', KEYS[1], ARGV[2]) else redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[5]) end
 for i = 7, #KEYS do redis.call('ZADD', KEYS[i], 0, ARGV[2]) end
 redis.call('XADD', KEYS[5], '*', 'event', 'raised', 'id', ARGV[2])
 redis.call('EXPIRE', KEYS[5], ARGV[7])
@@ -220,7 +220,7 @@ export class AlertStore {
         id,
         JSON.stringify(doc),
         at,
-        this.settings.ALERT_DEDUP_WINDOW_SECONDS * 1000,
+        input.dedup === "until_closed" ? 0 : this.settings.ALERT_DEDUP_WINDOW_SECONDS * 1000,
         JSON.stringify(raised),
         this.settings.ALERT_LOG_RETENTION_DAYS * 86_400,
       );

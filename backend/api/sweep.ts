@@ -8,6 +8,7 @@
  */
 import type { ApiContext } from "./context";
 import { ApiError } from "./errors";
+import { startPeriodic } from "./periodic";
 import { STORED_ANSWERS, runWrite } from "./writes";
 
 /** Records one sweep finishes at most (a random sample; the next sweep takes others). */
@@ -20,36 +21,12 @@ export interface WriteSweeper {
 }
 
 export function startWriteSweeper(ctx: ApiContext, intervalMs = ctx.config.TX_SWEEP_INTERVAL_MS): WriteSweeper {
-  let running: Promise<void> | null = null;
-  let stopped = false;
-  let lastError = "";
-  const pass = async (): Promise<void> => {
-    try {
-      const txs = await ctx.writer.submitter.sweep();
-      const answered = await answerUnanswered(ctx);
-      if (txs.mined + txs.dropped + answered > 0) ctx.log.info({ ...txs, answered }, "write sweep");
-      lastError = "";
-    } catch (err) {
-      // Redis or the node away: said once, tried again next time.
-      const message = (err as Error).message;
-      if (message !== lastError) ctx.log.warn({ err: message }, "write sweep failed; retrying");
-      lastError = message;
-    }
-  };
-  const sweepOnce = (): Promise<void> => (running ??= pass().finally(() => (running = null)));
-  const timer = setInterval(() => {
-    if (!stopped) void sweepOnce();
-  }, intervalMs);
-  timer.unref();
-  void sweepOnce();
-  return {
-    sweepOnce,
-    async stop() {
-      stopped = true;
-      clearInterval(timer);
-      await running;
-    },
-  };
+  const task = startPeriodic("write sweep", intervalMs, ctx.log, async () => {
+    const txs = await ctx.writer.submitter.sweep();
+    const answered = await answerUnanswered(ctx);
+    if (txs.mined + txs.dropped + answered > 0) ctx.log.info({ ...txs, answered }, "write sweep");
+  });
+  return { sweepOnce: async () => void (await task.runOnce()), stop: () => task.stop() };
 }
 
 /** Finishes the unanswered Idempotency-Key records nobody holds; returns how many got their answer. */

@@ -96,6 +96,53 @@ const schema = z.object({
     .int()
     .min(86_400)
     .default(7 * 86_400),
+  // --- supply outlook (backend/supply/, README "Supply figures") ---
+  /** Days of cover below which a product is short in a region (a SHORTAGE_RISK alert). */
+  SUPPLY_MIN_DAYS_OF_COVER: z.coerce.number().positive().default(14),
+  /** Per-product thresholds, JSON: `{"<productId or productCode>": days}`; products not named use the default. */
+  SUPPLY_MIN_DAYS_OF_COVER_BY_PRODUCT: z
+    .string()
+    .default("{}")
+    .transform((text, ctx) => {
+      try {
+        const map = z.record(z.number().positive()).parse(JSON.parse(text));
+        return map;
+      } catch {
+        ctx.addIssue({ code: z.ZodIssueCode.custom, message: 'expected JSON like {"1": 30, "8612345": 21}' });
+        return z.NEVER;
+      }
+    }),
+  /** Cover below this fraction of the threshold is "critical" rather than "low". */
+  SUPPLY_CRITICAL_FRACTION: z.coerce.number().gt(0).max(1).default(0.5),
+  /** Complete UTC days (besides today so far) the dispensing rate is the mean of. */
+  SUPPLY_RATE_WINDOW_DAYS: z.coerce.number().int().min(1).max(90).default(7),
+  /** Days before the rate's window that make the baseline a surge is measured against. */
+  SUPPLY_BASELINE_DAYS: z.coerce.number().int().min(1).max(365).default(28),
+  /** A demand surge: the rate at least this many times its baseline ... */
+  SUPPLY_SURGE_FACTOR: z.coerce.number().gt(1).default(2),
+  /** ... and at least this many units a day above it (so that 1 → 2 units a day is no epidemic). */
+  SUPPLY_SURGE_MIN_UNITS_PER_DAY: z.coerce.number().min(0).default(5),
+  /** Days the forecast reaches ahead, and the band's width in standard deviations of daily units. */
+  SUPPLY_FORECAST_DAYS: z.coerce.number().int().min(1).max(90).default(14),
+  SUPPLY_FORECAST_BAND_SIGMAS: z.coerce.number().min(0).default(2),
+  /** Batches expiring within this many days are assessed for expiry risk (further out the rate says little). */
+  SUPPLY_EXPIRY_HORIZON_DAYS: z.coerce.number().int().min(1).default(180),
+  /** How often the API evaluates supply alerts (one process per window does it). */
+  SUPPLY_EVALUATION_INTERVAL_MS: z.coerce.number().int().min(1000).default(300_000),
+  // --- fraud signals from flows (backend/supply/flows.ts), evaluated with the supply alerts ---
+  /** Days the flow rules look at (ending today), and the days before them that make a pharmacy's baseline. */
+  FLOW_WINDOW_DAYS: z.coerce.number().int().min(1).max(90).default(7),
+  FLOW_BASELINE_DAYS: z.coerce.number().int().min(1).max(365).default(28),
+  /** Packs of a product a pharmacy must dispense (or have settled) in the window before its flows are judged. */
+  FLOW_MIN_UNITS: z.coerce.number().int().min(1).default(20),
+  /** Dispensed or settled above this many times what the pharmacy received in the window. */
+  FLOW_ABOVE_RECEIVED_RATIO: z.coerce.number().min(1).default(2),
+  /** The window's daily rate above this many times the pharmacy's own baseline rate. */
+  FLOW_ABOVE_BASELINE_FACTOR: z.coerce.number().min(1).default(3),
+  /** An insurer settling at least this many packs in the window, this share of them to its top pharmacies. */
+  FLOW_CONCENTRATION_MIN_UNITS: z.coerce.number().int().min(1).default(50),
+  FLOW_CONCENTRATION_TOP: z.coerce.number().int().min(1).default(1),
+  FLOW_CONCENTRATION_SHARE: z.coerce.number().gt(0).max(1).default(0.8),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
 });
 

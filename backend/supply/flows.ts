@@ -20,40 +20,30 @@
  *   region shortly after another. Raised from the claim check ({@link raiseCrossRegion}), one alert per claiming
  *   pharmacy and earlier region.
  *
- * Whole packs only: split-pack doses are not counted. Days are UTC days of the block. An alert is not raised again
- * while one for the same rule and subject is open (new or investigating); once it is closed, the next evaluation
- * that still finds the figures raises a new one.
+ * Whole packs only: split-pack doses are not counted. Days are UTC days of the block. The rules run with the
+ * supply evaluation (backend/api/supply-alerts.ts). An alert is not raised again while one for the same rule and
+ * subject is open (new or investigating: a repeat counts on it); once it is closed, the next evaluation that still
+ * finds the figures raises a new one.
  */
-import { z } from "zod";
 import type { AlertStore } from "../alerts";
 import type { AlertActor } from "../alerts/model";
+import type { Config } from "../config/env";
 import type { ParticipantRecord, ProductRecord } from "../index/events";
 import { flowKey, utcDay } from "../index/keys";
 import type { IndexReader } from "../index/query";
 
-export const flowSettingsSchema = z.object({
-  FLOW_WINDOW_DAYS: z.coerce.number().int().min(1).max(90).default(7),
-  FLOW_BASELINE_DAYS: z.coerce.number().int().min(1).max(365).default(28),
-  FLOW_MIN_UNITS: z.coerce.number().int().min(1).default(20),
-  FLOW_ABOVE_RECEIVED_RATIO: z.coerce.number().min(1).default(2),
-  FLOW_ABOVE_BASELINE_FACTOR: z.coerce.number().min(1).default(3),
-  FLOW_CONCENTRATION_MIN_UNITS: z.coerce.number().int().min(1).default(50),
-  FLOW_CONCENTRATION_TOP: z.coerce.number().int().min(1).default(1),
-  FLOW_CONCENTRATION_SHARE: z.coerce.number().gt(0).max(1).default(0.8),
-  /** How often the API process evaluates the rules. */
-  FLOW_EVAL_INTERVAL_SECONDS: z.coerce.number().int().min(1).default(300),
-});
-
-export type FlowSettings = z.infer<typeof flowSettingsSchema>;
-
-export function loadFlowSettings(env: NodeJS.ProcessEnv = process.env): FlowSettings {
-  const parsed = flowSettingsSchema.safeParse(env);
-  if (!parsed.success) {
-    const problems = parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ");
-    throw new Error(`invalid flow settings: ${problems}`);
-  }
-  return parsed.data;
-}
+/** The rules' thresholds (backend/config/env.ts, .env.example). */
+export type FlowSettings = Pick<
+  Config,
+  | "FLOW_WINDOW_DAYS"
+  | "FLOW_BASELINE_DAYS"
+  | "FLOW_MIN_UNITS"
+  | "FLOW_ABOVE_RECEIVED_RATIO"
+  | "FLOW_ABOVE_BASELINE_FACTOR"
+  | "FLOW_CONCENTRATION_MIN_UNITS"
+  | "FLOW_CONCENTRATION_TOP"
+  | "FLOW_CONCENTRATION_SHARE"
+>;
 
 export const FLOW_REASONS = [
   "FLOW_DISPENSED_ABOVE_RECEIVED",
@@ -247,17 +237,14 @@ export async function flowSignals(
   );
 }
 
-/** Whether an alert for this rule and subject is still open (new or investigating). */
-async function isOpen(alerts: AlertStore, signal: FlowSignal): Promise<boolean> {
-  const page = await alerts.list({ scope: { kind: "all" }, code: signal.subject, reason: signal.reason, limit: 20 });
-  return page.alerts.some((a) => a.status !== "closed");
-}
-
-/** Raises an alert for each signal that has none open; returns the ids raised. */
-export async function raiseFlowAlerts(alerts: AlertStore, signals: readonly FlowSignal[], atMs?: number) {
-  const raised: string[] = [];
+/**
+ * Raises an alert for each signal, one per rule and subject while it is open (a repeat is counted on it, however
+ * long ago it was raised); returns how many were new and how many counted on an open one.
+ */
+export async function raiseFlowAlerts(alerts: AlertStore, signals: readonly FlowSignal[]) {
+  let raised = 0;
+  let repeated = 0;
   for (const signal of signals) {
-    if (await isOpen(alerts, signal)) continue;
     const alert = await alerts.raise({
       source: "supply",
       reason: signal.reason,
@@ -270,11 +257,12 @@ export async function raiseFlowAlerts(alerts: AlertStore, signals: readonly Flow
       participants: signal.participants,
       manufacturerId: signal.manufacturerId,
       snapshot: signal.figures,
-      ...(atMs !== undefined ? { at: atMs } : {}),
+      dedup: "until_closed",
     });
-    raised.push(alert.id);
+    if (alert.count === 1) raised++;
+    else repeated++;
   }
-  return raised;
+  return { raised, repeated };
 }
 
 /** One evaluation: every rule, alerts for what they found. */
@@ -283,9 +271,9 @@ export async function evaluateFlows(
   alerts: AlertStore,
   settings: FlowSettings,
   nowSeconds = Math.floor(Date.now() / 1000),
-): Promise<{ signals: FlowSignal[]; raised: string[] }> {
+): Promise<{ signals: FlowSignal[]; raised: number; repeated: number }> {
   const signals = await flowSignals(reader, nowSeconds, settings);
-  return { signals, raised: await raiseFlowAlerts(alerts, signals) };
+  return { signals, ...(await raiseFlowAlerts(alerts, signals)) };
 }
 
 /** A claim line the check refused as settled already: who settled it, where, and how long ago. */
@@ -301,7 +289,7 @@ export interface SettledElsewhere {
  * alert per claiming pharmacy and earlier region; its figures are the first such line (the claim check's own
  * per-code alerts keep every line).
  */
-export async function raiseCrossRegion(alerts: AlertStore, lines: readonly SettledElsewhere[]): Promise<string[]> {
+export async function raiseCrossRegion(alerts: AlertStore, lines: readonly SettledElsewhere[]) {
   const signals = new Map<string, FlowSignal>();
   for (const line of lines) {
     if (!line.earlier.region || line.earlier.region === line.pharmacy.region) continue;
@@ -325,46 +313,4 @@ export async function raiseCrossRegion(alerts: AlertStore, lines: readonly Settl
     });
   }
   return raiseFlowAlerts(alerts, [...signals.values()]);
-}
-
-/** The evaluation every FLOW_EVAL_INTERVAL_SECONDS in the API process (and once at start). */
-export interface FlowWatch {
-  evaluateOnce(): Promise<void>;
-  stop(): Promise<void>;
-}
-
-export function startFlowWatch(
-  reader: IndexReader,
-  alerts: AlertStore,
-  settings: FlowSettings,
-  log: { info(o: object, m: string): void; warn(o: object, m: string): void },
-): FlowWatch {
-  let running: Promise<void> | null = null;
-  let stopped = false;
-  let lastError = "";
-  const pass = async (): Promise<void> => {
-    try {
-      const { raised } = await evaluateFlows(reader, alerts, settings);
-      if (raised.length > 0) log.info({ raised }, "flow alerts raised");
-      lastError = "";
-    } catch (err) {
-      const message = (err as Error).message;
-      if (message !== lastError) log.warn({ err: message }, "flow evaluation failed; retrying");
-      lastError = message;
-    }
-  };
-  const evaluateOnce = (): Promise<void> => (running ??= pass().finally(() => (running = null)));
-  const timer = setInterval(() => {
-    if (!stopped) void evaluateOnce();
-  }, settings.FLOW_EVAL_INTERVAL_SECONDS * 1000);
-  timer.unref();
-  void evaluateOnce();
-  return {
-    evaluateOnce,
-    async stop() {
-      stopped = true;
-      clearInterval(timer);
-      await running;
-    },
-  };
 }

@@ -9,8 +9,8 @@ import { loadAlertSettings } from "../../backend/alerts";
 import { loadClaimSettings } from "../../backend/api/claims-config";
 import { loadCommissionSettings } from "../../backend/api/commissioning";
 import { connectApi, serveApi, type RunningApi } from "../../backend/api/service";
+import { startSupplyEvaluation } from "../../backend/api/supply-alerts";
 import { startWriteSweeper } from "../../backend/api/sweep";
-import { loadFlowSettings, startFlowWatch } from "../../backend/supply/flows";
 import type { Config } from "../../backend/config/env";
 import { createLogger } from "../../backend/log";
 import { CAST, type Org } from "./seed";
@@ -57,8 +57,8 @@ export async function startDemoApi(config: Config): Promise<DemoApi> {
   const ctx = await connectApi(apiConfig, createLogger(config.LOG_LEVEL, "api"));
   const api: RunningApi = await serveApi(ctx, config.API_HOST, config.API_PORT);
   const sweeper = startWriteSweeper(ctx);
-  // Fraud signals from flows, evaluated every FLOW_EVAL_INTERVAL_SECONDS (backend/supply/flows.ts).
-  const flowWatch = startFlowWatch(ctx.reader, ctx.alerts, loadFlowSettings(), ctx.log);
+  // Shortages, demand surges and expiry risk raised as supply alerts (one process evaluates each window).
+  const supplyEvaluation = startSupplyEvaluation(ctx);
   if (list.length < CAST.length)
     throw new Error(`the chain has ${list.length} accounts; the demo needs ${CAST.length}`);
   const keys = {} as Record<Org, string>;
@@ -74,7 +74,7 @@ export async function startDemoApi(config: Config): Promise<DemoApi> {
     async close() {
       await api.close();
       await sweeper.stop();
-      await flowWatch.stop();
+      await supplyEvaluation.stop();
       ctx.rpc.destroy();
       ctx.redis.disconnect();
     },
