@@ -14,6 +14,7 @@ import {
   type ChainStock,
   type Overview,
   type ProductCover,
+  type RegionCover,
   shortageList,
 } from "./supply-view";
 
@@ -131,23 +132,39 @@ function renderJob(): void {
   byId("job").dataset.status = job.status;
 }
 
-/** The manufacturer's products (the overview lists its own only), each with its stock along the chain. */
+/**
+ * A product's stock along the chain: the stock route's answer; where the service has no such route, the overview's
+ * usable stock summed over regions, with the units dispensed from the consumption route.
+ */
+async function stockOf(product: ProductCover): Promise<ChainStock> {
+  try {
+    return chainStockOf(await api<Record<string, unknown>>(`/v1/supply/products/${product.productId}/stock`));
+  } catch (err) {
+    if ((err as { problem?: Problem }).problem?.status !== 404) throw err;
+    const used = await api<{ dispensed: number }>(`/v1/supply/products/${product.productId}/consumption?days=1`);
+    const sum = (stage: keyof RegionCover["stock"]) => product.regions.reduce((n, r) => n + r.stock[stage], 0);
+    return {
+      manufacturer: sum("manufacturer"),
+      inTransit: sum("inTransit"),
+      distributor: sum("distributor"),
+      pharmacy: sum("pharmacy"),
+      dispensed: used.dispensed,
+    };
+  }
+}
+
+/** The manufacturer's products (the overview lists its own only): where shortages build, and stock by stage. */
 async function loadSupply(): Promise<void> {
-  const shown = await api<Overview>("/v1/supply/overview");
-  chain = await Promise.all(
-    shown.products.map(async (product) => ({
-      product,
-      stock: chainStockOf(await api<Record<string, unknown>>(`/v1/supply/products/${product.productId}/stock`)),
-    })),
-  );
-  overview = shown;
+  overview = await api<Overview>("/v1/supply/overview");
+  renderSupply();
+  chain = await Promise.all(overview.products.map(async (product) => ({ product, stock: await stockOf(product) })));
   renderSupply();
 }
 
 function renderSupply(): void {
   if (!overview) return;
-  byId("chain").replaceChildren(chainTable(chain));
   byId("shortages").replaceChildren(shortageList(overview));
+  if (chain.length > 0 || overview.products.length === 0) byId("chain").replaceChildren(chainTable(chain));
 }
 
 function render(): void {

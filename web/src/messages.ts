@@ -209,7 +209,6 @@ export const en = {
   "supply.coverCaption":
     "Days of cover per product and region (stock at distributors and pharmacies ÷ recent dispensing per day); low below {days} days. As of {at}.",
   "supply.days": "{n} d",
-  "supply.noCover": "no demand",
   "supply.surge": "demand surge",
   "supply.none": "No products yet.",
   "supply.chartProduct": "Product to chart",
@@ -452,7 +451,6 @@ export const zh: Record<MessageKey, string> = {
   "supply.title": "供应：可供天数",
   "supply.coverCaption": "各产品各地区的可供天数（经销商和药房库存 ÷ 近期日均销售）；低于 {days} 天为偏低。截至 {at}。",
   "supply.days": "{n} 天",
-  "supply.noCover": "无需求",
   "supply.surge": "需求激增",
   "supply.none": "暂无产品。",
   "supply.chartProduct": "图表产品",

@@ -41,7 +41,8 @@ export interface Outlook {
 const RISK_ORDER: Risk[] = ["critical", "low", "ok", "no_demand"];
 
 const cover = (r: RegionCover): string =>
-  r.daysOfCover === null ? t("supply.noCover") : t("supply.days", { n: Math.round(r.daysOfCover * 10) / 10 });
+  // No demand has no days of cover: the risk word beside it says so.
+  r.daysOfCover === null ? t("detail.none") : t("supply.days", { n: Math.round(r.daysOfCover * 10) / 10 });
 
 /** One cell: the days of cover, the risk in words (the colour only repeats it), a surge flagged in words too. */
 function coverCell(r: RegionCover | undefined): HTMLTableCellElement {
