@@ -50,7 +50,12 @@ describe("Fraud signals from flows (backend/supply/flows.ts)", function () {
     return reply.body.alerts;
   };
 
+  // The rules need days to pass: the clock is moved forward, and put back (with the chain) after this file, so
+  // that later tests see the wall clock's time again.
+  let snapshot: string;
+
   before(async () => {
+    snapshot = (await network.provider.send("evm_snapshot")) as string;
     h = await startApi();
     farPharmacy = (await ethers.getSigners())[15]!;
     await h.s.ledger.connect(h.s.regulator).onboard(farPharmacy.address, Role.Pharmacy, "Far", "LIC-Far", "440000");
@@ -58,6 +63,7 @@ describe("Fraud signals from flows (backend/supply/flows.ts)", function () {
   });
   after(async () => {
     await h?.close();
+    await network.provider.send("evm_revert", [snapshot]);
   });
   // Equal after a rebuild and undone on a reorg: test/indexer.events.test.ts dumps the whole index, fl:* included.
 
