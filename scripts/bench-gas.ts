@@ -14,6 +14,8 @@ const UNITS_PER_CASE = 100;
 /** bench:writes' batched shapes: a pharmacy's 5 requests in flight; 10 claims of 10 units a transaction. */
 const BASKET = 5;
 const CLAIMS_PER_TX = 10;
+/** A case no unit has left yet when bench:writes-shaped baskets start on it (cases 9 and 11 are sold out first). */
+const SEALED_CASE = 10;
 const UNITS_PER_CLAIM = 10;
 /** EIP-7825 (Osaka): no transaction may use more than 2^24 gas. */
 const TX_GAS_CAP = 2 ** 24;
@@ -83,6 +85,20 @@ async function main(): Promise<void> {
   );
   const settleClaimsGas = await gasOf(ledger.connect(insurer!).settleClaims(claims));
 
+  // bench:writes' own shape: each pharmacy sells the 100 units of a sealed case (its neighbours sold out before, by
+  // the claims' stock) in baskets of 5, one transaction a basket. Unlike the basket above (an opened case, a
+  // status word already started), this opens the case and starts a fresh 16-lane status word every 16 units.
+  const caseUnits = (c: number) =>
+    Array.from({ length: UNITS_PER_CASE }, (_, i) => unitRef(runId, c * UNITS_PER_CASE + i));
+  for (const soldOut of [SEALED_CASE - 1, SEALED_CASE + 1])
+    await gasOf(ledger.connect(pharmacy!).dispense(packRefs(caseUnits(soldOut)), ethers.ZeroHash));
+  const sealed = caseUnits(SEALED_CASE);
+  let sealedCaseGas = 0;
+  for (let b = 0; b < sealed.length; b += BASKET)
+    sealedCaseGas += await gasOf(
+      ledger.connect(pharmacy!).dispense(packRefs(sealed.slice(b, b + BASKET)), ethers.ZeroHash),
+    );
+
   // The largest run the ledger takes must fit a transaction under the gas cap.
   const maxRunCodes = Number(await ledger.maxRunCodes());
   const maxShape = { unitCount: maxRunCodes - Math.ceil(maxRunCodes / 101), unitsPerCase: 100, casesPerPallet: 0 };
@@ -106,6 +122,7 @@ async function main(): Promise<void> {
     ["dispense 1 unit (first of a sealed case)", singleColdGas, 1],
     ["settle 1 unit (own transaction)", settleSingleGas, 1],
     [`dispense a basket of ${BASKET} units (opened case)`, basketGas, BASKET],
+    [`dispense a sealed case in baskets of ${BASKET} (bench:writes)`, sealedCaseGas, UNITS_PER_CASE],
     [
       `settle ${CLAIMS_PER_TX} claims of ${UNITS_PER_CLAIM} units (settleClaims)`,
       settleClaimsGas,
@@ -127,6 +144,7 @@ async function main(): Promise<void> {
       dispenseGasSingleFirstOfCase: singleColdGas,
       settleGasSingle: settleSingleGas,
       dispenseGasPerUnitBasket5: perUnit(basketGas, BASKET),
+      dispenseGasPerUnitSealedCaseBasket5: perUnit(sealedCaseGas, UNITS_PER_CASE),
       settleGasPerUnit10x10: perUnit(settleClaimsGas, CLAIMS_PER_TX * UNITS_PER_CLAIM),
       maxRunCodes,
       maxRunGas,

@@ -6,20 +6,23 @@
  * rawFetchSeconds, fetchDecodeSeconds, redisWriteSeconds, and ceilingRatio = backfillSeconds / (fetchDecodeSeconds +
  * redisWriteSeconds), the figure that holds on any machine.
  *
- * BENCH_UNITS (default 1,000,000) sets the size.
+ * BENCH_UNITS (default 1,000,000) sets the size; BENCH_RUNS (default 3) how many back-fills of the same chain run,
+ * each into a fresh redis-server with its ceilings measured right after it: the JSON holds the medians.
  */
 import { writeFile } from "node:fs/promises";
 import { Session } from "node:inspector";
 import { JsonRpcProvider } from "ethers";
 import { totalCodes } from "../backend/codes/run";
-import { loadConfig } from "../backend/config/env";
-import { createLogger } from "../backend/log";
+import { type Config, loadConfig } from "../backend/config/env";
+import { createLogger, type Logger } from "../backend/log";
 import { connectRedis, usedMemory } from "../backend/store/redis";
 import { type BlockRange, measureCeilings, recordRanges } from "./lib/bench-ceilings";
-import { indexChain, populate, SHAPE, startNode } from "./lib/bench-chain";
+import { type BenchChain, indexChain, populate, SHAPE, startNode } from "./lib/bench-chain";
 import { freePort, startRedis } from "./lib/redis-server";
 
 const UNITS = Number(process.env.BENCH_UNITS ?? 1_000_000);
+/** Back-fills of the same chain, each into a fresh redis-server; the figures printed are their medians. */
+const RUNS = Math.max(1, Number(process.env.BENCH_RUNS ?? 3));
 
 /** BENCH_CPU_PROFILE=file.cpuprofile records a V8 CPU profile of the back-fill alone (open it in Chrome DevTools). */
 async function startProfile(): Promise<{ stop(file: string): Promise<void> }> {
@@ -38,14 +41,79 @@ async function startProfile(): Promise<{ stop(file: string): Promise<void> }> {
   };
 }
 
+interface RunFigures {
+  codesIndexed: number;
+  eventsIndexed: number;
+  backfillSeconds: number;
+  rawFetchSeconds: number;
+  fetchDecodeSeconds: number;
+  redisWriteSeconds: number;
+  ceilingRatio: number;
+  codesPerSecond: number;
+  logRanges: number;
+  logBytes: number;
+  redisBytesPerCode: number;
+  redisBytesPerUnitCode: number;
+  redisUsedMemoryBytes: number;
+}
+
+/** One back-fill of the whole chain into a fresh redis-server, then its ceilings on the same ranges. */
+async function backfillOnce(
+  nodeUrl: string,
+  bench: BenchChain,
+  codeBucketBits: number,
+  log: Logger,
+  config: Config,
+  profileFile: string | undefined,
+): Promise<RunFigures> {
+  const redisServer = await startRedis();
+  const redis = connectRedis({ url: redisServer.url }, log);
+  try {
+    const before = await usedMemory(redis);
+    const profiler = profileFile ? await startProfile() : null;
+    const t = performance.now();
+    const ranges: BlockRange[] = [];
+    const status = await indexChain(nodeUrl, bench, redis, codeBucketBits, log, config, (client) =>
+      recordRanges(client, ranges),
+    );
+    const seconds = (performance.now() - t) / 1000;
+    if (profiler) await profiler.stop(profileFile!);
+    const after = await usedMemory(redis);
+    const ceilings = await measureCeilings(nodeUrl, await bench.ledger.getAddress(), ranges, codeBucketBits, log);
+    return {
+      codesIndexed: status.codesIndexed,
+      eventsIndexed: status.eventsIndexed,
+      backfillSeconds: Number(seconds.toFixed(2)),
+      rawFetchSeconds: ceilings.rawFetchSeconds,
+      fetchDecodeSeconds: ceilings.fetchDecodeSeconds,
+      redisWriteSeconds: ceilings.redisWriteSeconds,
+      ceilingRatio: Number((seconds / (ceilings.fetchDecodeSeconds + ceilings.redisWriteSeconds)).toFixed(2)),
+      codesPerSecond: Math.round(status.codesIndexed / seconds),
+      logRanges: ranges.length,
+      logBytes: ceilings.rawFetchBytes,
+      redisBytesPerCode: Number(((after - before) / status.codesIndexed).toFixed(1)),
+      redisBytesPerUnitCode: Number(((after - before) / (bench.runs * SHAPE.unitCount)).toFixed(1)),
+      redisUsedMemoryBytes: after,
+    };
+  } finally {
+    redis.disconnect();
+    await redisServer.stop();
+  }
+}
+
+const median = (values: readonly number[]): number => {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+};
+
 async function main(): Promise<void> {
   const config = loadConfig();
   const log = createLogger(process.env.LOG_LEVEL ?? "warn", "bench-index");
-  const redisServer = await startRedis();
   const node = await startNode(await freePort());
   const provider = new JsonRpcProvider(node.url, undefined, { staticNetwork: true });
   try {
-    let t = Date.now();
+    const t = Date.now();
     const bench = await populate(provider, UNITS);
     const { runs } = bench;
     const head = await provider.getBlockNumber();
@@ -58,43 +126,51 @@ async function main(): Promise<void> {
     const codeBucketBits = process.env.CODE_BUCKET_BITS
       ? config.CODE_BUCKET_BITS
       : Math.max(8, Math.ceil(Math.log2(codes / 64)));
-    const redis = connectRedis({ url: redisServer.url }, log);
-    const before = await usedMemory(redis);
-    const profiler = process.env.BENCH_CPU_PROFILE ? await startProfile() : null;
-    t = Date.now();
-    const ranges: BlockRange[] = [];
-    const status = await indexChain(node.url, bench, redis, codeBucketBits, log, config, (client) =>
-      recordRanges(client, ranges),
-    );
-    const seconds = (Date.now() - t) / 1000;
-    if (profiler) await profiler.stop(process.env.BENCH_CPU_PROFILE!);
-    const after = await usedMemory(redis);
-    const ceilings = await measureCeilings(node.url, await bench.ledger.getAddress(), ranges, codeBucketBits, log);
+    const figures: RunFigures[] = [];
+    for (let run = 1; run <= RUNS; run++) {
+      // The profile, when asked for, is of the last back-fill (the runtime is warm by then).
+      const profile = run === RUNS ? process.env.BENCH_CPU_PROFILE : undefined;
+      const f = await backfillOnce(node.url, bench, codeBucketBits, log, config, profile);
+      figures.push(f);
+      console.log(
+        `run ${run}/${RUNS}: ${f.codesIndexed} codes in ${f.backfillSeconds} s (${f.codesPerSecond} codes/s); ` +
+          `ceilings: raw fetch ${f.rawFetchSeconds} s, fetch+decode ${f.fetchDecodeSeconds} s, ` +
+          `redis write ${f.redisWriteSeconds} s; ratio ${f.ceilingRatio}`,
+      );
+    }
+    const mid = (pick: (f: RunFigures) => number) => median(figures.map(pick));
+    const backfillSeconds = Number(mid((f) => f.backfillSeconds).toFixed(2));
     const result = {
-      codesIndexed: status.codesIndexed,
+      runs: RUNS,
+      codesIndexed: figures[0]!.codesIndexed,
       unitCodes: runs * SHAPE.unitCount,
-      eventsIndexed: status.eventsIndexed,
-      seconds: Number(seconds.toFixed(2)),
-      backfillSeconds: Number(seconds.toFixed(2)),
-      rawFetchSeconds: ceilings.rawFetchSeconds,
-      fetchDecodeSeconds: ceilings.fetchDecodeSeconds,
-      redisWriteSeconds: ceilings.redisWriteSeconds,
-      ceilingRatio: Number((seconds / (ceilings.fetchDecodeSeconds + ceilings.redisWriteSeconds)).toFixed(2)),
-      logRanges: ranges.length,
-      logBytes: ceilings.rawFetchBytes,
-      codesPerSecond: Math.round(status.codesIndexed / seconds),
-      redisBytesPerCode: Number(((after - before) / status.codesIndexed).toFixed(1)),
-      redisBytesPerUnitCode: Number(((after - before) / (runs * SHAPE.unitCount)).toFixed(1)),
-      redisUsedMemoryBytes: after,
+      eventsIndexed: figures[0]!.eventsIndexed,
+      seconds: backfillSeconds,
+      backfillSeconds,
+      rawFetchSeconds: mid((f) => f.rawFetchSeconds),
+      fetchDecodeSeconds: mid((f) => f.fetchDecodeSeconds),
+      redisWriteSeconds: mid((f) => f.redisWriteSeconds),
+      ceilingRatio: mid((f) => f.ceilingRatio),
+      ceilingRatios: figures.map((f) => f.ceilingRatio),
+      logRanges: figures[0]!.logRanges,
+      logBytes: figures[0]!.logBytes,
+      codesPerSecond: Math.round(mid((f) => f.codesPerSecond)),
+      codesPerSecondRange: [
+        Math.min(...figures.map((f) => f.codesPerSecond)),
+        Math.max(...figures.map((f) => f.codesPerSecond)),
+      ],
+      redisBytesPerCode: mid((f) => f.redisBytesPerCode),
+      redisBytesPerUnitCode: mid((f) => f.redisBytesPerUnitCode),
+      redisUsedMemoryBytes: figures[figures.length - 1]!.redisUsedMemoryBytes,
       codeBucketBits,
     };
-    console.log(`indexed ${result.codesIndexed} codes (${result.eventsIndexed} events) in ${result.seconds} s`);
-    redis.disconnect();
+    console.log(
+      `indexed ${result.codesIndexed} codes (${result.eventsIndexed} events), median of ${RUNS}: ${result.seconds} s`,
+    );
     console.log(JSON.stringify(result));
   } finally {
     provider.destroy();
     if (node.child.pid) process.kill(-node.child.pid, "SIGKILL");
-    await redisServer.stop();
   }
 }
 

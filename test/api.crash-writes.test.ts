@@ -223,9 +223,15 @@ describe("API: writes survive a crash of the service", function () {
       const nonce = await minedNonce();
       const reply = dispense(api, units[8]!, "stuck-1");
       const first = await sentHash("stuck-1");
-      const replaced = await until("a replacement", async () => {
+      // The record names a replacement BEFORE it is broadcast (so that a crash never loses it): mining as soon as
+      // the record shows it would, on a loaded machine, mine the original still in the pool. Wait until the node's
+      // pool holds a replacement instead of the original.
+      const replaced = await until("a replacement in the node's pool", async () => {
         const record = await txRecord(first);
-        return record.versions.length >= 2 ? record : undefined;
+        if (record.versions.length < 2) return undefined;
+        const pool = await pendingInNode();
+        const later = record.versions.slice(1).some((v) => pool.includes(v.hash));
+        return later && !pool.includes(first) ? record : undefined;
       });
       await mine();
       const r = await reply;

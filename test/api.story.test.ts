@@ -76,7 +76,13 @@ describe("API: the story of a batch, through the HTTP API alone", function () {
         `/v1/jobs/${job.body.jobId}`,
         { key: h.keys.maker },
       );
-      if (r.body.status !== "running") {
+      // A 503 (with Retry-After) is the service saying Redis did not answer in time: here, while the indexer commits
+      // the 20,220 codes of the run, a command behind that commit outlives the harness's 2 s command timeout on a
+      // loaded machine. A client asks again; so does this one.
+      if (r.status === 503) {
+        expect(r.headers.get("retry-after"), r.text).to.not.equal(null);
+      } else if (r.body.status !== "running") {
+        expect(r.status, r.text).to.equal(200);
         expect(r.body.status, JSON.stringify(r.body.errors)).to.equal("done");
         expect(r.body.codes.indexed).to.equal(20_220);
         break;

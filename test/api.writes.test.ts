@@ -99,6 +99,35 @@ describe("API: writes", function () {
       expect(await txCount(h.s.pharmacy)).to.equal(before + 1);
     });
 
+    it("a batch whose window closes while a request of the pharmacy is still being prepared waits for it", async function () {
+      const settings = h.ctx.writer.settings;
+      const window = settings.API_WRITE_BATCH_MS;
+      // A long window, so that on a loaded machine the second request is prepared well within the hold.
+      settings.API_WRITE_BATCH_MS = 2_000;
+      try {
+        const before = await txCount(h.s.pharmacy);
+        // Stands for a request of the pharmacy whose codes are still being resolved when the window closes.
+        const slow = h.ctx.writer.startPreparing(h.s.pharmacy.address);
+        const first = post("/v1/dispense/undo", h.keys.pharmacy, { codes: [unitCodes[8]!] });
+        await new Promise((r) => setTimeout(r, settings.API_WRITE_BATCH_MS + 200));
+        const second = post("/v1/dispense/undo", h.keys.pharmacy, { codes: [unitCodes[7]!] });
+        await new Promise((r) => setTimeout(r, 300));
+        slow();
+        const replies = await Promise.all([first, second]);
+        for (const r of replies) {
+          expect(r.status, r.text).to.equal(200);
+          expect(r.body.transactions[0]!.batchedRequests).to.equal(2);
+        }
+        expect(replies[0]!.body.transactions[0]!.txHash).to.equal(replies[1]!.body.transactions[0]!.txHash);
+        expect(await txCount(h.s.pharmacy)).to.equal(before + 1);
+      } finally {
+        settings.API_WRITE_BATCH_MS = window;
+      }
+      // Unit 7 sold again: the return-window test below needs it dispensed.
+      const again = await post("/v1/dispense", h.keys.pharmacy, { codes: [unitCodes[7]!] });
+      expect(again.status, again.text).to.equal(200);
+    });
+
     it("dispenses part of a split pack, takes doses back, and undoes a whole-pack dispensing", async function () {
       const part = await post("/v1/dispense/partial", h.keys.pharmacy, { code: unitCodes[4]!, quantity: 5 });
       expect(part.status, part.text).to.equal(200);

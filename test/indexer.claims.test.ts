@@ -1,6 +1,9 @@
 import { expect } from "chai";
 import { CodeClaims } from "../backend/index/codes";
 import type { LedgerEvent } from "../backend/index/events";
+import { codeSlot } from "../backend/index/keys";
+import { refBytes } from "../backend/index/model";
+import { Level } from "../backend/codes/refs";
 import { IndexStore } from "../backend/index/store";
 import { connectRedis, type RedisClient } from "../backend/store/redis";
 import { startRedis, startRedisCluster } from "../scripts/lib/redis-server";
@@ -98,6 +101,24 @@ for (const clustered of [false, true]) {
       expect(conflictsOf(expected)).to.have.length(2);
       expect(conflictsOf(found)).to.deep.equal(conflictsOf(expected));
       expect(await lookup(server.redis)).to.deep.equal(await lookup(loading.redis));
+    });
+
+    it("packs each code's field and ref as codeSlot and refBytes spell them", async function () {
+      const server = await fresh();
+      await claimOnServer(server, first);
+      const [run] = first;
+      // A case a unit (see batchOf): the last two codes are the first two cases' (positions past the cases).
+      const units = run!.codes.length - 2;
+      const held = await Promise.all(
+        run!.codes.map((code) => {
+          const { key, field } = codeSlot(code, BITS);
+          return server.redis.hgetBuffer(key, Buffer.from(field, "latin1"));
+        }),
+      );
+      const expected = run!.codes.map((_, i) =>
+        i < units ? refBytes(1, Level.Unit, i) : refBytes(1, Level.Case, i - units),
+      );
+      expect(held.map((ref) => ref?.toString("latin1"))).to.deep.equal(expected);
     });
 
     it("finds the same conflicts again when a batch cut short by a crash is applied again", async function () {

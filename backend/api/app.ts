@@ -91,7 +91,6 @@ export function createApp(ctx: ApiContext): ApiApp {
     registryRoutes(ctx),
     commissioningRoutes(ctx),
   ];
-  app.use(routers);
   const perAddress = rateLimits(ctx).perAddress;
   app.use(
     "/v1",
@@ -110,6 +109,9 @@ export function createApp(ctx: ApiContext): ApiApp {
     express.json({ limit: ctx.config.API_BODY_LIMIT, strict: true }),
   );
   app.use(v1);
+  // Health, metrics and the pages after the API: no path of theirs starts with /v1, and so the API's requests,
+  // nearly all the traffic, are not matched against their routes first.
+  app.use(routers);
 
   // The document describes itself too: its two routes are declared like every other.
   let document: object = {};

@@ -412,10 +412,17 @@ export class JobRunner {
     throw new Error(`transaction ${txHash} commissioned no run`);
   }
 
-  /** Waits until the indexer's checkpoint is at or past `block`; false when the lease was lost meanwhile. */
+  /**
+   * Waits until the indexer's checkpoint is at or past `block`; false when the lease was lost meanwhile. A read that
+   * fails (Redis slow behind the indexer's commit of a large run, or away) is tried again rather than stopping the
+   * job until another sweep resumes it.
+   */
   private async waitIndexed(block: number, holding: () => boolean): Promise<boolean> {
     for (;;) {
-      const raw = await this.deps.redis.get(META.checkpoint);
+      const raw = await this.deps.redis.get(META.checkpoint).catch((err: Error) => {
+        this.deps.log.warn({ err: err.message, block }, "commissioning job: checkpoint not read; retrying");
+        return null;
+      });
       if (raw && (JSON.parse(raw) as { number: number }).number >= block) return true;
       if (!holding()) return false;
       await sleep(50);

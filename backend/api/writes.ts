@@ -187,6 +187,14 @@ export class Writer {
   /** Batch keys whose transaction is being simulated and signed, and those whose window closed meanwhile. */
   private readonly flushing = new Set<string>();
   private readonly waiting = new Set<string>();
+  /**
+   * Requests per organisation between arrival and the queueing of their calls (codes resolved through the index,
+   * the Idempotency-Key recorded). A batch whose window closes while some are still there waits for them, up to
+   * another API_WRITE_BATCH_MS: requests that arrive together share a transaction even when the machine is slow.
+   */
+  private readonly preparing = new Map<string, number>();
+  /** Batch keys whose window closed while requests of their organisation were still being prepared. */
+  private readonly held = new Map<string, symbol>();
 
   constructor(
     private readonly ctx: Pick<ApiContext, "redis" | "reader" | "log" | "alerts">,
@@ -205,10 +213,39 @@ export class Writer {
   }
 
   /**
-   * Simulates every call of a plan (nothing is sent if any would revert), then sends them (batched where they
-   * can share a transaction), recording each hash in `calls` as it is signed.
+   * Marks a request of `org` as being prepared; the returned function (idempotent) says its calls are queued or
+   * it will send none. Batches of `org` held for it are flushed once no request of `org` is being prepared.
    */
-  async send(org: string, plan: WritePlan, calls: PlannedCall[], save: () => Promise<void>): Promise<void> {
+  startPreparing(org: string): () => void {
+    const account = org.toLowerCase();
+    this.preparing.set(account, (this.preparing.get(account) ?? 0) + 1);
+    let done = false;
+    return () => {
+      if (done) return;
+      done = true;
+      const left = (this.preparing.get(account) ?? 1) - 1;
+      if (left > 0) return void this.preparing.set(account, left);
+      this.preparing.delete(account);
+      for (const key of [...this.held.keys()])
+        if (key.toLowerCase().startsWith(`${account}:`)) {
+          this.held.delete(key);
+          this.flushWhenIdle(key);
+        }
+    };
+  }
+
+  /**
+   * Simulates every call of a plan (nothing is sent if any would revert), then sends them (batched where they
+   * can share a transaction), recording each hash in `calls` as it is signed. `queued` is told once every call is
+   * in its batch queue or on its way.
+   */
+  async send(
+    org: string,
+    plan: WritePlan,
+    calls: PlannedCall[],
+    save: () => Promise<void>,
+    queued: () => void = () => undefined,
+  ): Promise<void> {
     const unbatched = plan.calls.map((c, i) => ({ c, i })).filter(({ c }) => !c.batch);
     if (unbatched.length > 0) {
       const refusals = await this.submitter.simulate(
@@ -218,18 +255,18 @@ export class Writer {
       const refused = refusals.find((r) => r !== null);
       if (refused) throw new LedgerRefusal(refused);
     }
-    await Promise.all(
-      plan.calls.map(async (call, i) => {
-        const planned = calls[i]!;
-        const onSigned = async (hash: string, batchedRequests: number) => {
-          planned.hash = hash;
-          planned.batchedRequests = batchedRequests;
-          await save();
-        };
-        if (call.batch) await this.enqueue({ org, call, data: planned.data, onSigned });
-        else await this.sendOne(org, planned.data, (h) => onSigned(h, 1));
-      }),
-    );
+    const sending = plan.calls.map(async (call, i) => {
+      const planned = calls[i]!;
+      const onSigned = async (hash: string, batchedRequests: number) => {
+        planned.hash = hash;
+        planned.batchedRequests = batchedRequests;
+        await save();
+      };
+      if (call.batch) await this.enqueue({ org, call, data: planned.data, onSigned });
+      else await this.sendOne(org, planned.data, (h) => onSigned(h, 1));
+    });
+    queued(); // every batched call was queued above, before the first await
+    await Promise.all(sending);
   }
 
   /** Sends calls a crashed request planned but never signed (simulating them first). */
@@ -265,7 +302,18 @@ export class Writer {
       const entry = { ...item, resolve, reject };
       if (queue) return void queue.push(entry);
       this.batches.set(key, [entry]);
-      setTimeout(() => this.flushWhenIdle(key), this.settings.API_WRITE_BATCH_MS);
+      const window = this.settings.API_WRITE_BATCH_MS;
+      setTimeout(() => {
+        if (!this.preparing.has(item.org.toLowerCase())) return this.flushWhenIdle(key);
+        const hold = Symbol(key);
+        this.held.set(key, hold);
+        // Never held past a second window: a slow request of the organisation does not hold up the others.
+        setTimeout(() => {
+          if (this.held.get(key) !== hold) return; // flushed already
+          this.held.delete(key);
+          this.flushWhenIdle(key);
+        }, window);
+      }, window);
     });
   }
 
@@ -685,16 +733,21 @@ export async function runWrite(
     if (begun?.kind === "resume" && record.calls) {
       await ctx.writer.sendUnsigned(caller.account, record.calls, save);
     } else {
-      const plan = await prepare();
-      record.caller = caller;
-      if (options.answerAs) record.answerAs = options.answerAs;
-      record.codes = [...plan.codes].map(([ref, code]) => [ref.toString(), code]);
-      record.calls = plan.calls.map((c) => ({
-        method: c.method,
-        data: ctx.writer.iface.encodeFunctionData(c.method, c.args),
-      }));
-      await save();
-      await ctx.writer.send(caller.account, plan, record.calls, save);
+      const queued = ctx.writer.startPreparing(caller.account);
+      try {
+        const plan = await prepare();
+        record.caller = caller;
+        if (options.answerAs) record.answerAs = options.answerAs;
+        record.codes = [...plan.codes].map(([ref, code]) => [ref.toString(), code]);
+        record.calls = plan.calls.map((c) => ({
+          method: c.method,
+          data: ctx.writer.iface.encodeFunctionData(c.method, c.args),
+        }));
+        await save();
+        await ctx.writer.send(caller.account, plan, record.calls, save, queued);
+      } finally {
+        queued();
+      }
     }
     const calls = record.calls;
     const codes = new Map(record.codes ?? []);

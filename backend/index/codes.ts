@@ -1,21 +1,22 @@
 /**
  * Code lookups claimed in bulk. A back-fill commissions hundreds of thousands of codes a batch; routing each
- * through the batch state's per-field maps cost more than everything else together. Codes only ever get claimed
- * (set where absent), so a batch's codes are gathered per lookup bucket in plain arrays, their current values
- * loaded with one HMGET per bucket, and resolved in event order: a code already held by another ref, in Redis or
- * earlier in the same batch, is a conflict for its event's handler to record; the others are written.
+ * through the batch state's per-field maps cost more than everything else together, and so did a JavaScript
+ * string and a map entry per code (a fifth of a back-fill went to collecting them). Codes only ever get claimed
+ * (set where absent), so a batch's codes are gathered straight into one Buffer of packed claims (field, then
+ * ref), grouped by lookup bucket and in event order within one, with typed arrays saying which code each claim is.
  *
- * During a back-fill (no undo records) the claims can instead be made by Redis itself (`store.claimAbsent`): one
- * packed argument per bucket, only absent fields set, only the conflicts sent back. The conflicts are the same as
- * the load-and-resolve path's: Redis applies the claims in the same order, so a code claimed earlier in the batch
- * is the holder of a later claim, and a batch applied again after a crash finds its own claims (same ref: no
- * conflict) and the same conflicts.
+ * During a back-fill (no undo records) Redis makes the claims itself (`store.claimAbsent`): one packed argument
+ * per bucket, only absent fields set, only the conflicts sent back. Near the head the claims' current values are
+ * loaded with one HMGET per bucket and resolved here, so that the commit can write them with their undo. Either
+ * way a code already held by another ref, in Redis or earlier in the same batch, is a conflict for its event's
+ * handler to record. The two ways find the same conflicts: Redis applies the claims in the same order, so a code
+ * claimed earlier in the batch is the holder of a later claim, and a batch applied again after a crash finds its
+ * own claims (same ref: no conflict) and the same conflicts.
  */
 import { caseCount } from "../codes/run";
 import { Level } from "../codes/refs";
 import type { LedgerEvent } from "./events";
-import { codeSlot } from "./keys";
-import { refBytes } from "./model";
+import { bucketKey } from "./keys";
 import type { FieldWrite, Value } from "./state";
 
 export interface CodeConflict {
@@ -35,94 +36,143 @@ export interface ClaimConflict {
   holder: string;
 }
 
-/** Parallel arrays, not an object per code: a batch holds hundreds of thousands. */
-interface Bucket {
-  fields: string[];
-  refs: string[];
-  /** Index of the code's event in the batch, and the code's position in its run. */
-  events: number[];
-  positions: number[];
+/** What a commissioning event claims (see events.ts, commissionedRun). */
+export interface CommissionedRun {
+  runId: number;
+  unitCount: number;
+  unitsPerCase: number;
+  casesPerPallet: number;
+  /** 0x-hex of the run's 12-byte code hashes: units, then cases, then pallets. */
+  codes: string;
 }
 
+/** A code's ref: run id (4 bytes), level (1), index in the level (4). */
+export const REF_BYTES = 9;
+const HASH_BYTES = 12;
+/** Sort keys are bucket × 2^29 + the code's place in the batch: exact in a double below 2^29 codes a batch. */
+const SEQ_SPAN = 2 ** 29;
+
 export class CodeClaims {
-  private readonly buckets = new Map<string, Bucket>();
-  private readonly events: { event: LedgerEvent; codes: Buffer }[] = [];
-  /** Per bucket, the fields this batch writes and their refs (aligned). */
+  private readonly events: LedgerEvent[] = [];
+  /** Per gathered event, the place in the batch of its first code. */
+  private readonly firstSeq: number[] = [];
+  /** Every gathered code hash, 12 bytes each, in batch order (a code's place in it is its `seq`). */
+  private readonly hashes: Buffer;
+  /** Every claim packed as field then ref, `claimWidth` bytes each: grouped by bucket, in batch order in one. */
+  private readonly packed: Buffer;
+  /** Per packed claim, the `seq` of its code. */
+  private readonly claimSeq: Uint32Array;
+  /** Non-empty buckets in key order, and where each one's claims start (claim indexes, then one past the last). */
+  private readonly bucketKeys: string[] = [];
+  private readonly bucketStarts: number[] = [];
+  private readonly bucketIndex = new Map<string, number>();
+  private readonly fieldBytes: number;
+  /** Per bucket, the fields this batch writes and their refs (aligned); set by {@link resolve}. */
   readonly writes = new Map<string, { fields: string[]; refs: string[] }>();
   readonly conflicts = new Map<LedgerEvent, CodeConflict[]>();
-  codeCount = 0;
+  readonly codeCount: number;
   /** Bytes of one packed claim: the field (the code hash less the bytes its bucket implies, as in codeSlot), the ref. */
   readonly claimWidth: number;
 
   /** Gathers the codes of a batch's commissioning events (`commissioned` filters and reads them). */
-  constructor(
-    events: readonly LedgerEvent[],
-    bits: number,
-    commissioned: (
-      ev: LedgerEvent,
-    ) => { runId: number; unitCount: number; unitsPerCase: number; casesPerPallet: number; codes: string } | null,
-  ) {
-    this.claimWidth = 12 - (bits >> 3) + 9;
+  constructor(events: readonly LedgerEvent[], bits: number, commissioned: (ev: LedgerEvent) => CommissionedRun | null) {
+    const dropBytes = bits >> 3;
+    this.fieldBytes = HASH_BYTES - dropBytes;
+    const width = (this.claimWidth = this.fieldBytes + REF_BYTES);
+    const runs: CommissionedRun[] = [];
+    let total = 0;
     for (const event of events) {
       const run = commissioned(event);
       if (!run) continue;
-      const codes = Buffer.from(run.codes.slice(2), "hex");
-      const eventIndex = this.events.push({ event, codes }) - 1;
-      const cases = caseCount(run);
-      for (let position = 0, at = 0; at < codes.length; position++, at += 12) {
-        const { key, field } = codeSlot(codes, bits, at);
-        let bucket = this.buckets.get(key);
-        if (!bucket) this.buckets.set(key, (bucket = { fields: [], refs: [], events: [], positions: [] }));
-        bucket.fields.push(field);
-        // Positional, as in itemAt(): units, then cases, then pallets.
-        bucket.refs.push(
-          position < run.unitCount
-            ? refBytes(run.runId, Level.Unit, position)
-            : position < run.unitCount + cases
-              ? refBytes(run.runId, Level.Case, position - run.unitCount)
-              : refBytes(run.runId, Level.Pallet, position - run.unitCount - cases),
-        );
-        bucket.events.push(eventIndex);
-        bucket.positions.push(position);
-      }
-      this.codeCount += codes.length / 12;
+      this.events.push(event);
+      this.firstSeq.push(total);
+      runs.push(run);
+      total += (run.codes.length - 2) / 2 / HASH_BYTES;
     }
-  }
+    if (total >= SEQ_SPAN) throw new Error(`a batch of ${total} codes is more than can be claimed at once`);
+    this.codeCount = total;
 
-  /** What must be read: every gathered field, per bucket. */
-  fieldsToLoad(): Map<string, string[]> {
-    return new Map([...this.buckets].map(([key, b]) => [key, b.fields]));
+    const hashes = (this.hashes = Buffer.allocUnsafe(total * HASH_BYTES));
+    const eventOf = new Uint32Array(total);
+    const order = new Float64Array(total);
+    for (let e = 0; e < runs.length; e++) {
+      const first = this.firstSeq[e]!;
+      const end = e + 1 < runs.length ? this.firstSeq[e + 1]! : total;
+      hashes.write(runs[e]!.codes.slice(2), first * HASH_BYTES, "hex");
+      eventOf.fill(e, first, end);
+      for (let seq = first; seq < end; seq++)
+        order[seq] = (hashes.readUInt32BE(seq * HASH_BYTES) >>> (32 - bits)) * SEQ_SPAN + seq;
+    }
+    // By bucket, and within a bucket in batch order: the order the claims are made in.
+    order.sort();
+
+    const cases = runs.map((run) => caseCount(run));
+    const packed = (this.packed = Buffer.allocUnsafe(total * width));
+    const claimSeq = (this.claimSeq = new Uint32Array(total));
+    let lastTop = -1;
+    for (let k = 0, at = 0; k < total; k++, at += width) {
+      const top = Math.floor(order[k]! / SEQ_SPAN);
+      const seq = order[k]! - top * SEQ_SPAN;
+      claimSeq[k] = seq;
+      if (top !== lastTop) {
+        lastTop = top;
+        const key = bucketKey(bits, top);
+        this.bucketIndex.set(key, this.bucketKeys.push(key) - 1);
+        this.bucketStarts.push(k);
+      }
+      hashes.copy(packed, at, seq * HASH_BYTES + dropBytes, (seq + 1) * HASH_BYTES);
+      // Positional, as in itemAt(): units, then cases, then pallets.
+      const e = eventOf[seq]!;
+      const { runId, unitCount } = runs[e]!;
+      const position = seq - this.firstSeq[e]!;
+      const refAt = at + this.fieldBytes;
+      if (position < unitCount) writeRef(packed, refAt, runId, Level.Unit, position);
+      else if (position < unitCount + cases[e]!) writeRef(packed, refAt, runId, Level.Case, position - unitCount);
+      else writeRef(packed, refAt, runId, Level.Pallet, position - unitCount - cases[e]!);
+    }
+    this.bucketStarts.push(total);
   }
 
   /** Per bucket, its claims packed for the server-side claim: field then ref, `claimWidth` bytes each, in order. */
   packedClaims(): Map<string, Buffer> {
     const out = new Map<string, Buffer>();
-    for (const [key, { fields, refs }] of this.buckets) {
-      const parts = new Array<string>(fields.length * 2);
-      for (let i = 0; i < fields.length; i++) ((parts[2 * i] = fields[i]!), (parts[2 * i + 1] = refs[i]!));
-      out.set(key, Buffer.from(parts.join(""), "latin1"));
-    }
+    for (let b = 0; b < this.bucketKeys.length; b++)
+      out.set(
+        this.bucketKeys[b]!,
+        this.packed.subarray(this.bucketStarts[b]! * this.claimWidth, this.bucketStarts[b + 1]! * this.claimWidth),
+      );
     return out;
   }
 
   /** Records the conflicts the server-side claim found: per bucket, each claim's index and the holder's ref. */
   resolveClaimed(found: ReadonlyMap<string, readonly ClaimConflict[]>): void {
     for (const [key, conflicts] of found) {
-      const bucket = this.buckets.get(key)!;
-      for (const { index, holder } of conflicts) this.addConflict(bucket, index, holder);
+      const start = this.bucketStarts[this.bucketIndex.get(key)!]!;
+      for (const { index, holder } of conflicts) this.addConflict(start + index, holder);
     }
-    this.buckets.clear();
   }
 
-  /** Takes the loaded values and decides, in event order, which codes are claimed and which conflict. */
+  /** What must be read near the head: every gathered field, per bucket (latin1 byte strings). */
+  fieldsToLoad(): Map<string, string[]> {
+    const out = new Map<string, string[]>();
+    for (let b = 0; b < this.bucketKeys.length; b++) {
+      const fields: string[] = [];
+      for (let k = this.bucketStarts[b]!; k < this.bucketStarts[b + 1]!; k++) fields.push(this.fieldOf(k));
+      out.set(this.bucketKeys[b]!, fields);
+    }
+    return out;
+  }
+
+  /** Takes the loaded values (aligned with {@link fieldsToLoad}) and decides, in order, what is claimed. */
   resolve(loaded: (key: string) => Value[]): void {
-    for (const [key, bucket] of this.buckets) {
+    for (let b = 0; b < this.bucketKeys.length; b++) {
+      const key = this.bucketKeys[b]!;
       const prior = loaded(key);
       const fields: string[] = [];
       const refs: string[] = [];
-      for (let i = 0; i < bucket.fields.length; i++) {
-        const field = bucket.fields[i]!;
-        const ref = bucket.refs[i]!;
+      for (let k = this.bucketStarts[b]!, i = 0; k < this.bucketStarts[b + 1]!; k++, i++) {
+        const field = this.fieldOf(k);
+        const ref = this.refOf(k);
         // A bucket gets a few codes a batch: a linear look at this batch's earlier claims is cheapest.
         const earlier = fields.indexOf(field);
         const holder = earlier >= 0 ? refs[earlier]! : (prior[i] ?? null);
@@ -130,28 +180,14 @@ export class CodeClaims {
           fields.push(field);
           refs.push(ref);
         } else if (holder !== ref) {
-          this.addConflict(bucket, i, holder);
+          this.addConflict(k, holder);
         }
       }
       if (fields.length > 0) this.writes.set(key, { fields, refs });
     }
-    this.buckets.clear();
   }
 
-  private addConflict(bucket: Bucket, i: number, holder: string): void {
-    const { event, codes } = this.events[bucket.events[i]!]!;
-    const position = bucket.positions[i]!;
-    let list = this.conflicts.get(event);
-    if (!list) this.conflicts.set(event, (list = []));
-    list.push({
-      position,
-      code: codes.toString("hex", position * 12, position * 12 + 12),
-      holder,
-      ref: bucket.refs[i]!,
-    });
-  }
-
-  /** The claims as field writes, and what undoes them (for undo records and the cluster journal). */
+  /** The claims {@link resolve} decided on as field writes, and what undoes them (for undo records). */
   fieldWrites(): { writes: FieldWrite[]; undo: FieldWrite[] } {
     const writes: FieldWrite[] = [];
     const undo: FieldWrite[] = [];
@@ -163,4 +199,37 @@ export class CodeClaims {
     }
     return { writes, undo };
   }
+
+  private fieldOf(claim: number): string {
+    const at = claim * this.claimWidth;
+    return this.packed.toString("latin1", at, at + this.fieldBytes);
+  }
+
+  private refOf(claim: number): string {
+    const at = claim * this.claimWidth + this.fieldBytes;
+    return this.packed.toString("latin1", at, at + REF_BYTES);
+  }
+
+  private addConflict(claim: number, holder: string): void {
+    const seq = this.claimSeq[claim]!;
+    // The event whose codes hold `seq`: the last one starting at or before it.
+    let e = 0;
+    while (e + 1 < this.firstSeq.length && this.firstSeq[e + 1]! <= seq) e++;
+    const event = this.events[e]!;
+    let list = this.conflicts.get(event);
+    if (!list) this.conflicts.set(event, (list = []));
+    list.push({
+      position: seq - this.firstSeq[e]!,
+      code: this.hashes.toString("hex", seq * HASH_BYTES, (seq + 1) * HASH_BYTES),
+      holder,
+      ref: this.refOf(claim),
+    });
+  }
+}
+
+/** Writes a ref as refBytes (model.ts) spells it, straight into a Buffer. */
+function writeRef(out: Buffer, at: number, runId: number, level: Level, index: number): void {
+  out.writeUInt32BE(runId, at);
+  out[at + 4] = level;
+  out.writeUInt32BE(index, at + 5);
 }

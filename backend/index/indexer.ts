@@ -1,7 +1,7 @@
 import { ChainMovedError, type BlockHeader, type LedgerChain, type RawLog } from "../chain/client";
 import { DEFAULT_SUPPLY_HOURLY_RETENTION_HOURS } from "../config/defaults";
 import type { Logger } from "../log";
-import { CodeClaims } from "./codes";
+import { type ClaimConflict, CodeClaims } from "./codes";
 import { applyEvent, commissionedRun, type LedgerEvent } from "./events";
 import type { Checkpoint, IndexStore } from "./store";
 import { BatchState, Miss } from "./state";
@@ -47,6 +47,13 @@ interface Batch {
   to: BlockHeader;
   events: LedgerEvent[];
   keepUndo: boolean;
+}
+
+/** A back-fill batch whose code claims were gathered and sent to Redis; `found` are the conflicts. */
+interface ClaimingBatch {
+  batch: Batch;
+  claims: CodeClaims;
+  found: Promise<Map<string, ClaimConflict[]>>;
 }
 
 const CODE_BYTES = 12;
@@ -191,16 +198,28 @@ export class Indexer {
     return true;
   }
 
-  /** Back-fills [from, to] (all below the reorg window: no undo) in adaptive ranges, fetching one range ahead. */
+  /**
+   * Back-fills [from, to] (all below the reorg window: no undo) in adaptive ranges, as a pipeline: the next range
+   * downloads while this one is applied, and a batch's code claims are gathered while Redis makes the previous
+   * batch's. Claims reach Redis in batch order (a batch's are sent once the previous batch's have all been made),
+   * so a code in two batches is always held by the earlier one, as when applied one by one.
+   */
   private async backfill(from: number, to: number): Promise<void> {
     let fetching: Promise<{ from: number; to: number; logs: RawLog[] }> | null = this.fetchRange(from, to);
+    let claiming: ClaimingBatch | null = null;
     while (fetching && !this.stopped) {
       const range: { from: number; to: number; logs: RawLog[] } = await fetching;
       fetching = range.to < to ? this.fetchRange(range.to + 1, to) : null;
       for (const batch of await this.splitByCodes(range.from, range.to, range.logs)) {
-        await this.applyBatch(batch);
+        const claims = new CodeClaims(batch.events, this.o.codeBucketBits, commissionedRun);
+        if (claiming) await this.applyBatch(claiming.batch, claiming);
+        const found = this.o.store.claimAbsent(claims.packedClaims(), claims.claimWidth);
+        // Awaited by the next applyBatch; a failure before then must not go unhandled (the retry starts over).
+        found.catch(() => undefined);
+        claiming = { batch, claims, found };
       }
     }
+    if (claiming && !this.stopped) await this.applyBatch(claiming.batch, claiming);
     await fetching?.catch(() => undefined);
   }
 
@@ -276,17 +295,18 @@ export class Indexer {
     await this.applyBatch({ from: next, to: last, events, keepUndo: this.o.reorgDepth > 0 });
   }
 
-  private async applyBatch(batch: Batch): Promise<void> {
+  /** Applies a batch; a back-fill's batch comes with its claims already sent to Redis (`claiming`). */
+  private async applyBatch(batch: Batch, claiming?: ClaimingBatch): Promise<void> {
     const { store } = this.o;
     const state = new BatchState();
     const started = performance.now();
-    const claims = new CodeClaims(batch.events, this.o.codeBucketBits, commissionedRun);
+    const claims = claiming?.claims ?? new CodeClaims(batch.events, this.o.codeBucketBits, commissionedRun);
     if (batch.keepUndo) {
       // Near the head the claims go in the commit, with what undoes them.
       const claimsLoaded = await store.loadValues(claims.fieldsToLoad());
       claims.resolve((key) => claimsLoaded.get(key)!);
     } else {
-      claims.resolveClaimed(await store.claimAbsent(claims.packedClaims(), claims.claimWidth));
+      claims.resolveClaimed(await (claiming?.found ?? store.claimAbsent(claims.packedClaims(), claims.claimWidth)));
     }
     const ctx = {
       codeConflicts: claims.conflicts,

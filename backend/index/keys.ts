@@ -26,7 +26,8 @@ export function codeSlot(codes: Buffer, bits: number, at = 0): { key: string; fi
 
 // Bucket key strings are made once: a back-fill looks them up for every code.
 const bucketKeys = new Map<number, string[]>();
-function bucketKey(bits: number, top: number): string {
+/** The key of lookup bucket `top` (the code hash's top `bits` bits). */
+export function bucketKey(bits: number, top: number): string {
   let keys = bucketKeys.get(bits);
   if (!keys) bucketKeys.set(bits, (keys = []));
   return (keys[top] ??= `c:${top.toString(36)}`);

@@ -259,7 +259,8 @@ export class IndexReader {
     let leftAt = Infinity;
     for (const c of chain) {
       const own = decodeTrail(byField.get(RUN_FIELD.trail(c.level, c.index)) ?? null);
-      for (const t of own) if (t.block < leftAt) trail.push({ ...t, via: c.level });
+      for (const t of own)
+        if (t.block < leftAt) trail.push({ kind: t.kind, ref: t.ref, block: t.block, time: t.time, via: c.level });
       if (own.length > 0) leftAt = Math.min(leftAt, own[0]!.block);
     }
     trail.sort((a, b) => a.block - b.block || a.kind - b.kind);

@@ -1,6 +1,6 @@
 import type { Logger } from "../log";
 import { isCluster, scanAllKeys, type RedisClient } from "../store/redis";
-import type { ClaimConflict } from "./codes";
+import { type ClaimConflict, REF_BYTES } from "./codes";
 import { META, META_PREFIX } from "./keys";
 import type { FieldWrite, Value } from "./state";
 
@@ -32,31 +32,61 @@ export interface Commit {
   dropUndo?: number[];
 }
 
-/** A code's ref is 9 bytes; the field before it is the rest of the code hash (its width depends on the buckets). */
-const REF_BYTES = 9;
-
 /**
- * Claims a bucket's codes in order: sets each absent field, and returns, flat, the index and holder of every claim
- * whose field another ref holds (a field already holding the same ref is this claim applied before a crash).
+ * Claims buckets' codes in order: per key `KEYS[k]`, `ARGV[k + 1]` packs its claims (field then ref, `ARGV[1]`
+ * bytes each). Each bucket's current values are read in one HMGET and the absent ones set in one HSET (a call
+ * per code cost Redis more than the writes themselves); a field claimed earlier in the same call holds it for the
+ * later claims. Returns, flat, the bucket, the claim's index in it and the holder of every claim whose field
+ * another ref holds (a field holding the same ref is this claim applied before a crash).
  */
 const CLAIM_ABSENT_LUA = `
-local packed, width = ARGV[1], tonumber(ARGV[2])
+local width = tonumber(ARGV[1])
 local fieldEnd = width - ${REF_BYTES}
-local out, i = {}, 0
-for at = 1, #packed, width do
-  local field = string.sub(packed, at, at + fieldEnd - 1)
-  local ref = string.sub(packed, at + fieldEnd, at + width - 1)
-  if redis.call('HSETNX', KEYS[1], field, ref) == 0 then
-    local holder = redis.call('HGET', KEYS[1], field)
-    if holder ~= ref then out[#out + 1] = i; out[#out + 1] = holder end
+local CHUNK = 1000
+local out = {}
+for k = 1, #KEYS do
+  local key, packed = KEYS[k], ARGV[k + 1]
+  local fields, refs = {}, {}
+  for at = 1, #packed, width do
+    fields[#fields + 1] = string.sub(packed, at, at + fieldEnd - 1)
+    refs[#refs + 1] = string.sub(packed, at + fieldEnd, at + width - 1)
   end
-  i = i + 1
+  local claimed, set = {}, {}
+  for first = 1, #fields, CHUNK do
+    local last = math.min(first + CHUNK - 1, #fields)
+    local current = redis.call('HMGET', key, unpack(fields, first, last))
+    for i = first, last do
+      local field, ref = fields[i], refs[i]
+      local holder = claimed[field] or current[i - first + 1]
+      if not holder then
+        claimed[field] = ref
+        set[#set + 1] = field
+        set[#set + 1] = ref
+      elseif holder ~= ref then
+        out[#out + 1] = k - 1
+        out[#out + 1] = i - 1
+        out[#out + 1] = holder
+      end
+    end
+  end
+  for first = 1, #set, 2 * CHUNK do
+    redis.call('HSET', key, unpack(set, first, math.min(first + 2 * CHUNK - 1, #set)))
+  end
 end
 return out`;
 
-interface ClaimCommand {
-  claimAbsentCodesBuffer(key: string, packed: Buffer, width: number): Promise<(number | Buffer)[]>;
+interface ClaimCommands {
+  /** Any number of keys (a single Redis): the key count, the keys, the width, then each key's packed claims. */
+  claimAbsentCodesBuffer(keyCount: number, ...keysThenArgs: (string | number | Buffer)[]): Promise<(number | Buffer)[]>;
+  /** One key (a cluster, where ioredis routes by the declared key): the key, the width, its packed claims. */
+  claimAbsentBucketBuffer(key: string, width: number, packed: Buffer): Promise<(number | Buffer)[]>;
 }
+
+/**
+ * Claims a single Redis takes in one script call: a few milliseconds of its time, so that other clients' commands
+ * are not held up, and a fiftieth of the calls (and ioredis encodings) of one call per bucket.
+ */
+const CLAIMS_PER_CALL = 4096;
 
 const LOAD_CHUNK = 2000;
 const WRITE_CHUNK = 2000;
@@ -75,8 +105,10 @@ export class IndexStore {
     readonly redis: RedisClient,
     private readonly log?: Logger,
   ) {
-    if (!("claimAbsentCodes" in redis))
-      redis.defineCommand("claimAbsentCodes", { numberOfKeys: 1, lua: CLAIM_ABSENT_LUA });
+    if (!("claimAbsentCodes" in redis)) {
+      redis.defineCommand("claimAbsentCodes", { lua: CLAIM_ABSENT_LUA });
+      redis.defineCommand("claimAbsentBucket", { numberOfKeys: 1, lua: CLAIM_ABSENT_LUA });
+    }
   }
 
   get clustered(): boolean {
@@ -118,22 +150,41 @@ export class IndexStore {
   }
 
   /**
-   * Claims codes on the server, bucket by bucket (each bucket is one key: one script call on any cluster node).
-   * Not part of a commit: only for batches that keep no undo records, where a claim applied twice is harmless.
-   * `width` is each packed claim's size (field then 9-byte ref). Returns the conflicts of the buckets that have some.
+   * Claims codes on the server, in order within each bucket. Not part of a commit: only for batches that keep no
+   * undo records, where a claim applied twice is harmless. `width` is each packed claim's size (field then 9-byte
+   * ref). On a single Redis one script call takes many buckets; on a cluster each bucket is one key, one call on
+   * its node (a script's keys must share a slot). Returns the conflicts of the buckets that have some.
    */
   async claimAbsent(packed: ReadonlyMap<string, Buffer>, width: number): Promise<Map<string, ClaimConflict[]>> {
-    const redis = this.redis as unknown as ClaimCommand;
-    const keys = [...packed.keys()];
-    const replies = await Promise.all(keys.map((key) => redis.claimAbsentCodesBuffer(key, packed.get(key)!, width)));
+    const redis = this.redis as unknown as ClaimCommands;
+    const claimsPerCall = this.clustered ? 1 : CLAIMS_PER_CALL;
+    const calls: { keys: string[]; reply: Promise<(number | Buffer)[]> }[] = [];
+    let keys: string[] = [];
+    let claims = 0;
+    const send = () => {
+      const reply = this.clustered
+        ? redis.claimAbsentBucketBuffer(keys[0]!, width, packed.get(keys[0]!)!)
+        : redis.claimAbsentCodesBuffer(keys.length, ...keys, width, ...keys.map((key) => packed.get(key)!));
+      calls.push({ keys, reply });
+      keys = [];
+      claims = 0;
+    };
+    for (const [key, claimsOfKey] of packed) {
+      keys.push(key);
+      claims += claimsOfKey.length / width;
+      if (claims >= claimsPerCall) send();
+    }
+    if (keys.length > 0) send();
     const out = new Map<string, ClaimConflict[]>();
-    replies.forEach((reply, k) => {
-      if (reply.length === 0) return;
-      const conflicts: ClaimConflict[] = [];
-      for (let i = 0; i < reply.length; i += 2)
-        conflicts.push({ index: reply[i] as number, holder: (reply[i + 1] as Buffer).toString("latin1") });
-      out.set(keys[k]!, conflicts);
-    });
+    for (const { keys: called, reply } of calls) {
+      const flat = await reply;
+      for (let i = 0; i < flat.length; i += 3) {
+        const key = called[flat[i] as number]!;
+        let conflicts = out.get(key);
+        if (!conflicts) out.set(key, (conflicts = []));
+        conflicts.push({ index: flat[i + 1] as number, holder: (flat[i + 2] as Buffer).toString("latin1") });
+      }
+    }
     return out;
   }
 
