@@ -5,6 +5,7 @@
  * alert; the language switch. Each page is screenshotted into test-artifacts/.
  */
 import { expect } from "chai";
+import { ethers } from "hardhat";
 import { writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -275,6 +276,118 @@ describe("Pages in a real browser", function () {
       await page.locator("h1", { hasText: "警示" }).waitFor();
       await screenshot(page, "regulator-zh");
       await page.getByLabel("语言").selectOption("en");
+    });
+  });
+
+  describe("regulator: supply", function () {
+    it("lists flow signals in the supply alerts queue with the figures that raised them, and moves them on", async function () {
+      // A pharmacy in another region bills a pack already settled in 110000: a cross-region flow alert.
+      const far = (await ethers.getSigners())[15]!;
+      await h.s.ledger.connect(h.s.regulator).onboard(far.address, 3, "Far Pharmacy", "LIC-Far", "440000");
+      const claim = {
+        claimRef: "PAGES-FAR-1",
+        pharmacy: far.address,
+        lines: [{ code: h.s.codes.dispensedAndSettled }],
+      };
+      for (let tries = 0; ; tries++) {
+        const check = await call(h, "/v1/claims/check", { key: h.keys.otherInsurer, body: claim });
+        if (check.status === 200) break;
+        expect(tries, check.text).to.be.lessThan(100);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      const raised = await call<{ alerts: { id: string }[] }>(h, "/v1/alerts?source=supply&reason=FLOW_CROSS_REGION", {
+        key: h.keys.regulator,
+      });
+      const alertId = raised.body.alerts[0]!.id;
+
+      const page = browser.page;
+      await signIn(page, h.url, h.keys.regulator);
+      await page.goto(`${h.url}/regulator`);
+      const queue = page.locator("#supply-alerts");
+      const row = queue.locator(`tr[data-alert='${alertId}']`);
+      await row.waitFor();
+      expect(await row.textContent()).to.include(
+        "Packs settled in one region were billed again in another soon after.",
+      );
+      expect(await row.locator(".figures").textContent()).to.include("earlierRegion 110000");
+      // Only supply alerts are in this queue.
+      const reasons = await queue.locator("tr[data-reason]").evaluateAll((rows) => rows.map((r) => r.dataset.reason));
+      expect(
+        reasons.every((r) => r!.startsWith("FLOW_") || /SHORTAGE|SURGE|EXPIRY/.test(r!)),
+        String(reasons),
+      ).to.equal(true);
+      await queue.getByRole("button", { name: `Investigate alert ${alertId}` }).click();
+      await page.locator("#alert-result", { hasText: "investigating" }).waitFor();
+      await screenshot(page, "regulator-supply");
+    });
+
+    it("shows days of cover per product and region with the risk in words, and charts dispensing with its forecast band", async function () {
+      type Overview = { products: { productId: number; regions: { region: string; risk: string }[] }[] };
+      const overview = (await call<Overview>(h, "/v1/supply/overview", { key: h.keys.regulator })).body;
+      expect(overview.products.length).to.be.greaterThan(0);
+      const page = browser.page;
+      await signIn(page, h.url, h.keys.regulator);
+      await page.goto(`${h.url}/regulator`);
+      await page.locator("#cover table.cover-table").waitFor();
+      const words: Record<string, string> = { ok: "OK", low: "Low", critical: "Critical", no_demand: "No demand" };
+      for (const product of overview.products)
+        for (const { region, risk } of product.regions) {
+          const cell = page.locator(`#cover tr[data-product='${product.productId}'] td[data-region='${region}']`);
+          expect(await cell.getAttribute("data-risk"), `${product.productId} ${region}`).to.equal(risk);
+          // Colour is not the only signal: the risk is written in the cell.
+          expect(await cell.textContent()).to.include(words[risk]);
+        }
+      await page.locator("#outlook-chart canvas").first().waitFor();
+      expect(await page.locator("#outlook-chart").textContent()).to.include("Forecast");
+      const products = await page.locator("#outlook-product option").count();
+      expect(products).to.equal(overview.products.length);
+      if (products > 1) {
+        await page.getByLabel("Product to chart").selectOption({ index: 1 });
+        await page.locator("#outlook-chart canvas").first().waitFor();
+      }
+      await screenshot(page, "regulator-cover");
+    });
+  });
+
+  describe("manufacturer: supply", function () {
+    it("shows its products' stock along the chain and where shortages are building", async function () {
+      type Overview = {
+        products: { productId: number; regions: { risk: string; stock: Record<string, number> }[] }[];
+      };
+      const overview = (await call<Overview>(h, "/v1/supply/overview", { key: h.keys.maker })).body;
+      const page = browser.page;
+      await signIn(page, h.url, h.keys.maker);
+      await page.goto(`${h.url}/manufacturer`);
+      await page.locator("#shortages [data-shortages]").waitFor();
+      await page.locator("#chain table.chain-table").waitFor();
+      expect(await page.locator("#chain tr[data-product]").count()).to.equal(overview.products.length);
+      const first = overview.products[0]!;
+      const shown = await page
+        .locator(`#chain tr[data-product='${first.productId}'] td[data-stage]`)
+        .evaluateAll((cells): Record<string, number> =>
+          Object.fromEntries(cells.map((c) => [c.getAttribute("data-stage"), Number(c.textContent)])),
+        );
+      const stock = await call(h, `/v1/supply/products/${first.productId}/stock`, { key: h.keys.maker });
+      if (stock.status === 404) {
+        // No stock route: the overview's stock summed over regions, and the units dispensed all time.
+        const used = await call<{ dispensed: number }>(h, `/v1/supply/products/${first.productId}/consumption`, {
+          key: h.keys.maker,
+        });
+        const sum = (stage: string) => first.regions.reduce((n, r) => n + r.stock[stage]!, 0);
+        expect(shown).to.deep.equal({
+          manufacturer: sum("manufacturer"),
+          inTransit: sum("inTransit"),
+          distributor: sum("distributor"),
+          pharmacy: sum("pharmacy"),
+          dispensed: used.body.dispensed,
+        });
+      } else expect(stock.status, stock.text).to.equal(200);
+      expect(Object.values(shown).reduce((a, b) => a + b, 0)).to.be.greaterThan(0);
+      const building = overview.products.flatMap((p) => p.regions).filter((r) => /^(low|critical)$/.test(r.risk));
+      expect(await page.locator("#shortages [data-shortages]").getAttribute("data-shortages")).to.equal(
+        String(building.length),
+      );
+      await screenshot(page, "manufacturer-supply");
     });
   });
 

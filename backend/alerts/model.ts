@@ -21,8 +21,17 @@ export const CLOSE_REASONS = [
 ] as const;
 export type CloseReason = (typeof CLOSE_REASONS)[number];
 
-export const ALERT_CLASSES = ["likely_scanner_error", "suspect_pack", "process_error", "supply_risk"] as const;
-/** Triage class: where to look first (`supply_risk`: a product short, surging or expiring in a region). */
+export const ALERT_CLASSES = [
+  "likely_scanner_error",
+  "suspect_pack",
+  "process_error",
+  "supply_risk",
+  "suspect_flow",
+] as const;
+/**
+ * Triage class: where to look first (`supply_risk`: a product short, surging or expiring in a region;
+ * `suspect_flow`: a pharmacy's or insurer's flows look like fraud).
+ */
 export type AlertClass = (typeof ALERT_CLASSES)[number];
 
 /** `supply`: raised by the API's periodic supply evaluation (backend/api/supply-alerts.ts), not by a request. */
@@ -73,6 +82,13 @@ const REASONS: Record<string, ReasonRule> = {
   SHORTAGE_RISK: { class: "supply_risk", misreadProne: false, eu: null },
   DEMAND_SURGE: { class: "supply_risk", misreadProne: false, eu: null },
   EXPIRY_RISK: { class: "supply_risk", misreadProne: false, eu: null },
+  // Fraud signals from flows (backend/supply/flows.ts): rates and patterns, no single pack to blame.
+  FLOW_DISPENSED_ABOVE_RECEIVED: { class: "suspect_flow", misreadProne: false, eu: null },
+  FLOW_SETTLED_ABOVE_RECEIVED: { class: "suspect_flow", misreadProne: false, eu: null },
+  FLOW_DISPENSED_ABOVE_BASELINE: { class: "suspect_flow", misreadProne: false, eu: null },
+  FLOW_SETTLED_ABOVE_BASELINE: { class: "suspect_flow", misreadProne: false, eu: null },
+  FLOW_SETTLEMENT_CONCENTRATION: { class: "suspect_flow", misreadProne: false, eu: null },
+  FLOW_CROSS_REGION: { class: "suspect_flow", misreadProne: false, eu: null },
 };
 
 const DEFAULT_RULE: ReasonRule = { class: "suspect_pack", misreadProne: true, eu: null };

@@ -10,6 +10,7 @@ import {
   type Alert,
   type AlertActor,
   type AlertClass,
+  type AlertSource,
   type AlertStatus,
   canTransition,
   type CloseReason,
@@ -42,6 +43,7 @@ export interface AlertQuery {
   scope: AlertScope;
   status?: AlertStatus;
   class?: AlertClass;
+  source?: AlertSource;
   reason?: string;
   /** A code's parsed identity, or what was sent when it does not parse (see {@link codeDigest}). */
   code?: string;
@@ -368,6 +370,7 @@ function matches(hash: Record<string, string>, q: AlertQuery): boolean {
   if (q.status && hash.status !== q.status) return false;
   const doc = JSON.parse(hash.doc!) as AlertDoc;
   if (q.class && doc.class !== q.class) return false;
+  if (q.source && doc.source !== q.source) return false;
   if (q.reason && doc.reason !== q.reason) return false;
   // The per-code index holds every scope's alerts for the code.
   return !q.code || inScope(doc, q.scope);

@@ -63,6 +63,7 @@ const instant = z
 const listQuery = z.object({
   status: z.enum(ALERT_STATUSES).optional(),
   class: z.enum(ALERT_CLASSES).optional(),
+  source: z.enum(ALERT_SOURCES).optional().openapi({ description: "e.g. supply: shortage and flow alerts" }),
   reason: z
     .string()
     .regex(/^[A-Z0-9_]{2,40}$/)
@@ -162,6 +163,7 @@ export function alertsRoutes(ctx: ApiContext): Router {
           limit: query.limit,
           ...(query.status ? { status: query.status } : {}),
           ...(query.class ? { class: query.class } : {}),
+          ...(query.source ? { source: query.source } : {}),
           ...(query.reason ? { reason: query.reason } : {}),
           ...(query.code ? { code: codeKey(query.code) } : {}),
           ...(query.since !== undefined ? { since: query.since } : {}),

@@ -15,6 +15,7 @@ import { type ItemRef, Level } from "../codes/refs";
 import type { ParticipantRecord } from "../index/events";
 import type { CodeLookup, IndexReader, ItemView } from "../index/query";
 import type { Logger } from "../log";
+import { raiseCrossRegion } from "../supply/flows";
 import type { ClaimSettings } from "./claims-config";
 
 /** Line reasons, most serious first: an alert for a refused line is raised under its first reason. */
@@ -239,11 +240,14 @@ export async function checkClaim(deps: ClaimCheckDeps, input: ClaimCheckInput): 
       return checkLine(context, base, line, p.code, p.found);
     }),
   );
-  await raiseAlerts(
-    context,
-    lines,
-    parsed.map((p) => ("code" in p ? p.code! : null)),
-  );
+  await Promise.all([
+    raiseAlerts(
+      context,
+      lines,
+      parsed.map((p) => ("code" in p ? p.code! : null)),
+    ),
+    raiseCrossRegionAlerts(context, lines),
+  ]);
   return {
     decision: lines.every((l) => l.ok) ? "APPROVE" : "REJECT",
     claimRef: input.claimRef,
@@ -467,6 +471,34 @@ async function raiseAlerts(ctx: LineContext, lines: LineResult[], codes: (Parsed
       }
     }),
   );
+}
+
+/** Packs settled already by a pharmacy of another region, billed again soon after: a flow signal too. */
+async function raiseCrossRegionAlerts(ctx: LineContext, lines: LineResult[]): Promise<void> {
+  const copied = lines.flatMap((line) => {
+    const pattern = line.reasons.find((r) => r.reason === "ALREADY_SETTLED")?.pattern;
+    if (pattern?.pattern !== "COPIED_CODE") return [];
+    const { earlier } = pattern;
+    return [
+      {
+        code: line.code,
+        pharmacy: { id: ctx.input.pharmacy.id, region: ctx.input.pharmacy.region },
+        earlier: {
+          pharmacyId: earlier.pharmacy?.id ?? null,
+          region: pattern.regions.earlier,
+          at: earlier.at,
+          ...(earlier.claimRef ? { claimRef: earlier.claimRef } : {}),
+        },
+        secondsBetween: pattern.secondsBetween,
+      },
+    ];
+  });
+  if (copied.length === 0) return;
+  try {
+    await raiseCrossRegion(ctx.deps.alerts, copied);
+  } catch (err) {
+    ctx.deps.log?.error({ err: (err as Error).message }, "claim check could not raise a cross-region alert");
+  }
 }
 
 /**

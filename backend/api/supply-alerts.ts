@@ -1,6 +1,7 @@
 /**
  * The supply evaluation: at start and every SUPPLY_EVALUATION_INTERVAL_MS, the outlook of every product is
- * computed (backend/supply/) and each shortage, demand surge or expiry risk it finds is raised as a `supply`
+ * computed (backend/supply/) and each shortage, demand surge or expiry risk it finds (and each fraud signal from
+ * flows, backend/supply/flows.ts) is raised as a `supply`
  * alert in the alert workflow, one per product, region and reason while it stays open (the figures that
  * triggered it in its snapshot; repeats count on it).
  *
@@ -11,6 +12,7 @@
  */
 import type { AlertActor, RaiseInput } from "../alerts";
 import { allSupplySignals, type SupplySignal, supplyAsOf } from "../supply";
+import { evaluateFlows } from "../supply/flows";
 import type { ApiContext } from "./context";
 import { type PeriodicTask, startPeriodic } from "./periodic";
 
@@ -59,7 +61,9 @@ export async function evaluateSupplyOnce(ctx: ApiContext, now = Date.now()): Pro
     if (alert.count === 1) raised++;
     else repeated++;
   }
-  return { evaluated: true, asOf, raised, repeated };
+  // Fraud signals from flows (backend/supply/flows.ts), on the same figures' time.
+  const flows = await evaluateFlows(ctx.reader, ctx.alerts, ctx.config, asOf);
+  return { evaluated: true, asOf, raised: raised + flows.raised, repeated: repeated + flows.repeated };
 }
 
 export type SupplyEvaluator = PeriodicTask<SupplyEvaluation>;

@@ -129,6 +129,20 @@ const schema = z.object({
   SUPPLY_EXPIRY_HORIZON_DAYS: z.coerce.number().int().min(1).default(180),
   /** How often the API evaluates supply alerts (one process per window does it). */
   SUPPLY_EVALUATION_INTERVAL_MS: z.coerce.number().int().min(1000).default(300_000),
+  // --- fraud signals from flows (backend/supply/flows.ts), evaluated with the supply alerts ---
+  /** Days the flow rules look at (ending today), and the days before them that make a pharmacy's baseline. */
+  FLOW_WINDOW_DAYS: z.coerce.number().int().min(1).max(90).default(7),
+  FLOW_BASELINE_DAYS: z.coerce.number().int().min(1).max(365).default(28),
+  /** Packs of a product a pharmacy must dispense (or have settled) in the window before its flows are judged. */
+  FLOW_MIN_UNITS: z.coerce.number().int().min(1).default(20),
+  /** Dispensed or settled above this many times what the pharmacy received in the window. */
+  FLOW_ABOVE_RECEIVED_RATIO: z.coerce.number().min(1).default(2),
+  /** The window's daily rate above this many times the pharmacy's own baseline rate. */
+  FLOW_ABOVE_BASELINE_FACTOR: z.coerce.number().min(1).default(3),
+  /** An insurer settling at least this many packs in the window, this share of them to its top pharmacies. */
+  FLOW_CONCENTRATION_MIN_UNITS: z.coerce.number().int().min(1).default(50),
+  FLOW_CONCENTRATION_TOP: z.coerce.number().int().min(1).default(1),
+  FLOW_CONCENTRATION_SHARE: z.coerce.number().gt(0).max(1).default(0.8),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
 });
 

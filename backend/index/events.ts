@@ -57,6 +57,8 @@ import {
   hourlyBucket,
   utcDay,
   utcHour,
+  flowKey,
+  FLOW_FIELD,
 } from "./keys";
 import {
   DECOMMISSIONED,
@@ -675,6 +677,7 @@ const handlers: Record<string, Handler> = {
   ShipmentReceived(ev, s) {
     const a = args<ShipmentReceivedEvent.OutputObject>(ev);
     settleTransit(ev, s, num(a.shipmentId), num(a.toId), a.items, num(a.outstanding), "received");
+    countReceivedFlows(ev, s, num(a.toId), a.items);
   },
 
   ShipmentReturned(ev, s) {
@@ -718,13 +721,9 @@ const handlers: Record<string, Handler> = {
     const units = itemsByRun(s, a.units, unitFields);
     for (const { run, index } of units) recordDispensing(ev, s, run, index, pharmacyId, a.prescriptionHash);
     moveStock(s, ev, units, STOCK_FIELD.held(pharmacyId), STOCK_FIELD.dispensed);
-    countDispensedSupply(
-      s,
-      ctx,
-      pharmacyId,
-      units.map((u) => ({ run: u.run, dispensedAt: ev.time })),
-      1,
-    );
+    const dispensed = units.map((u) => ({ run: u.run, dispensedAt: ev.time }));
+    countDispensedSupply(s, ctx, pharmacyId, dispensed, 1);
+    countDispensedFlows(s, pharmacyId, dispensed, 1);
     count(s, "p", pharmacyId, { unitsDispensed: units.length });
     countPerBatch(s, units, "unitsDispensed", 1);
     activity(s, "p", pharmacyId, ev, { units: units.length, prescriptionHash: a.prescriptionHash });
@@ -741,6 +740,7 @@ const handlers: Record<string, Handler> = {
     });
     moveStock(s, ev, units, STOCK_FIELD.dispensed, STOCK_FIELD.held(pharmacyId));
     countDispensedSupply(s, ctx, pharmacyId, undone, -1);
+    countDispensedFlows(s, pharmacyId, undone, -1);
     count(s, "p", pharmacyId, { unitsDispensed: -units.length, unitsReturned: units.length });
     countPerBatch(s, units, "unitsDispensed", -1);
     activity(s, "p", pharmacyId, ev, { units: units.length });
@@ -792,6 +792,7 @@ const handlers: Record<string, Handler> = {
       setJson(s, runKey(run.runId), RUN_FIELD.settlement(index), record);
     }
     claim(ev, s, a.claimId, a.claimRef, insurerId, pharmacyId, (c) => (c.unitsSettled += units.length));
+    countSettledFlows(ev, s, insurerId, pharmacyId, units, 1);
     count(s, "p", insurerId, { unitsSettled: units.length });
     count(s, "p", pharmacyId, { unitsSettledFor: units.length });
     countPerBatch(s, units, "unitsSettled", 1);
@@ -804,6 +805,7 @@ const handlers: Record<string, Handler> = {
     const insurerId = num(a.insurerId);
     const pharmacyId = num(a.pharmacyId);
     const units = itemsByRun(s, a.units, unitFields);
+    countSettledFlows(ev, s, insurerId, pharmacyId, units, -1);
     // The ledger checks the reversing insurer, not the claim reference it names: each unit leaves the claim that
     // settled it, as the index recorded it from UnitsSettled.
     const reversedPerClaim = new Map<string, number>();
@@ -1043,4 +1045,81 @@ export function commissionedRun(ev: LedgerEvent) {
     casesPerPallet: num(a.casesPerPallet),
     codes: a.codes,
   };
+}
+
+// ---- flows per organisation (fraud signals, backend/supply/flows.ts) ----
+
+const PHARMACY_ROLE = 3;
+
+/** Adds up counts per field first, so that a batch of units is one write per field, not one per unit. */
+function addPerField(s: BatchState, key: string, fieldOf: (i: number) => string, n: number, sign: 1 | -1): void {
+  const perField = new Map<string, number>();
+  for (let i = 0; i < n; i++) {
+    const field = fieldOf(i);
+    perField.set(field, (perField.get(field) ?? 0) + 1);
+  }
+  for (const [field, units] of perField) add(s, key, field, sign * units);
+}
+
+/** The product of each run, read once per run rather than once per unit. */
+function productOfRunOnce(s: BatchState): (run: RunMeta) => number {
+  const seen = new Map<number, number>();
+  return (run) => {
+    let productId = seen.get(run.runId);
+    if (productId === undefined) seen.set(run.runId, (productId = productOfRun(s, run)));
+    return productId;
+  };
+}
+
+function isPharmacy(s: BatchState, participantId: number): boolean {
+  const record = getJson<ParticipantRecord>(s, participantKey(participantId), String(participantId));
+  if (!record) throw s.hasMissing ? MISS : new Error(`index has no participant ${participantId}`);
+  return record.role === PHARMACY_ROLE;
+}
+
+/** Units a pharmacy received, per product and UTC day of the receipt (`fl:{pharmacyId}` `r:`). */
+function countReceivedFlows(ev: LedgerEvent, s: BatchState, receiverId: number, packed: string): void {
+  if (!isPharmacy(s, receiverId)) return;
+  const perField = new Map<string, number>();
+  const productOf = productOfRunOnce(s);
+  for (const { run, level, index } of itemsByRun(s, packed, moveFields)) {
+    const field = FLOW_FIELD.received(productOf(run), utcDay(ev.time));
+    perField.set(field, (perField.get(field) ?? 0) + unitsCarried(s, run, level, index));
+  }
+  for (const [field, units] of perField) add(s, flowKey(receiverId), field, units);
+}
+
+/** Units a pharmacy dispensed (1) or took back (-1), per product and the UTC day they were dispensed on. */
+function countDispensedFlows(
+  s: BatchState,
+  pharmacyId: number,
+  units: { run: RunMeta; dispensedAt: number }[],
+  sign: 1 | -1,
+): void {
+  const productOf = productOfRunOnce(s);
+  const field = (i: number) => FLOW_FIELD.dispensed(productOf(units[i]!.run), utcDay(units[i]!.dispensedAt));
+  addPerField(s, flowKey(pharmacyId), field, units.length, sign);
+}
+
+/**
+ * Whole packs settled (1) or reversed (-1), on the UTC day of the settlement: for the pharmacy per product, for
+ * the insurer per pharmacy. A reversal reads each pack's settlement, so it runs before the records are cleared.
+ */
+function countSettledFlows(
+  ev: LedgerEvent,
+  s: BatchState,
+  insurerId: number,
+  pharmacyId: number,
+  units: { run: RunMeta; index: number }[],
+  sign: 1 | -1,
+): void {
+  const days = units.map(({ run, index }) =>
+    sign === 1
+      ? utcDay(ev.time)
+      : utcDay(getJson<SettlementRecord>(s, runKey(run.runId), RUN_FIELD.settlement(index))?.time ?? ev.time),
+  );
+  const productOf = productOfRunOnce(s);
+  const forPharmacy = (i: number) => FLOW_FIELD.settledFor(productOf(units[i]!.run), days[i]!);
+  addPerField(s, flowKey(pharmacyId), forPharmacy, units.length, sign);
+  addPerField(s, flowKey(insurerId), (i) => FLOW_FIELD.settledAt(pharmacyId, days[i]!), units.length, sign);
 }

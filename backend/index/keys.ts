@@ -133,3 +133,18 @@ export const STOCK_FIELD = {
 export const stockHistoryKey = (batchId: number): string => `sbh:${batchId}`;
 /** The UTC day (`YYYY-MM-DD`) of a block time in seconds. */
 export const utcDay = (seconds: number): string => new Date(seconds * 1000).toISOString().slice(0, 10);
+
+/**
+ * Flows per organisation (`fl:{participantId}`), for the fraud signals of backend/supply/flows.ts; kept like every
+ * other field (exactly once, undone on a reorg, equal after a rebuild). A pharmacy's key holds
+ * `r:{productId}:{day}` units it received, `d:{productId}:{day}` units it dispensed (net of undone dispensing, on
+ * the day dispensed) and `s:{productId}:{day}` whole packs settled for it (net of reversals, on the day settled);
+ * an insurer's key holds `s:{pharmacyId}:{day}` whole packs it settled per pharmacy. Days are UTC `YYYY-MM-DD`.
+ */
+export const flowKey = (participantId: number): string => `fl:${participantId}`;
+export const FLOW_FIELD = {
+  received: (productId: number, day: string) => `r:${productId}:${day}`,
+  dispensed: (productId: number, day: string) => `d:${productId}:${day}`,
+  settledFor: (productId: number, day: string) => `s:${productId}:${day}`,
+  settledAt: (pharmacyId: number, day: string) => `s:${pharmacyId}:${day}`,
+} as const;

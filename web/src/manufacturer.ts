@@ -1,13 +1,22 @@
 /**
  * The manufacturer: its batches with counts of units by status (GET /v1/batches, then each batch's dashboard),
  * commissioning from a CSV with a progress bar that follows the job (GET /v1/jobs/{id}), recalling a batch, and a
- * label sheet of the codes just uploaded.
+ * label sheet of the codes just uploaded; its products' stock along the chain and where shortages are building.
  */
 import { api, type Problem } from "./api";
 import { byId, h } from "./dom";
 import { label, t } from "./i18n";
 import { drawLabels } from "./labels";
 import { onLanguage, showError, startPage } from "./shell";
+import {
+  chainStockOf,
+  chainTable,
+  type ChainStock,
+  type Overview,
+  type ProductCover,
+  type RegionCover,
+  shortageList,
+} from "./supply-view";
 
 interface BatchRow {
   id: number;
@@ -33,6 +42,8 @@ const POLL_MS = 400;
 let batches: (BatchRow & { dashboard: BatchDashboard })[] = [];
 let job: Job | null = null;
 let uploaded: string[] = [];
+let overview: Overview | null = null;
+let chain: { product: ProductCover; stock: ChainStock }[] = [];
 
 async function load(): Promise<void> {
   const list = await api<{ batches: BatchRow[] }>("/v1/batches");
@@ -121,9 +132,45 @@ function renderJob(): void {
   byId("job").dataset.status = job.status;
 }
 
+/**
+ * A product's stock along the chain: the stock route's answer; where the service has no such route, the overview's
+ * usable stock summed over regions, with the units dispensed from the consumption route.
+ */
+async function stockOf(product: ProductCover): Promise<ChainStock> {
+  try {
+    return chainStockOf(await api<Record<string, unknown>>(`/v1/supply/products/${product.productId}/stock`));
+  } catch (err) {
+    if ((err as { problem?: Problem }).problem?.status !== 404) throw err;
+    const used = await api<{ dispensed: number }>(`/v1/supply/products/${product.productId}/consumption?days=1`);
+    const sum = (stage: keyof RegionCover["stock"]) => product.regions.reduce((n, r) => n + r.stock[stage], 0);
+    return {
+      manufacturer: sum("manufacturer"),
+      inTransit: sum("inTransit"),
+      distributor: sum("distributor"),
+      pharmacy: sum("pharmacy"),
+      dispensed: used.dispensed,
+    };
+  }
+}
+
+/** The manufacturer's products (the overview lists its own only): where shortages build, and stock by stage. */
+async function loadSupply(): Promise<void> {
+  overview = await api<Overview>("/v1/supply/overview");
+  renderSupply();
+  chain = await Promise.all(overview.products.map(async (product) => ({ product, stock: await stockOf(product) })));
+  renderSupply();
+}
+
+function renderSupply(): void {
+  if (!overview) return;
+  byId("shortages").replaceChildren(shortageList(overview));
+  if (chain.length > 0 || overview.products.length === 0) byId("chain").replaceChildren(chainTable(chain));
+}
+
 function render(): void {
   renderBatches();
   renderJob();
+  renderSupply();
 }
 
 async function follow(jobId: string): Promise<void> {
@@ -176,5 +223,8 @@ byId("print").addEventListener("click", () => window.print());
 
 void startPage({ needsKey: true }).then(() => {
   onLanguage(render);
-  return load().catch((err: unknown) => showError(byId("batches"), err));
+  return Promise.all([
+    load().catch((err: unknown) => showError(byId("batches"), err)),
+    loadSupply().catch((err: unknown) => showError(byId("chain"), err)),
+  ]);
 });

@@ -1,18 +1,22 @@
 /**
  * The regulator: the alerts queue and its workflow (new → investigating → closed with a reason), participants
- * with suspend and reinstate, and the network's activity over time and totals.
+ * with suspend and reinstate, the network's activity over time and totals, and supply: days of cover per product
+ * and region, a product's dispensing with its forecast band, and the supply alerts (shortages and flow signals).
  */
 import { api } from "./api";
 import { drawActivity, kindOf, type TimedEvent } from "./activity-chart";
 import { byId, h, when } from "./dom";
 import { label, t } from "./i18n";
 import { onLanguage, showError, startPage } from "./shell";
+import { coverTable, drawOutlook, type Outlook, type Overview } from "./supply-view";
 
 interface Alert {
   id: string;
   status: "new" | "investigating" | "closed";
   reason: string;
+  source: string;
   code: { raw: string };
+  snapshot: Record<string, unknown> | null;
   lastSeen: string;
   firstSeen: string;
   count: number;
@@ -41,12 +45,43 @@ let alerts: Alert[] = [];
 let participants: Participant[] = [];
 let totals: Record<string, number | string> = {};
 let events: TimedEvent[] = [];
+let supplyAlerts: Alert[] = [];
+let overview: Overview | null = null;
+let outlook: Outlook | null = null;
 
 const filter = byId<HTMLSelectElement>("alert-filter");
 
 async function loadAlerts(): Promise<void> {
-  alerts = (await api<{ alerts: Alert[] }>(`/v1/alerts?status=${filter.value}&limit=50`)).alerts;
+  const list = async (query: string) => (await api<{ alerts: Alert[] }>(`/v1/alerts?${query}`)).alerts;
+  [alerts, supplyAlerts] = await Promise.all([
+    list(`status=${filter.value}&limit=50`),
+    list(`source=supply&status=${filter.value}&limit=50`),
+  ]);
   renderAlerts();
+}
+
+const outlookProduct = byId<HTMLSelectElement>("outlook-product");
+
+async function loadSupply(): Promise<void> {
+  overview = await api<Overview>("/v1/supply/overview");
+  const chosen = outlookProduct.value;
+  outlookProduct.replaceChildren(
+    ...overview.products.map((p) => h("option", { value: String(p.productId) }, `${p.name} (${p.productCode})`)),
+  );
+  if (chosen && overview.products.some((p) => String(p.productId) === chosen)) outlookProduct.value = chosen;
+  renderSupply();
+  await loadOutlook();
+}
+
+async function loadOutlook(): Promise<void> {
+  if (!outlookProduct.value) return;
+  outlook = await api<Outlook>(`/v1/supply/products/${outlookProduct.value}/outlook?days=60`);
+  drawOutlook(byId("outlook-chart"), outlook);
+}
+
+function renderSupply(): void {
+  if (overview) byId("cover").replaceChildren(coverTable(overview));
+  if (outlook) drawOutlook(byId("outlook-chart"), outlook);
 }
 
 async function loadNetwork(): Promise<void> {
@@ -114,33 +149,54 @@ function alertActions(a: Alert): HTMLElement {
   return cell;
 }
 
-function renderAlerts(): void {
-  const area = byId("alerts");
-  if (alerts.length === 0) return area.replaceChildren(h("p", {}, t("reg.noAlerts")));
+/** A supply alert's figures in brief: its snapshot's plain values (the full snapshot is in GET /v1/alerts/{id}). */
+function figures(a: Alert): string {
+  return Object.entries(a.snapshot ?? {})
+    .filter(([, v]) => typeof v === "number" || typeof v === "string")
+    .map(([k, v]) => `${k} ${String(v)}`)
+    .join(" · ");
+}
+
+/** An alert queue; the supply queue also shows the figures that raised each alert. */
+function alertTable(list: Alert[], withFigures: boolean): HTMLElement {
+  if (list.length === 0) return h("p", {}, t("reg.noAlerts"));
   const head = ["reg.status", "reg.reason", "reg.code", "reg.seen", "reg.count", "reg.actions"] as const;
-  area.replaceChildren(
+  return h(
+    "table",
+    {},
     h(
-      "table",
+      "thead",
       {},
-      h("thead", {}, h("tr", {}, ...head.map((k) => h("th", { scope: "col" }, t(k))))),
       h(
-        "tbody",
+        "tr",
         {},
-        ...alerts.map((a) =>
-          h(
-            "tr",
-            { "data-alert": a.id, "data-status": a.status },
-            h("td", {}, label("alertStatus", a.status)),
-            h("td", {}, label("alert", a.reason)),
-            h("td", {}, h("code", {}, a.code.raw)),
-            h("td", {}, when(a.lastSeen)),
-            h("td", {}, String(a.count)),
-            alertActions(a),
-          ),
+        ...head.map((k) => h("th", { scope: "col" }, t(k))),
+        withFigures ? h("th", { scope: "col" }, t("supply.figures")) : null,
+      ),
+    ),
+    h(
+      "tbody",
+      {},
+      ...list.map((a) =>
+        h(
+          "tr",
+          { "data-alert": a.id, "data-status": a.status, "data-reason": a.reason },
+          h("td", {}, label("alertStatus", a.status)),
+          h("td", {}, label("alert", a.reason)),
+          h("td", {}, h("code", {}, a.code.raw)),
+          h("td", {}, when(a.lastSeen)),
+          h("td", {}, String(a.count)),
+          alertActions(a),
+          withFigures ? h("td", { class: "figures" }, figures(a)) : null,
         ),
       ),
     ),
   );
+}
+
+function renderAlerts(): void {
+  byId("alerts").replaceChildren(alertTable(alerts, false));
+  byId("supply-alerts").replaceChildren(alertTable(supplyAlerts, true));
 }
 
 function setSuspended(p: Participant, suspend: boolean): void {
@@ -195,14 +251,21 @@ function render(): void {
   renderAlerts();
   renderParticipants();
   renderNetwork();
+  renderSupply();
 }
 
 filter.addEventListener("change", () => void loadAlerts().catch((err: unknown) => showError(byId("alerts"), err)));
+
+outlookProduct.addEventListener(
+  "change",
+  () => void loadOutlook().catch((err: unknown) => showError(byId("outlook-chart"), err)),
+);
 
 void startPage({ needsKey: true }).then(() => {
   onLanguage(render);
   return Promise.all([
     loadAlerts().catch((err: unknown) => showError(byId("alerts"), err)),
     loadNetwork().catch((err: unknown) => showError(byId("participants"), err)),
+    loadSupply().catch((err: unknown) => showError(byId("cover"), err)),
   ]);
 });
