@@ -10,11 +10,11 @@ import { drawLabels } from "./labels";
 import { onLanguage, showError, startPage } from "./shell";
 import {
   chainStockOf,
+  type StockAnswer,
   chainTable,
   type ChainStock,
   type Overview,
   type ProductCover,
-  type RegionCover,
   shortageList,
 } from "./supply-view";
 
@@ -132,25 +132,9 @@ function renderJob(): void {
   byId("job").dataset.status = job.status;
 }
 
-/**
- * A product's stock along the chain: the stock route's answer; where the service has no such route, the overview's
- * usable stock summed over regions, with the units dispensed from the consumption route.
- */
+/** A product's stock along the chain, from the stock route. */
 async function stockOf(product: ProductCover): Promise<ChainStock> {
-  try {
-    return chainStockOf(await api<Record<string, unknown>>(`/v1/supply/products/${product.productId}/stock`));
-  } catch (err) {
-    if ((err as { problem?: Problem }).problem?.status !== 404) throw err;
-    const used = await api<{ dispensed: number }>(`/v1/supply/products/${product.productId}/consumption?days=1`);
-    const sum = (stage: keyof RegionCover["stock"]) => product.regions.reduce((n, r) => n + r.stock[stage], 0);
-    return {
-      manufacturer: sum("manufacturer"),
-      inTransit: sum("inTransit"),
-      distributor: sum("distributor"),
-      pharmacy: sum("pharmacy"),
-      dispensed: used.dispensed,
-    };
-  }
+  return chainStockOf(await api<StockAnswer>(`/v1/supply/products/${product.productId}/stock`));
 }
 
 /** The manufacturer's products (the overview lists its own only): where shortages build, and stock by stage. */

@@ -173,22 +173,21 @@ export interface ChainStock {
   dispensed: number;
 }
 
-const isCounts = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null;
-const units = (v: unknown): number => (typeof v === "number" ? v : 0);
+/** The part of GET /v1/supply/products/{id}/stock the chain table shows (units of batches not recalled). */
+export interface StockAnswer {
+  byRole: Partial<Record<"manufacturer" | "distributor" | "pharmacy", number>>;
+  inTransit: number;
+  dispensed: number;
+}
 
-/**
- * The stages of a stock answer: by holder type (`byHolderType`, `totals` or the answer itself: `manufacturer`,
- * `distributor`, `pharmacy`), with `inTransit` and `dispensed` beside them or at the top.
- */
-export function chainStockOf(answer: Record<string, unknown>): ChainStock {
-  const nested = [answer.byHolderType, answer.totals, answer.total, answer.stock].find(isCounts) ?? {};
-  const pick = (name: keyof ChainStock) => units(nested[name] ?? answer[name]);
+/** A stock answer's stages along the chain: held by holder role, in transit, dispensed. */
+export function chainStockOf(answer: StockAnswer): ChainStock {
   return {
-    manufacturer: pick("manufacturer"),
-    inTransit: pick("inTransit"),
-    distributor: pick("distributor"),
-    pharmacy: pick("pharmacy"),
-    dispensed: pick("dispensed"),
+    manufacturer: answer.byRole.manufacturer ?? 0,
+    inTransit: answer.inTransit,
+    distributor: answer.byRole.distributor ?? 0,
+    pharmacy: answer.byRole.pharmacy ?? 0,
+    dispensed: answer.dispensed,
   };
 }
 
