@@ -1,7 +1,7 @@
 /**
  * Commissions a batch from a CSV of codes: every line read with the API's parser and planned into runs by the
  * API's commissioning plan (backend/chain/commission-plan.ts) before anything is sent, then sent one run a
- * transaction with a resumable state file (scripts/lib/commission-state.ts, commission-send.ts): a commissioning
+ * transaction, several in flight, with a resumable state file (scripts/lib/commission-state.ts, commission-send.ts): a commissioning
  * interrupted at any point (Ctrl-C, SIGKILL, a lost node) and started again submits nothing twice and finishes.
  */
 import { createHash } from "node:crypto";
@@ -31,7 +31,8 @@ function printErrors(errors: readonly CsvLineError[], file: string): void {
 }
 
 runCommand({
-  usage: "npm run commission:csv -- --batch <id> --file <codes.csv> [--state <file>] [--skip-bad] [--dry-run]",
+  usage:
+    "npm run commission:csv -- --batch <id> --file <codes.csv> [--state <file>] [--in-flight <n>] [--skip-bad] [--dry-run]",
   help: `
 Commissions the codes of a CSV into batch <id> on the ledger of DEPLOYMENT_FILE / LEDGER_ADDRESS at RPC_URL,
 signed by the batch's manufacturer (its key in SIGNER_DEV_KEYS or SIGNER_KEYSTORE_DIR). The index (REDIS_URL)
@@ -48,6 +49,8 @@ sent while any is bad.
                     interruption and it sends only what the ledger does not hold yet
   --skip-bad        leave bad lines out (reported all the same) and commission the rest
   --dry-run         validate and plan only
+  --in-flight <n>   transactions sent and not yet mined at once (default COMMISSION_IN_FLIGHT or 4); each is
+                    recorded in the state file before it is broadcast, so an interruption is resumed all the same
   --no-progress     no progress bar
 
 Exit codes: 0 done, 1 failure, 2 usage, 3 bad lines (nothing sent), 130 interrupted (state saved; run again).`,
@@ -58,11 +61,13 @@ Exit codes: 0 done, 1 failure, 2 usage, 3 bad lines (nothing sent), 130 interrup
     "skip-bad": { type: "boolean" },
     "dry-run": { type: "boolean" },
     "no-progress": { type: "boolean" },
+    "in-flight": { type: "string" },
   },
   async run(values) {
     const batchId = positiveInt(values.batch, "batch");
     const file = required(values.file, "file");
     const stateFile = values.state ?? `${file}.state.json`;
+    const inFlight = positiveInt(values["in-flight"] ?? process.env.COMMISSION_IN_FLIGHT ?? "4", "in-flight");
     let text: string;
     try {
       text = readFileSync(file, "utf8");
@@ -172,6 +177,7 @@ Exit codes: 0 done, 1 failure, 2 usage, 3 bad lines (nothing sent), 130 interrup
         fromBlock: deployment.deployedAtBlock,
         maxRangeBlocks: config.LOG_RANGE_MAX_BLOCKS,
         stopRequested: () => stop,
+        inFlight,
         onRunDone: (run) => {
           sentCodes += run.codes;
           const seconds = (Date.now() - started) / 1000;
@@ -191,6 +197,8 @@ Exit codes: 0 done, 1 failure, 2 usage, 3 bad lines (nothing sent), 130 interrup
         codesSentNow: sentCodes,
         seconds: Number(seconds.toFixed(2)),
         codesPerSecond: sentCodes > 0 ? Math.round(sentCodes / seconds) : 0,
+        inFlight,
+        peakRssMb: Math.round(process.resourceUsage().maxRSS / 1024),
         stateFile,
         runIds: state.runs.map((r) => r.runId ?? null),
       };

@@ -8,7 +8,6 @@
  * the same nonce and higher fees, and exactly one version is mined. A commissioning job killed between its runs is
  * finished by the restarted service, each run submitted once.
  */
-import { spawn, type ChildProcess } from "node:child_process";
 import path from "node:path";
 import { expect } from "chai";
 import { ethers } from "hardhat";
@@ -18,70 +17,18 @@ import { META } from "../backend/index/keys";
 import { PENDING_TXS, type TxRecord } from "../backend/chain/submit";
 import { UNANSWERED, type IdemRecord } from "../backend/api/idempotency";
 import { call, type Reply } from "./helpers/api";
+import { killChildApis, ROOT, sleep, startChildApi, until, type ChildApi } from "./helpers/child-api";
 import { hardhatDevKeys, startWriteApi, type WriteHarness } from "./helpers/writes";
 
-const ROOT = path.resolve(__dirname, "..");
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
 type Written = { status: string; transactions: { txHash: string; block?: number }[]; items: { status: string }[] };
-
-/** Polls `check` every 50 ms until it returns something other than undefined, failing after `ms`. */
-async function until<T>(what: string, check: () => Promise<T | undefined>, ms = 30_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const found = await check();
-    if (found !== undefined) return found;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
-}
-
-interface ChildApi {
-  proc: ChildProcess;
-  url: string;
-  output(): string;
-  kill(signal: NodeJS.Signals): Promise<void>;
-}
 
 describe("API: writes survive a crash of the service", function () {
   this.timeout(180_000);
   let h: WriteHarness;
   let env: Record<string, string>;
   let units: string[];
-  const children = new Set<ChildProcess>();
-
-  /** scripts/api.ts as a child (node -r ts-node, so that a signal reaches the service itself, not npx). */
-  async function startChild(overrides: Record<string, string> = {}): Promise<ChildApi> {
-    const proc = spawn(process.execPath, ["-r", "ts-node/register/transpile-only", "scripts/api.ts"], {
-      cwd: ROOT,
-      env: { ...process.env, ...env, ...overrides },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    children.add(proc);
-    let out = "";
-    const keep = (chunk: Buffer) => void (out = (out + chunk.toString("utf8")).slice(-8000));
-    proc.stdout!.on("data", keep);
-    proc.stderr!.on("data", keep);
-    const exited = new Promise<void>((resolve) => proc.once("exit", () => (children.delete(proc), resolve())));
-    const url = await until(
-      "the child API to listen",
-      async () => {
-        if (proc.exitCode !== null) throw new Error(`child API exited: ${out}`);
-        const line = out.split("\n").find((l) => l.includes('"API listening"'));
-        return line ? (JSON.parse(line) as { url: string }).url : undefined;
-      },
-      60_000,
-    );
-    return {
-      proc,
-      url,
-      output: () => out,
-      async kill(signal) {
-        if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
-        await exited;
-      },
-    };
-  }
+  const startChild = (overrides: Record<string, string> = {}): Promise<ChildApi> =>
+    startChildApi({ ...env, ...overrides });
 
   const mine = () => ethers.provider.send("evm_mine", []);
   const minedNonce = () => ethers.provider.getTransactionCount(h.s.pharmacy.address, "latest");
@@ -129,7 +76,7 @@ describe("API: writes survive a crash of the service", function () {
     await ethers.provider.send("evm_setAutomine", [false]);
   });
   after(async function () {
-    for (const child of children) child.kill("SIGKILL");
+    killChildApis();
     await ethers.provider.send("evm_setAutomine", [true]);
     await mine();
     await h?.close();

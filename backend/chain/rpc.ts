@@ -45,18 +45,35 @@ export class JsonRpcClient {
     });
   }
 
+  /**
+   * POSTs the body; a connection that fails before any answer (a keep-alive socket the node closed while idle,
+   * which fetch may pick just as it closes) is tried once more on a new one. JSON-RPC calls are safe to repeat
+   * here: reads are, and a signed transaction sent twice is the same transaction (the node answers "already
+   * known", or "nonce too low" once it is mined, which every sender checks against the receipt).
+   */
+  private async post(body: string): Promise<Response> {
+    const send = () =>
+      fetch(this.url, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body,
+        signal: AbortSignal.timeout(TIMEOUT_MS),
+      });
+    try {
+      return await send();
+    } catch (err) {
+      if (!(err instanceof TypeError)) throw err; // a timeout (AbortSignal) is not retried
+      return send();
+    }
+  }
+
   /** As {@link batch}, but each call's error is its own result: one failing call does not fail the others. */
   async batchSettled<T>(calls: readonly RpcCall[]): Promise<({ result: T } | { error: RpcError })[]> {
     if (calls.length === 0) return [];
     const firstId = this.nextId;
     this.nextId += calls.length;
     const body = calls.map((c, i) => ({ jsonrpc: "2.0", id: firstId + i, method: c.method, params: c.params }));
-    const response = await fetch(this.url, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify(calls.length === 1 ? body[0] : body),
-      signal: AbortSignal.timeout(TIMEOUT_MS),
-    });
+    const response = await this.post(JSON.stringify(calls.length === 1 ? body[0] : body));
     const text = await response.text();
     if (!response.ok) throw new RpcError(`${calls[0]!.method}: HTTP ${response.status} ${text.slice(0, 200)}`);
     const parsed = JSON.parse(text) as RpcReply | RpcReply[];

@@ -121,13 +121,19 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** Replacement fee bump: geth and Besu require at least 10% on both fee fields. */
 const BUMP_PERCENT = 125n;
 const RELEASE_LOCK = `if redis.call("get", KEYS[1]) == ARGV[1] then return redis.call("del", KEYS[1]) else return 0 end`;
+const RENEW_LOCK = `if redis.call("get", KEYS[1]) == ARGV[1] then return redis.call("pexpire", KEYS[1], ARGV[2]) else return 0 end`;
 const LOCK_MS = 15_000;
+/** Times a fresh transaction is signed again after finding its nonce used by another sender. */
+const MAX_NONCE_ATTEMPTS = 5;
 const RECEIPT_POLL_MS = 50;
 /** How often a waiting request re-reads its record, to see a replacement another process made. */
 const RECORD_REFRESH_MS = 1_000;
 /** Transactions one sweep looks at (the oldest first); the next sweep takes the rest. */
 const SWEEP_BATCH = 200;
 
+/** A fresh transaction's nonce is used: mined by another transaction, or held by one in the pool. */
+const isNonceTaken = (err: unknown): boolean =>
+  /nonce too low|replacement transaction underpriced|replacement fee too low/i.test((err as Error).message);
 const isAlreadyKnown = (err: unknown): boolean =>
   /already known|known transaction|nonce too low|replacement transaction underpriced|already imported/i.test(
     (err as Error).message,
@@ -201,33 +207,56 @@ export class Submitter {
     onSigned: (hash: string) => Promise<void>,
   ): Promise<string> {
     const keys = nonceKeys(account);
-    const token = await this.lock(keys.lock);
+    const lock = await this.lock(keys.lock);
     try {
-      const [stored, pending] = await Promise.all([
-        this.redis.get(keys.next),
-        this.chain.rpc.call<string>("eth_getTransactionCount", [account, "pending"]),
-      ]);
-      const nonce = Math.max(Number(stored ?? 0), Number(BigInt(pending)));
-      const fees = await this.fees();
-      const version = await this.sign(wallet, nonce, data, gas, fees);
-      const record: TxRecord = { org: account, nonce, data, versions: [version], signedAt: Date.now() };
-      await this.redis.set(txKey(version.hash), JSON.stringify(record), "EX", this.settings.TX_RECORD_TTL_SECONDS);
-      await this.redis.zadd(PENDING_TXS, record.signedAt, version.hash.toLowerCase());
-      await onSigned(version.hash);
-      await this.broadcast(version.raw, version.hash);
-      await this.redis.set(keys.next, String(nonce + 1), "EX", this.settings.TX_RECORD_TTL_SECONDS);
-      return version.hash;
+      for (let attempt = 1; ; attempt++) {
+        const [stored, pending] = await Promise.all([
+          this.redis.get(keys.next),
+          this.chain.rpc.call<string>("eth_getTransactionCount", [account, "pending"]),
+        ]);
+        const nonce = Math.max(Number(stored ?? 0), Number(BigInt(pending)));
+        const fees = await this.fees();
+        const version = await this.sign(wallet, nonce, data, gas, fees);
+        const record: TxRecord = { org: account, nonce, data, versions: [version], signedAt: Date.now() };
+        await this.redis.set(txKey(version.hash), JSON.stringify(record), "EX", this.settings.TX_RECORD_TTL_SECONDS);
+        await this.redis.zadd(PENDING_TXS, record.signedAt, version.hash.toLowerCase());
+        await onSigned(version.hash);
+        const taken = await this.broadcastNew(version.raw, version.hash);
+        await this.redis.set(keys.next, String(nonce + 1), "EX", this.settings.TX_RECORD_TTL_SECONDS);
+        if (!taken) return version.hash;
+        // Another sender of this account (an operator's script with the same key, or a process whose lock
+        // lapsed) used the nonce: this version can never be mined, so it is forgotten and the call signed anew.
+        this.log.warn({ tx: version.hash, org: account, nonce, attempt }, "nonce taken by another sender: re-signing");
+        await this.forgetPending(record);
+        await this.redis.del(txKey(version.hash));
+        if (attempt >= MAX_NONCE_ATTEMPTS) throw new Error(`nonce of ${account} taken ${attempt} times in a row`);
+      }
     } finally {
-      await this.redis.eval(RELEASE_LOCK, 1, keys.lock, token).catch(() => undefined);
+      await lock.release();
     }
   }
 
-  private async lock(key: string): Promise<string> {
+  /**
+   * Takes the lock `key`, kept alive while held (a hold longer than LOCK_MS, on a slow node, must not let another
+   * process take the same nonce), until release().
+   */
+  private async lock(key: string): Promise<{ release(): Promise<void> }> {
     const token = randomUUID();
     for (let attempt = 0; ; attempt++) {
-      if ((await this.redis.set(key, token, "PX", LOCK_MS, "NX")) === "OK") return token;
+      if ((await this.redis.set(key, token, "PX", LOCK_MS, "NX")) === "OK") break;
       await sleep(Math.min(5 + attempt * 2, 50));
     }
+    const renew = setInterval(
+      () => void this.redis.eval(RENEW_LOCK, 1, key, token, String(LOCK_MS)).catch(() => undefined),
+      LOCK_MS / 3,
+    );
+    renew.unref();
+    return {
+      release: async () => {
+        clearInterval(renew);
+        await this.redis.eval(RELEASE_LOCK, 1, key, token).catch(() => undefined);
+      },
+    };
   }
 
   private async fees(): Promise<{ maxFeePerGas: bigint; maxPriorityFeePerGas: bigint }> {
@@ -274,11 +303,32 @@ export class Submitter {
       await this.chain.rpc.call<string>("eth_sendRawTransaction", [raw]);
     } catch (err) {
       if (isAlreadyKnown(err)) return;
-      if (revertDataOf(err) !== null || /revert/i.test((err as Error).message)) {
-        if (await this.receiptOf([hash])) return;
-      }
-      throw err;
+      await this.unlessMined(err, hash);
     }
+  }
+
+  /**
+   * Hands a freshly signed transaction to the node; true when its nonce turned out to be used by another
+   * transaction (mined, or pending with fees this one does not outbid), which means it can never be mined.
+   */
+  private async broadcastNew(raw: string, hash: string): Promise<boolean> {
+    try {
+      await this.chain.rpc.call<string>("eth_sendRawTransaction", [raw]);
+      return false;
+    } catch (err) {
+      if (isNonceTaken(err)) return !(await this.receiptOf([hash])); // a retried send of ours may have been mined
+      if (isAlreadyKnown(err)) return false;
+      await this.unlessMined(err, hash);
+      return false;
+    }
+  }
+
+  /** Rethrows a refused send unless the refusal was a revert and the transaction was mined anyway (automine). */
+  private async unlessMined(err: unknown, hash: string): Promise<void> {
+    if (revertDataOf(err) !== null || /revert/i.test((err as Error).message)) {
+      if (await this.receiptOf([hash])) return;
+    }
+    throw err;
   }
 
   /** The receipt of whichever version of a transaction was mined, or null. */

@@ -53,13 +53,15 @@ export interface BenchChain {
 }
 
 /**
- * Commissions at least `units` unit codes, moves them, and (with `dispensePerRun`) has the pharmacy dispense
- * that many units of each run from the cases it received, 100 a transaction.
+ * A fresh ledger on the node (account 0 deploys it and is the regulator) with a maker (account 1) holding the
+ * prefix of PRODUCT_CODE, the product registered and batch 1 open; a distributor, a pharmacy and an insurer
+ * (accounts 2-4) onboarded.
  */
-export async function populate(provider: JsonRpcProvider, units: number, dispensePerRun = 0): Promise<BenchChain> {
-  const [admin, maker, distributor, pharmacy, insurer] = (await Promise.all(
-    [0, 1, 2, 3, 4].map((i) => provider.getSigner(i)),
-  )) as JsonRpcSigner[];
+export async function deployBenchLedger(
+  provider: JsonRpcProvider,
+): Promise<{ ledger: DrugLedger; startBlock: number; signers: JsonRpcSigner[] }> {
+  const signers = (await Promise.all([0, 1, 2, 3, 4].map((i) => provider.getSigner(i)))) as JsonRpcSigner[];
+  const [admin, maker, distributor, pharmacy, insurer] = signers;
   const deployed = await new DrugLedger__factory(admin!).deploy(0, await admin!.getAddress());
   const startBlock = (await deployed.deploymentTransaction()!.wait())!.blockNumber;
   const ledger = deployed.connect(admin!) as DrugLedger;
@@ -73,6 +75,24 @@ export async function populate(provider: JsonRpcProvider, units: number, dispens
   await wait(asMaker.registerProduct(PRODUCT_CODE, "Amoxicillin 250mg", "H20000001", "capsule 24/box", 24));
   const now = (await provider.getBlock("latest"))!.timestamp;
   await wait(asMaker.registerBatch(1, "LOT-BENCH", now - DAY, now + 700 * DAY));
+  return { ledger, startBlock, signers };
+}
+
+/**
+ * Commissions at least `units` unit codes, moves them, and (with `dispensePerRun`) has the pharmacy dispense
+ * that many units of each run from the cases it received, 100 a transaction.
+ */
+export async function populate(provider: JsonRpcProvider, units: number, dispensePerRun = 0): Promise<BenchChain> {
+  const { ledger, startBlock, signers } = await deployBenchLedger(provider);
+  const [admin, maker, distributor, pharmacy, insurer] = signers as [
+    JsonRpcSigner,
+    JsonRpcSigner,
+    JsonRpcSigner,
+    JsonRpcSigner,
+    JsonRpcSigner,
+  ];
+  const wait = async (p: Promise<{ wait(): Promise<unknown> }>) => (await p).wait();
+  const asMaker = ledger.connect(maker);
 
   const runs = Math.ceil(units / SHAPE.unitCount);
   const serialBase = (runId: number) => 1 + (runId - 1) * SHAPE.unitCount;
@@ -133,7 +153,7 @@ export async function populate(provider: JsonRpcProvider, units: number, dispens
 /** Back-fills the bench chain into `redis` with the configured indexer settings; returns the final status. */
 export async function indexChain(
   nodeUrl: string,
-  chain: BenchChain,
+  chain: Pick<BenchChain, "ledger" | "startBlock">,
   redis: RedisClient,
   codeBucketBits: number,
   log: Logger,

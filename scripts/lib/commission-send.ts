@@ -1,5 +1,5 @@
 /**
- * Sends a plan's runs one transaction each, recording every step in the state file, and reconciles what an
+ * Sends a plan's runs one transaction each, several in flight, recording every step in the state file, and reconciles what an
  * earlier, interrupted process may have sent before sending anything again:
  * - a run `sending` whose transaction has a receipt is done;
  * - a run `sending` whose nonce the account has not used yet is re-signed with the same nonce and fees (the same
@@ -37,6 +37,8 @@ export interface SendOptions {
   /** Checked between runs: true stops cleanly after the run in flight is recorded. */
   stopRequested(): boolean;
   pollMs?: number;
+  /** Transactions sent and not yet mined at once (default 1: one run at a time). */
+  inFlight?: number;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -107,18 +109,33 @@ export class CommissionSender {
     return settled;
   }
 
-  /** Sends every run not done, in order; returns false when stopped before the end. */
+  /**
+   * Sends every run not done, in order, keeping up to `inFlight` transactions sent and not yet mined (nonces
+   * consecutive, each run recorded `sending` before it is broadcast); returns false when stopped before the end
+   * (the runs already on the wire are waited for and recorded first).
+   */
   async sendAll(state: CommissionState): Promise<boolean> {
+    const inFlight = Math.max(1, this.o.inFlight ?? 1);
+    const window: Promise<void>[] = [];
+    let nextNonce = 0;
+    let stopped = false;
     for (const run of state.runs) {
-      if (this.o.stopRequested()) return false;
+      if (this.o.stopRequested()) {
+        stopped = true;
+        break;
+      }
       if (run.state === "done") continue;
-      const planned = this.o.plan[run.index]!;
+      if (window.length >= inFlight) await window.shift();
       if (run.state === "planned") {
+        const planned = this.o.plan[run.index]!;
         const data = this.calldata(planned);
-        const gas = gasWithMargin(BigInt(await this.o.chain.rpc.call<string>("eth_estimateGas", [this.call(data)])));
-        const fees = await this.o.chain.provider.getFeeData();
+        const [gas, fees, pending] = await Promise.all([
+          this.o.chain.rpc.call<string>("eth_estimateGas", [this.call(data)]).then((g) => gasWithMargin(BigInt(g))),
+          this.o.chain.provider.getFeeData(),
+          this.nonce("pending"),
+        ]);
         Object.assign(run, {
-          nonce: await this.nonce("pending"),
+          nonce: Math.max(pending, nextNonce),
           gasLimit: gas.toString(),
           maxFeePerGas: (fees.maxFeePerGas ?? fees.gasPrice ?? 0n).toString(),
           maxPriorityFeePerGas: (fees.maxPriorityFeePerGas ?? 0n).toString(),
@@ -129,13 +146,22 @@ export class CommissionSender {
         saveState(this.o.stateFile, state); // before the wire: the next start knows what may be out there
         await this.broadcast(signed, run);
       }
-      const receipt = await this.waitReceipt(run.txHash!);
-      if (receipt.status !== "0x1") throw new Error(`run ${run.index}: transaction ${run.txHash} reverted`);
-      this.markDone(run, receipt);
-      saveState(this.o.stateFile, state);
-      this.o.onRunDone(run);
+      if (run.nonce !== undefined) nextNonce = Math.max(nextNonce, run.nonce + 1);
+      const mined = this.whenMined(run, state);
+      mined.catch(() => undefined); // awaited below; not an unhandled rejection meanwhile
+      window.push(mined);
     }
-    return true;
+    await Promise.all(window);
+    return !stopped;
+  }
+
+  /** Waits for the run's receipt and records it done (a revert is an error: the plan was checked before). */
+  private async whenMined(run: RunRecord, state: CommissionState): Promise<void> {
+    const receipt = await this.waitReceipt(run.txHash!);
+    if (receipt.status !== "0x1") throw new Error(`run ${run.index}: transaction ${run.txHash} reverted`);
+    this.markDone(run, receipt);
+    saveState(this.o.stateFile, state);
+    this.o.onRunDone(run);
   }
 
   private calldata(run: PlannedRun): string {
@@ -191,7 +217,7 @@ export class CommissionSender {
     for (;;) {
       const receipt = await this.receipt(hash);
       if (receipt) return receipt;
-      await sleep(this.o.pollMs ?? 200);
+      await sleep(this.o.pollMs ?? 50);
     }
   }
 
