@@ -204,7 +204,8 @@ describe("API: two processes against one Redis Cluster (3 masters)", function ()
       ),
     );
     for (const r of replies) {
-      expect(r.status, r.text).to.equal(200);
+      // A failure names what the processes logged (at warn: errors only).
+      expect(r.status, `${r.text}\nprocess A:\n${a.output()}\nprocess B:\n${b.output()}`).to.equal(200);
       expect(r.body.items[0]!.status).to.equal("dispensed");
     }
     const hashes = replies.map((r) => r.body.transactions[0]!.txHash);

@@ -3,7 +3,7 @@
  * moves them through their investigation with a history of who did what and when. See keys.ts for the layout.
  */
 import { randomBytes } from "crypto";
-import type { RedisClient } from "../store/redis";
+import { luaScript, type RedisClient } from "../store/redis";
 import type { AlertSettings } from "./config";
 import { ALERT_KEYS, codeDigest, dedupFingerprint, ID_PATTERN, idTimePrefix } from "./keys";
 import {
@@ -110,10 +110,8 @@ redis.call('EXPIRE', KEYS[3], ARGV[6])
 return 'ok'
 `;
 
-type ScriptClient = RedisClient & {
-  alertRaise(numKeys: number, ...args: (string | number)[]): Promise<[string, string, string[]?, string[]?]>;
-  alertChange(numKeys: number, ...args: (string | number)[]): Promise<string>;
-};
+const raiseScript = luaScript<[string, string, string[]?, string[]?]>(RAISE_SCRIPT);
+const changeScript = luaScript<string>(CHANGE_SCRIPT);
 
 /** The fixed part of an alert, written once when it is raised. */
 type AlertDoc = Omit<Alert, "status" | "count" | "lastSeen" | "closeReason" | "history">;
@@ -128,19 +126,11 @@ const actorOf = (a: AlertActor): HistoryEntry["by"] => ({
 });
 
 export class AlertStore {
-  private readonly redis: ScriptClient;
-
   constructor(
-    redis: RedisClient,
+    private readonly redis: RedisClient,
     readonly settings: AlertSettings,
     private readonly now: () => number = Date.now,
-  ) {
-    if (!("alertRaise" in redis)) {
-      redis.defineCommand("alertRaise", { lua: RAISE_SCRIPT });
-      redis.defineCommand("alertChange", { lua: CHANGE_SCRIPT });
-    }
-    this.redis = redis as ScriptClient;
-  }
+  ) {}
 
   /**
    * Records a failed verification. The same code, reason and organisation within the de-dup window of its last
@@ -213,9 +203,7 @@ export class AlertStore {
         ALERT_KEYS.history(existing || id),
         ...indexKeys,
       ];
-      const [outcome, , fields, history] = await this.redis.alertRaise(
-        keys.length,
-        ...keys,
+      const [outcome, , fields, history] = await raiseScript(this.redis, keys, [
         existing,
         id,
         JSON.stringify(doc),
@@ -223,7 +211,7 @@ export class AlertStore {
         input.dedup === "until_closed" ? 0 : this.settings.ALERT_DEDUP_WINDOW_SECONDS * 1000,
         JSON.stringify(raised),
         this.settings.ALERT_LOG_RETENTION_DAYS * 86_400,
-      );
+      ]);
       if (outcome !== "retry") return toAlert(pairs(fields!), history!);
     }
     throw new Error("alert de-dup marker kept changing: too much contention on one code");
@@ -329,18 +317,18 @@ export class AlertStore {
       const { to, entry, closeReason } = decide(alert);
       const at = this.now();
       const full: HistoryEntry = { at: iso(at), by: actorOf(actor), ...entry };
-      const outcome = await this.redis.alertChange(
-        3,
-        ALERT_KEYS.alert(id),
-        ALERT_KEYS.history(id),
-        ALERT_KEYS.log(day(at)),
-        alert.status,
-        to,
-        JSON.stringify(full),
-        at,
-        closeReason ?? "",
-        this.settings.ALERT_LOG_RETENTION_DAYS * 86_400,
-        id,
+      const outcome = await changeScript(
+        this.redis,
+        [ALERT_KEYS.alert(id), ALERT_KEYS.history(id), ALERT_KEYS.log(day(at))],
+        [
+          alert.status,
+          to,
+          JSON.stringify(full),
+          at,
+          closeReason ?? "",
+          this.settings.ALERT_LOG_RETENTION_DAYS * 86_400,
+          id,
+        ],
       );
       if (outcome === "ok") return (await this.get(id))!;
       if (outcome === "missing") throw new AlertError("not-found", `no alert ${id}`);

@@ -9,7 +9,7 @@
  */
 import type { Request, RequestHandler, Response } from "express";
 import { ipKeyGenerator, rateLimit, type ClientRateLimitInfo, type Options, type Store } from "express-rate-limit";
-import type { RedisClient } from "../store/redis";
+import { luaScript, type RedisClient } from "../store/redis";
 import type { ApiContext } from "./context";
 import { problems } from "./errors";
 
@@ -43,9 +43,8 @@ const COUNTER_PREFIX = "svc:{rl}:";
 /** Counts in one script at most: a long burst becomes several scripts, none holding Redis long. */
 const MAX_COUNTS_PER_SCRIPT = 500;
 
-type CountingClient = RedisClient & {
-  rateLimitCount(numberOfKeys: number, ...keysThenWindows: (string | number)[]): Promise<number[]>;
-};
+/** Counts each key (ARGV: each key's window in ms); replies each count and its time left, in key order. */
+const countScript = luaScript<number[]>(COUNT_SCRIPT);
 
 interface PendingCount {
   key: string;
@@ -56,14 +55,9 @@ interface PendingCount {
 
 /** The counts queued in this turn of the event loop, sent together once the turn's I/O has been read. */
 class CountBatcher {
-  private readonly redis: CountingClient;
   private pending: PendingCount[] = [];
 
-  constructor(redis: RedisClient) {
-    // ioredis sends the script by its SHA and loads it where it is missing (NOSCRIPT: a restart, another master).
-    if (!("rateLimitCount" in redis)) redis.defineCommand("rateLimitCount", { lua: COUNT_SCRIPT });
-    this.redis = redis as CountingClient;
-  }
+  constructor(private readonly redis: RedisClient) {}
 
   count(key: string, windowMs: number): Promise<ClientRateLimitInfo> {
     return new Promise((resolve, reject) => {
@@ -79,9 +73,11 @@ class CountBatcher {
   }
 
   private send(batch: PendingCount[]): void {
-    const args: (string | number)[] = batch.map((c) => c.key);
-    for (const c of batch) args.push(c.windowMs);
-    this.redis.rateLimitCount(batch.length, ...args).then(
+    countScript(
+      this.redis,
+      batch.map((c) => c.key),
+      batch.map((c) => c.windowMs),
+    ).then(
       (reply) => {
         const now = Date.now();
         batch.forEach((c, i) => c.resolve({ totalHits: reply[2 * i]!, resetTime: new Date(now + reply[2 * i + 1]!) }));

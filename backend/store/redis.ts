@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import Redis, { Cluster, type ClusterNode } from "ioredis";
 import type { Logger } from "../log";
 
@@ -72,4 +73,26 @@ export async function usedMemory(client: RedisClient): Promise<number> {
     total += Number(/used_memory:(\d+)/.exec(info)?.[1] ?? 0);
   }
   return total;
+}
+
+/** A Lua script with a variable number of keys, called with its keys declared. */
+export type LuaScript<T> = (redis: RedisClient, keys: string[], args: (string | number)[]) => Promise<T>;
+
+/**
+ * Calls `lua` by its SHA (EVALSHA) with its keys declared, and falls back to EVAL where the node lacks it (NOSCRIPT:
+ * a restart, a failover, another master). Not ioredis' defineCommand: with a variable key count, auto-pipelining on a
+ * cluster groups such a command by the slot of its first argument (the key count), and the node's pipeline then
+ * fails as a whole ("All keys in the pipeline should belong to the same slots allocation group"); EVALSHA's keys
+ * are known to ioredis, so the call is grouped and routed by them.
+ */
+export function luaScript<T>(lua: string): LuaScript<T> {
+  const sha = createHash("sha1").update(lua).digest("hex");
+  return async (redis, keys, args) => {
+    try {
+      return (await redis.evalsha(sha, keys.length, ...keys, ...args)) as T;
+    } catch (err) {
+      if (!(err instanceof Error) || !err.message.startsWith("NOSCRIPT")) throw err;
+      return (await redis.eval(lua, keys.length, ...keys, ...args)) as T;
+    }
+  };
 }
