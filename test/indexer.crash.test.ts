@@ -396,7 +396,9 @@ describe("Indexer: crashes and outages", function () {
         let delay: number;
         if (rng() < 0.25 || before === h.head) {
           mode = "blind";
-          delay = Math.round(rng() * ((startups.length > 0 ? median(startups) : 2500) + window));
+          // Until a start-up is measured, guess short: a whole ingest now fits in a couple of seconds, and a blind
+          // kill that lands after it has nothing left to interrupt.
+          delay = Math.round(rng() * ((startups.length > 0 ? median(startups) : 1000) + window));
           await sleep(delay);
         } else {
           mode = "after-commit";
