@@ -4,8 +4,8 @@ import { ALERT_KEY_PREFIX } from "../backend/alerts/keys";
 import { triage } from "../backend/alerts/model";
 import { isIndexKey } from "../backend/index/store";
 import { connectRedis, scanAllKeys, type RedisClient } from "../backend/store/redis";
-import { startRedis, startRedisCluster } from "../scripts/lib/redis-server";
-import { newIndexer, startRpcServer } from "./helpers/indexer";
+import { startRedis } from "../scripts/lib/redis-server";
+import { newIndexer, startRpcServer, startTopology, TOPOLOGIES } from "./helpers/indexer";
 import { everyEventScenario } from "./helpers/scenario";
 
 const settings = {
@@ -52,22 +52,14 @@ describe("Alert triage", function () {
   });
 });
 
-for (const topology of ["single Redis", "Redis Cluster (3 masters)"] as const) {
+for (const topology of TOPOLOGIES) {
   describe(`Alert store on a ${topology}`, function () {
     let redis: RedisClient;
     let stop: () => Promise<void>;
     let store: AlertStore;
 
     before(async function () {
-      if (topology === "single Redis") {
-        const server = await startRedis();
-        redis = connectRedis({ url: server.url });
-        stop = () => server.stop();
-      } else {
-        const cluster = await startRedisCluster();
-        redis = connectRedis({ clusterNodes: cluster.nodes });
-        stop = () => cluster.stop();
-      }
+      ({ redis, stop } = await startTopology(topology));
       store = new AlertStore(redis, settings);
     });
 

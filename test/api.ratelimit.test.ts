@@ -5,7 +5,7 @@ import type { ApiContext } from "../backend/api/context";
 import { problemHandler } from "../backend/api/errors";
 import { limitsPassed, rateLimits, startKeyLimit, startLimit } from "../backend/api/ratelimit";
 import { connectRedis, scanAllKeys, type RedisClient } from "../backend/store/redis";
-import { startRedis, startRedisCluster } from "../scripts/lib/redis-server";
+import { startTopology, TOPOLOGIES } from "./helpers/indexer";
 
 /**
  * The limiters' counts travel together (one Lua script per turn of the event loop): this checks that counts batched
@@ -19,7 +19,7 @@ const LIMITS = {
   API_PUBLIC_RATE_LIMIT_PER_ADDRESS: 2,
 };
 
-for (const topology of ["single Redis", "Redis Cluster (3 masters)"] as const) {
+for (const topology of TOPOLOGIES) {
   describe(`API rate limits on a ${topology}`, function () {
     this.timeout(60_000);
     let redis: RedisClient;
@@ -28,15 +28,7 @@ for (const topology of ["single Redis", "Redis Cluster (3 masters)"] as const) {
     let close: () => Promise<void>;
 
     before(async function () {
-      if (topology === "single Redis") {
-        const server = await startRedis();
-        redis = connectRedis({ url: server.url });
-        stop = () => server.stop();
-      } else {
-        const cluster = await startRedisCluster();
-        redis = connectRedis({ clusterNodes: cluster.nodes });
-        stop = () => cluster.stop();
-      }
+      ({ redis, stop } = await startTopology(topology));
       const ctx = {
         redis,
         config: LIMITS,

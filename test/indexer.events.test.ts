@@ -7,8 +7,8 @@ import { TrailKind } from "../backend/index/model";
 import { IndexReader } from "../backend/index/query";
 import { verifyIndex } from "../backend/index/verify";
 import { connectRedis, type RedisClient } from "../backend/store/redis";
-import { startRedis, startRedisCluster } from "../scripts/lib/redis-server";
-import { newIndexer, startRpcServer } from "./helpers/indexer";
+import { startRedis } from "../scripts/lib/redis-server";
+import { newIndexer, startRpcServer, startTopology, TOPOLOGIES } from "./helpers/indexer";
 import { idOf, MAKER_PREFIXES, OTHER_MAKER_PREFIXES, packRefs, settleWithConsent, unitRef } from "./helpers/ledger";
 import { everyEventScenario, type Scenario } from "./helpers/scenario";
 
@@ -31,7 +31,7 @@ async function expectEqualDumps(redis: RedisClient, other: RedisClient) {
   expect(a.lines.length).to.equal(b.lines.length);
 }
 
-for (const topology of ["single Redis", "Redis Cluster (3 masters)"] as const) {
+for (const topology of TOPOLOGIES) {
   describe(`Indexer on a ${topology}`, function () {
     let rpc: Rpc;
     let redis: RedisClient;
@@ -41,15 +41,7 @@ for (const topology of ["single Redis", "Redis Cluster (3 masters)"] as const) {
 
     before(async function () {
       rpc = await startRpcServer();
-      if (topology === "single Redis") {
-        const server = await startRedis();
-        redis = connectRedis({ url: server.url });
-        stop = () => server.stop();
-      } else {
-        const cluster = await startRedisCluster();
-        redis = connectRedis({ clusterNodes: cluster.nodes });
-        stop = () => cluster.stop();
-      }
+      ({ redis, stop } = await startTopology(topology));
       s = await everyEventScenario();
       await indexAll(rpc, s, redis);
       reader = new IndexReader(redis, 16);

@@ -4,7 +4,22 @@ import { LedgerChain } from "../../backend/chain/client";
 import { Indexer, type IndexerOptions } from "../../backend/index/indexer";
 import { IndexStore } from "../../backend/index/store";
 import { createLogger } from "../../backend/log";
-import type { RedisClient } from "../../backend/store/redis";
+import { connectRedis, type RedisClient } from "../../backend/store/redis";
+import { startRedis, startRedisCluster } from "../../scripts/lib/redis-server";
+
+/** The Redis shapes the index, the alerts and the rate limits must hold on. */
+export const TOPOLOGIES = ["single Redis", "Redis Cluster (3 masters)"] as const;
+export type Topology = (typeof TOPOLOGIES)[number];
+
+/** A fresh redis-server (or 3-master cluster) on free loopback ports, a client of it, and how to stop it. */
+export async function startTopology(topology: Topology): Promise<{ redis: RedisClient; stop(): Promise<void> }> {
+  if (topology === "single Redis") {
+    const server = await startRedis();
+    return { redis: connectRedis({ url: server.url }), stop: () => server.stop() };
+  }
+  const cluster = await startRedisCluster();
+  return { redis: connectRedis({ clusterNodes: cluster.nodes }), stop: () => cluster.stop() };
+}
 
 interface JsonRpcServer {
   listen(): Promise<{ address: string; port: number }>;
