@@ -3,6 +3,8 @@
  * with suspend and reinstate, the network's activity over time and totals, and supply: days of cover per product
  * and region, a product's dispensing with its forecast band, and the supply alerts (shortages and flow signals).
  */
+// The close reasons are the service's own list: the page offers exactly what the API accepts.
+import { CLOSE_REASONS } from "../../backend/alerts/model";
 import { api } from "./api";
 import { drawActivity, kindOf, type TimedEvent } from "./activity-chart";
 import { byId, h, when } from "./dom";
@@ -29,17 +31,6 @@ interface Participant {
   region: string;
   suspended: boolean;
 }
-
-const CLOSE_REASONS = [
-  "scanner_error",
-  "process_error",
-  "billing_error",
-  "false_positive",
-  "resold",
-  "confirmed_counterfeit",
-  "stolen",
-  "other",
-];
 
 let alerts: Alert[] = [];
 let participants: Participant[] = [];
