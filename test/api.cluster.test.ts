@@ -6,7 +6,6 @@
  * to both at once submits once, an alert raised through one is worked through the other, and one organisation's
  * concurrent writes through both get consecutive nonces with none lost or used twice.
  */
-import path from "node:path";
 import { expect } from "chai";
 import { ethers } from "hardhat";
 import { ApiKeyStore } from "../backend/api/keys";
@@ -16,10 +15,9 @@ import type { RunShape } from "../backend/codes/run";
 import { connectRedis, type RedisClient } from "../backend/store/redis";
 import { startRedisCluster, type RedisCluster } from "../scripts/lib/redis-server";
 import { apiScenario, call, codePath, type ApiScenario, type Reply } from "./helpers/api";
-import { killChildApis, ROOT, startChildApi, type ChildApi } from "./helpers/child-api";
+import { childEnv, killChildApis, startChildApi, type ChildApi } from "./helpers/child-api";
 import { newIndexer, startRpcServer, testLog, type TestIndexer } from "./helpers/indexer";
 import { shipAndReceive, unitRef } from "./helpers/ledger";
-import { hardhatDevKeys } from "./helpers/writes";
 
 type Written = {
   status: string;
@@ -76,23 +74,16 @@ describe("API: two processes against one Redis Cluster (3 masters)", function ()
     await indexer.indexer.syncOnce();
     following = indexer.indexer.run();
     keyStore = new ApiKeyStore(redis, 0);
-    const env = {
-      RPC_URL: rpc.url,
-      REDIS_CLUSTER_NODES: cluster.nodes.map((n) => `${n.host}:${n.port}`).join(","),
-      LEDGER_ADDRESS: ledgerAddress,
-      DEPLOYMENT_FILE: path.join(ROOT, ".deployments", "none-for-this-test.json"),
-      CODE_BUCKET_BITS: "16",
-      API_HOST: "127.0.0.1",
-      API_PORT: "0",
-      SIGNER_DEV_KEYS: hardhatDevKeys().join(","),
-      NODE_ENV: "development",
-      API_WRITE_WAIT_MS: "30000",
-      API_RATE_LIMIT_PER_KEY: String(PER_KEY_LIMIT),
-      API_PUBLIC_RATE_LIMIT_PER_ADDRESS: String(PUBLIC_LIMIT),
-      // Behind a load balancer: the client's address is the one it forwards.
-      API_TRUST_PROXY: "true",
-      LOG_LEVEL: "warn",
-    };
+    const env = childEnv(
+      { rpcUrl: rpc.url, ledger: ledgerAddress, clusterNodes: cluster.nodes },
+      {
+        API_WRITE_WAIT_MS: "30000",
+        API_RATE_LIMIT_PER_KEY: String(PER_KEY_LIMIT),
+        API_PUBLIC_RATE_LIMIT_PER_ADDRESS: String(PUBLIC_LIMIT),
+        // Behind a load balancer: the client's address is the one it forwards.
+        API_TRUST_PROXY: "true",
+      },
+    );
     [a, b] = await Promise.all([startChildApi(env), startChildApi(env)]);
     expect(a.proc.pid).to.not.equal(b.proc.pid);
   });

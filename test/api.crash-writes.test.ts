@@ -8,7 +8,6 @@
  * the same nonce and higher fees, and exactly one version is mined. A commissioning job killed between its runs is
  * finished by the restarted service, each run submitted once.
  */
-import path from "node:path";
 import { expect } from "chai";
 import { ethers } from "hardhat";
 import { packingOrder } from "../backend/chain/commission-plan";
@@ -17,8 +16,8 @@ import { META } from "../backend/index/keys";
 import { PENDING_TXS, type TxRecord } from "../backend/chain/submit";
 import { UNANSWERED, type IdemRecord } from "../backend/api/idempotency";
 import { call, type Reply } from "./helpers/api";
-import { killChildApis, ROOT, sleep, startChildApi, until, type ChildApi } from "./helpers/child-api";
-import { hardhatDevKeys, startWriteApi, type WriteHarness } from "./helpers/writes";
+import { childEnv, killChildApis, sleep, startChildApi, until, type ChildApi } from "./helpers/child-api";
+import { startWriteApi, type WriteHarness } from "./helpers/writes";
 
 type Written = { status: string; transactions: { txHash: string; block?: number }[]; items: { status: string }[] };
 
@@ -56,20 +55,10 @@ describe("API: writes survive a crash of the service", function () {
 
   before(async function () {
     h = await startWriteApi();
-    env = {
-      RPC_URL: (h.ctx.rpc as unknown as { rpc: { url: string } }).rpc.url,
-      REDIS_URL: h.redisServer.url,
-      LEDGER_ADDRESS: await h.s.ledger.getAddress(),
-      DEPLOYMENT_FILE: path.join(ROOT, ".deployments", "none-for-this-test.json"),
-      CODE_BUCKET_BITS: "16",
-      API_HOST: "127.0.0.1",
-      API_PORT: "0",
-      SIGNER_DEV_KEYS: hardhatDevKeys().join(","),
-      NODE_ENV: "development",
-      API_WRITE_WAIT_MS: "25000",
-      TX_SWEEP_INTERVAL_MS: "200",
-      LOG_LEVEL: "warn",
-    };
+    env = childEnv(
+      { rpcUrl: h.rpcUrl, ledger: await h.s.ledger.getAddress(), redisUrl: h.redisServer.url },
+      { API_WRITE_WAIT_MS: "25000", TX_SWEEP_INTERVAL_MS: "200" },
+    );
     units = demoRunCodes("8612345", { unitCount: 40, unitsPerCase: 10, casesPerPallet: 2 }, h.s.serialBase).map((c) =>
       c.replace(/^CN:/, ""),
     );

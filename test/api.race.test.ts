@@ -29,10 +29,7 @@ describe("API: settlement race across two service instances", function () {
 
   before(async function () {
     h = await startWriteApi();
-    secondChain = await LedgerChain.connect(
-      (h.ctx.rpc as unknown as { rpc: { url: string } }).rpc.url,
-      await h.s.ledger.getAddress(),
-    );
+    secondChain = await LedgerChain.connect(h.rpcUrl, await h.s.ledger.getAddress());
     second = await serveApi(apiContext(h.ctx.config, h.redis, secondChain, testLog), "127.0.0.1", 0);
   });
   after(async function () {

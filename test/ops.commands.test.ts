@@ -3,12 +3,12 @@
  * redis-server, the following indexer and the API: org:onboard onboards and issues a working first key in one
  * step (and only a key when run again), keys list and revoke it, and status shows every part on one screen.
  */
-import path from "node:path";
 import { expect } from "chai";
 import { Wallet } from "ethers";
 import { call } from "./helpers/api";
 import { lastJson, runScript } from "./helpers/cli";
-import { hardhatDevKeys, startWriteApi, type WriteHarness } from "./helpers/writes";
+import { startWriteApi, type WriteHarness } from "./helpers/writes";
+import { childEnv } from "./helpers/child-api";
 
 describe("operators: onboarding, keys and status commands", function () {
   this.timeout(240_000);
@@ -17,16 +17,7 @@ describe("operators: onboarding, keys and status commands", function () {
 
   before(async function () {
     h = await startWriteApi();
-    env = {
-      RPC_URL: (h.ctx.rpc as unknown as { rpc: { url: string } }).rpc.url,
-      REDIS_URL: h.redisServer.url,
-      LEDGER_ADDRESS: await h.s.ledger.getAddress(),
-      DEPLOYMENT_FILE: path.join(__dirname, "none-for-this-test.json"),
-      CODE_BUCKET_BITS: "16",
-      SIGNER_DEV_KEYS: hardhatDevKeys().join(","),
-      NODE_ENV: "development",
-      LOG_LEVEL: "warn",
-    };
+    env = childEnv({ rpcUrl: h.rpcUrl, ledger: await h.s.ledger.getAddress(), redisUrl: h.redisServer.url });
   });
   after(async function () {
     await h?.close();

@@ -15,7 +15,8 @@ import type { RunShape } from "../backend/codes/run";
 import type { CommissionState } from "../scripts/lib/commission-state";
 import { call } from "./helpers/api";
 import { lastJson, runScript, spawnScript } from "./helpers/cli";
-import { hardhatDevKeys, startWriteApi, type WriteHarness } from "./helpers/writes";
+import { startWriteApi, type WriteHarness } from "./helpers/writes";
+import { childEnv } from "./helpers/child-api";
 
 const PRODUCT = "8612345";
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -54,16 +55,10 @@ describe("operators: commission a batch from a CSV", function () {
   before(async function () {
     h = await startWriteApi();
     dir = mkdtempSync(path.join(tmpdir(), "commission-csv-"));
-    env = {
-      RPC_URL: (h.ctx.rpc as unknown as { rpc: { url: string } }).rpc.url,
-      REDIS_URL: h.redisServer.url,
-      LEDGER_ADDRESS: await h.s.ledger.getAddress(),
-      DEPLOYMENT_FILE: path.join(dir, "none.json"),
-      CODE_BUCKET_BITS: "16",
-      SIGNER_DEV_KEYS: hardhatDevKeys().join(","),
-      NODE_ENV: "development",
-      LOG_LEVEL: "warn",
-    };
+    env = childEnv(
+      { rpcUrl: h.rpcUrl, ledger: await h.s.ledger.getAddress(), redisUrl: h.redisServer.url },
+      { DEPLOYMENT_FILE: path.join(dir, "none.json") },
+    );
     // Small runs, so that a small file makes many runs: 2 pallets of 2 cases of 10 (46 codes) a run.
     await h.s.ledger.connect(h.s.admin).setMaxRunCodes(50);
   });

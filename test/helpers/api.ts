@@ -59,6 +59,8 @@ export interface ApiHarness {
   ctx: ApiContext;
   api: RunningApi;
   url: string;
+  /** The chain's JSON-RPC URL, for child processes. */
+  rpcUrl: string;
   redis: RedisClient;
   redisServer: RedisServer;
   indexer: TestIndexer;
@@ -210,6 +212,7 @@ export async function startApi(
     ctx,
     api,
     url: api.url,
+    rpcUrl: rpc.url,
     redis,
     redisServer,
     indexer,

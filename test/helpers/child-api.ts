@@ -5,6 +5,7 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import path from "node:path";
+import { hardhatDevKeys } from "./writes";
 
 export const ROOT = path.resolve(__dirname, "..", "..");
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -18,6 +19,31 @@ export async function until<T>(what: string, check: () => Promise<T | undefined>
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await sleep(50);
   }
+}
+
+/**
+ * The environment a test's child process (the API or a command) runs with: the test's chain, ledger and Redis (a
+ * URL or a cluster's nodes), the Hardhat accounts as development signer keys, no deployment file, logs at warn.
+ */
+export function childEnv(
+  target: { rpcUrl: string; ledger: string; redisUrl?: string; clusterNodes?: { host: string; port: number }[] },
+  extra: Record<string, string> = {},
+): Record<string, string> {
+  return {
+    RPC_URL: target.rpcUrl,
+    ...(target.clusterNodes
+      ? { REDIS_CLUSTER_NODES: target.clusterNodes.map((n) => `${n.host}:${n.port}`).join(",") }
+      : { REDIS_URL: target.redisUrl ?? "", REDIS_CLUSTER_NODES: "" }),
+    LEDGER_ADDRESS: target.ledger,
+    DEPLOYMENT_FILE: path.join(ROOT, ".deployments", "none-for-this-test.json"),
+    CODE_BUCKET_BITS: "16",
+    API_HOST: "127.0.0.1",
+    API_PORT: "0",
+    SIGNER_DEV_KEYS: hardhatDevKeys().join(","),
+    NODE_ENV: "development",
+    LOG_LEVEL: "warn",
+    ...extra,
+  };
 }
 
 export interface ChildApi {
