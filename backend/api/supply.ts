@@ -76,7 +76,7 @@ const stockQuery = z.object({ day: dayParam("The UTC day whose closing stock to 
 const dayOfFigures = z
   .string()
   .nullable()
-  .openapi({ description: "The UTC day whose close the figures are of (YYYY-MM-DD); null: now" });
+  .openapi({ description: "The past UTC day whose close the figures are of (YYYY-MM-DD); null: now (today included)" });
 
 const unitCount = z.number().int();
 const regionStockSchema = z
