@@ -3,8 +3,8 @@
  * 4 days: a pharmacy in another region than its distributor dispenses every day for six days, then a pallet is on
  * its way to it. Days older than the retention leave the index's buckets (dispensing, flows, past-day stock) and
  * every answer reaching back to them is a 422 naming the retention; an undo of a day no longer kept changes
- * nothing; in transit counts for the receiving region, now and not on a day before it was shipped; the index
- * equals a rebuild.
+ * nothing; in transit counts for the receiving region, now and not on a day before it was shipped; a reorg of a
+ * block that took a slot over leaves the ring as it was; the index equals a rebuild.
  */
 import { expect } from "chai";
 import { ethers, network } from "hardhat";
@@ -18,6 +18,7 @@ import {
   supplyKey,
   utcDayNumber,
 } from "../backend/index/keys";
+import { dumpIndex } from "../backend/index/dump";
 import { IndexReader } from "../backend/index/query";
 import type { RedisClient } from "../backend/store/redis";
 import { call, type OwnLedgerApi, serveOwnLedger } from "./helpers/api";
@@ -58,6 +59,13 @@ interface Problem {
   retentionDays: number;
   oldestDayKept: string;
 }
+
+/** The days the dispensing ring of REGION holds, oldest first. */
+const dispensedDays = (raw: Record<string, string>): number[] =>
+  Object.entries(raw)
+    .filter(([field]) => ringField(field).prefix === `d:${REGION}`)
+    .map(([, value]) => ringBucket.decode(value)!.period)
+    .sort((a, b) => a - b);
 
 describe("Supply: daily buckets kept for SUPPLY_DAILY_RETENTION_DAYS, in transit by destination, past days", function () {
   this.timeout(300_000);
@@ -221,6 +229,28 @@ describe("Supply: daily buckets kept for SUPPLY_DAILY_RETENTION_DAYS, in transit
       expect(reply.status, path).to.equal(422);
       expect(reply.body.retentionDays, path).to.equal(RETENTION);
     }
+  });
+
+  it("follows a reorg of a block that took a slot over: the abandoned day is undone, the ring as it was", async () => {
+    const before = (await dumpIndex(redis)).lines;
+    const branch = (await network.provider.send("evm_snapshot")) as string;
+    // Tomorrow on the abandoned branch: a sale takes over the slot of the oldest day kept.
+    const tomorrow = days.at(-1)! + 1;
+    const unit = unitRef(runId, DAYS * PER_DAY);
+    await at(tomorrow * DAY + 10 * 3600, () =>
+      f.ledger.connect(pharmacy).dispense(packRefs([unit]), ethers.id("rx-b")),
+    );
+    await indexer.indexer.syncOnce();
+    const slots = async () => dispensedDays(await redis.hgetall(supplyKey(1)));
+    expect(await slots()).to.deep.equal([...days.slice(-RETENTION + 1), tomorrow]);
+
+    await network.provider.send("evm_revert", [branch]);
+    await network.provider.send("evm_mine");
+    await network.provider.send("evm_mine");
+    const status = (await indexer.indexer.syncOnce()) as { reorgsHandled: number };
+    expect(status.reorgsHandled).to.be.greaterThan(0);
+    expect(await slots()).to.deep.equal(days.slice(-RETENTION));
+    expect((await dumpIndex(redis)).lines).to.deep.equal(before);
   });
 
   it("equals a clean rebuild with the same retention", async () => {
