@@ -2,7 +2,7 @@ import { expect } from "chai";
 import { ethers, network } from "hardhat";
 import type { HardhatEthersSigner } from "@nomicfoundation/hardhat-ethers/signers";
 import type { Alert } from "../backend/alerts";
-import { flowKey } from "../backend/index/keys";
+import { flowKey, ringBucket, ringField } from "../backend/index/keys";
 import { evaluateSupplyOnce } from "../backend/api/supply-alerts";
 import { evaluateFlows } from "../backend/supply/flows";
 import { call, startApi, type ApiHarness } from "./helpers/api";
@@ -23,8 +23,8 @@ async function flowTotals(h: ApiHarness, participantId: bigint | number) {
   const raw = await h.redis.hgetall(flowKey(Number(participantId)));
   const totals: Record<string, number> = {};
   for (const [field, value] of Object.entries(raw)) {
-    const kindAndId = field.slice(0, field.lastIndexOf(":"));
-    totals[kindAndId] = (totals[kindAndId] ?? 0) + Number(value);
+    const kindAndId = ringField(field).prefix;
+    totals[kindAndId] = (totals[kindAndId] ?? 0) + ringBucket.decode(value)!.units;
   }
   return totals;
 }

@@ -13,7 +13,7 @@ type Stock = {
   decommissioned: number;
   byHolder: { holderId: number; role: string; region: string; units: number }[];
   byRole: Record<string, number>;
-  byRegion: { region: string; units: number; byRole: Record<string, number> }[];
+  byRegion: { region: string; inTransit: number; units: number; byRole: Record<string, number> }[];
   recalled: { held: number; inTransit: number; byHolder: { holderId: number; units: number }[] };
   batches: { batchId: number; recalled: boolean; held: number; inTransit: number }[];
 };
@@ -124,6 +124,8 @@ describe("Supply figures (/v1/supply)", function () {
     expect(stock.byRole.manufacturer && stock.byRole.distributor && stock.byRole.pharmacy).to.be.greaterThan(0);
     // The scenario: a pallet of 20 in transit, 2 loose units of a recalled batch at the maker, units dispensed.
     expect(stock.inTransit).to.equal(20);
+    // In transit shows in the receiver's region.
+    expect(sum(stock.byRegion.map((r) => r.inTransit))).to.equal(stock.inTransit);
     expect(stock.recalled).to.deep.include({ held: 2, inTransit: 0 });
     expect(stock.batches.filter((b) => b.recalled).map((b) => b.held)).to.deep.equal([2]);
     expect(stock.dispensed).to.be.greaterThan(0);
@@ -141,8 +143,21 @@ describe("Supply figures (/v1/supply)", function () {
     const closed = await call<Stock>(h, `/v1/supply/products/1/stock?day=${today}`, { key: h.keys.regulator });
     expect(closed.status).to.equal(200);
     expect({ ...closed.body, day: null }).to.deep.equal(now.body);
-    const before = await call<Stock>(h, "/v1/supply/products/1/stock?day=2000-01-01", { key: h.keys.regulator });
+    // The day before the scenario began: nothing commissioned yet.
+    const yesterday = utcDay((await ethers.provider.getBlock(1))!.timestamp - 86_400);
+    const before = await call<Stock>(h, `/v1/supply/products/1/stock?day=${yesterday}`, { key: h.keys.regulator });
+    expect(before.status, before.text).to.equal(200);
     expect([before.body.commissioned, before.body.batches.length]).to.deep.equal([0, 0]);
+    // Long before that: older than the days the index keeps, a problem rather than empty stock.
+    const beyond = await call<{ type: string; retentionDays: number }>(
+      h,
+      "/v1/supply/products/1/stock?day=2000-01-01",
+      {
+        key: h.keys.regulator,
+      },
+    );
+    expect(beyond.status).to.equal(422);
+    expect(beyond.body).to.include({ type: "urn:drugtrace:problem:beyond-retention", retentionDays: 400 });
     for (const bad of ["2025-02-30", "yesterday", "2025-1-01"])
       expect((await call(h, `/v1/supply/products/1/stock?day=${bad}`, { key: h.keys.regulator })).status, bad).to.equal(
         400,

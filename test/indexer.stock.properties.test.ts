@@ -5,7 +5,8 @@
  * index's per-unit records say of every unit and reconcile with the units commissioned, and the index must equal
  * a clean rebuild.
  *
- * The fixture gives both pharmacies some stock first. Operations are played as generated, the current holder acting where one is needed so that goods really move; the
+ * The fixture gives both pharmacies some stock first and puts a pallet on its way to the distributor; receipts and
+ * returns act on shipments with items still on their way. Operations are played as generated, the current holder acting where one is needed so that goods really move; the
  * contract refuses what does not apply (a revert is simply skipped): the chain is the truth the index follows.
  *
  * Reproduce or widen: STOCK_PROPS_SEED, STOCK_PROPS_RUNS.
@@ -27,6 +28,7 @@ import {
   idOf,
   packRefs,
   palletRef,
+  ship,
   shipAndReceive,
   unitRef,
 } from "./helpers/ledger";
@@ -65,7 +67,10 @@ async function stockFixture() {
   // other; the rest stays with the maker.
   await shipAndReceive(f.ledger, f.maker, f.pharmacy, [palletRef(runId, 0)]);
   await shipAndReceive(f.ledger, f.maker, f.otherPharmacy, [unitRef(looseRunId, 0), unitRef(looseRunId, 1)]);
-  return { ...f, actors, byId, refs, units };
+  // And a shipment on its way from the start (to the distributor), for receipts and returns to act on.
+  const onItsWay = [palletRef(runId, 1)];
+  const inTransit = { id: await ship(f.ledger, f.maker, f.distributor, onItsWay), items: onItsWay };
+  return { ...f, actors, byId, refs, units, inTransit };
 }
 type Fixture = Awaited<ReturnType<typeof stockFixture>>;
 
@@ -97,7 +102,15 @@ async function play(f: Fixture, op: Op, shipments: { id: bigint; items: bigint[]
       const event = receipt!.logs.map((l) => ledger.interface.parseLog(l)).find((e) => e?.name === "ShipmentCreated");
       shipments.push({ id: event!.args.shipmentId as bigint, items });
     } else if (op.kind === "receive" || op.kind === "return") {
-      const shipment = shipments[op.to % Math.max(1, shipments.length)];
+      // Among shipments with items still on their way, so that receipts and returns really happen (the test's
+      // check that goods moved counts them) rather than mostly naming shipments already settled.
+      const open: { id: bigint; items: bigint[] }[] = [];
+      for (const { id, items } of shipments) {
+        const onTheirWay: bigint[] = [];
+        for (const item of items) if ((await ledger.custodyOf(item)).inTransitShipment === id) onTheirWay.push(item);
+        if (onTheirWay.length > 0) open.push({ id, items: onTheirWay });
+      }
+      const shipment = open[op.to % Math.max(1, open.length)];
       if (!shipment) return;
       const record = await ledger.shipmentOf(shipment.id);
       const party = f.byId.get(Number(op.kind === "receive" ? record.toId : record.fromId))!;
@@ -156,7 +169,7 @@ describe("Indexer: stock counters under random custody and dispensing (property)
           try {
             await t.store.wipe();
             const reader = new IndexReader(redis, 16);
-            const shipments: { id: bigint; items: bigint[] }[] = [];
+            const shipments: { id: bigint; items: bigint[] }[] = [f.inTransit];
             for (const op of first) await play(f, op, shipments);
             await t.indexer.syncOnce();
             await expectStockAsUnitsSay(reader);

@@ -8,11 +8,12 @@ import { ethers, network } from "hardhat";
 import { time } from "@nomicfoundation/hardhat-toolbox/network-helpers";
 import { supplyKey, utcDay } from "../backend/index/keys";
 import { IndexReader } from "../backend/index/query";
+import { dispensedByRegion } from "../backend/supply/read";
 import { connectRedis, type RedisClient } from "../backend/store/redis";
 import { startRedis } from "../scripts/lib/redis-server";
 import { newIndexer, startRpcServer } from "./helpers/indexer";
 import { expectEqualToRebuild, expectStockAsUnitsSay, type Rpc, stockFromCounters } from "./helpers/stock";
-import { caseRef, packRefs, palletRef, ship, unitRef } from "./helpers/ledger";
+import { caseRef, idOf, packRefs, palletRef, ship, unitRef } from "./helpers/ledger";
 import { everyEventScenario, type Scenario } from "./helpers/scenario";
 
 describe("Indexer: stock per batch and holder", function () {
@@ -77,21 +78,21 @@ describe("Indexer: stock per batch and holder", function () {
     );
     expect(await reader.productStock(1, "2000-01-01")).to.deep.equal([]);
     const [batch] = await reader.productStock(1);
-    expect(batch!.inTransit).to.equal(10); // case 3 not yet received
+    expect(batch!.inTransit).to.equal(10); // case 3 not yet received, on its way to the pharmacy
+    const pharmacyId = Number(await idOf(s.ledger, s.pharmacy));
+    expect(batch!.inTransitTo).to.deep.equal([{ holderId: pharmacyId, units: 10 }]);
 
     // Hours sum to the days: everything here was dispensed within the week the ring keeps.
-    const raw = await redis.hgetall(supplyKey(1));
+    const daily = dispensedByRegion(await redis.hgetall(supplyKey(1)));
     const hours = await reader.hourlyDispensing(1);
     for (const day of [day0, day1]) {
       const perRegion = new Map<string, number>();
       for (const h of hours.filter((h) => utcDay(h.hour * 3600) === day))
         perRegion.set(h.region, (perRegion.get(h.region) ?? 0) + h.units);
-      const daily = Object.entries(raw).filter(([f]) => f.startsWith("d:") && f.endsWith(`:${day}`));
-      expect(daily.length).to.be.greaterThan(0);
-      for (const [field, units] of daily) {
-        const region = field.slice(2, field.lastIndexOf(":"));
-        expect(perRegion.get(region), `${region} on ${day}`).to.equal(Number(units));
-      }
+      const regions = [...daily].filter(([, days]) => days.has(day));
+      expect(regions.length).to.be.greaterThan(0);
+      for (const [region, days] of regions)
+        expect(perRegion.get(region), `${region} on ${day}`).to.equal(days.get(day));
     }
   });
 

@@ -322,7 +322,9 @@ describe("Pages in a real browser", function () {
     });
 
     it("shows days of cover per product and region with the risk in words, and charts dispensing with its forecast band", async function () {
-      type Overview = { products: { productId: number; regions: { region: string; risk: string }[] }[] };
+      type Overview = {
+        products: { productId: number; regions: { region: string; risk: string; stock: { inTransit: number } }[] }[];
+      };
       const overview = (await call<Overview>(h, "/v1/supply/overview", { key: h.keys.regulator })).body;
       expect(overview.products.length).to.be.greaterThan(0);
       const page = browser.page;
@@ -330,13 +332,18 @@ describe("Pages in a real browser", function () {
       await page.goto(`${h.url}/regulator`);
       await page.locator("#cover table.cover-table").waitFor();
       const words: Record<string, string> = { ok: "OK", low: "Low", critical: "Critical", no_demand: "No demand" };
+      let onTheWay = 0;
       for (const product of overview.products)
-        for (const { region, risk } of product.regions) {
+        for (const { region, risk, stock } of product.regions) {
           const cell = page.locator(`#cover tr[data-product='${product.productId}'] td[data-region='${region}']`);
           expect(await cell.getAttribute("data-risk"), `${product.productId} ${region}`).to.equal(risk);
           // Colour is not the only signal: the risk is written in the cell.
           expect(await cell.textContent()).to.include(words[risk]);
+          // Cover counts what is on its way to the region, and the cell says how much that is.
+          if (stock.inTransit > 0) expect(await cell.textContent()).to.include(`${stock.inTransit} on the way`);
+          onTheWay += stock.inTransit;
         }
+      expect(onTheWay, "the scenario's pallet in transit").to.be.greaterThan(0);
       await page.locator("#outlook-chart canvas").first().waitFor();
       expect(await page.locator("#outlook-chart").textContent()).to.include("Forecast");
       const products = await page.locator("#outlook-product option").count();

@@ -36,6 +36,7 @@ function batch(batchId: number, held: [number, number][], extra: Partial<BatchSt
     recalled: false,
     held: held.map(([holderId, units]) => ({ holderId, units })),
     inTransit: 0,
+    inTransitTo: [],
     dispensed: 0,
     decommissioned: 0,
     ...extra,
@@ -148,6 +149,46 @@ describe("Supply outlook (pure functions)", function () {
       expect(shanghai).to.include({ ratePerDay: 10, daysOfCover: 10, risk: "low", surge: false, surplusUnits: 0 });
       expect(guangzhou).to.include({ daysOfCover: 20, risk: "ok", surplusUnits: 30 });
       expect(guangzhou!.stock.expired).to.equal(9);
+    });
+
+    it("counts usable units on their way to a region's distributors and pharmacies in its stock and cover", function () {
+      const product = inputs(
+        [
+          batch(1, [[3, 40]], {
+            inTransit: 90,
+            inTransitTo: [
+              { holderId: 3, units: 60 },
+              { holderId: 1, units: 30 },
+            ],
+          }),
+          batch(2, [], { recalled: true, inTransit: 5, inTransitTo: [{ holderId: 4, units: 5 }] }),
+        ],
+        [
+          ["Shanghai", steady(10, 40)],
+          ["Guangzhou", steady(5, 40)],
+        ],
+      );
+      const regions = regionOutlooks(product, settings, ASOF);
+      // Units going back to the maker are not a region's stock to dispense from: Beijing has none.
+      expect(regions.map((r) => r.region)).to.deep.equal(["Guangzhou", "Shanghai"]);
+      const [guangzhou, shanghai] = regions;
+      expect(shanghai!.stock).to.include({ pharmacy: 40, inTransit: 60 });
+      expect(shanghai).to.include({ daysOfCover: 10, risk: "low" });
+      expect(guangzhou!.stock).to.include({ inTransit: 0, recalled: 5 });
+      expect(productOutlook(product, settings, ASOF, 7).inTransit).to.equal(95);
+    });
+
+    it("refuses a daily retention shorter than the rate's or the flow rules' days", function () {
+      expect(loadConfig({}).SUPPLY_DAILY_RETENTION_DAYS).to.be.at.least(366);
+      expect(() => loadConfig({ SUPPLY_DAILY_RETENTION_DAYS: "35" })).to.throw(/SUPPLY_DAILY_RETENTION_DAYS.*36/);
+      expect(() => loadConfig({ SUPPLY_DAILY_RETENTION_DAYS: "40", FLOW_BASELINE_DAYS: "60" })).to.throw(/FLOW_/);
+      const short = {
+        SUPPLY_RATE_WINDOW_DAYS: "1",
+        SUPPLY_BASELINE_DAYS: "1",
+        FLOW_WINDOW_DAYS: "1",
+        FLOW_BASELINE_DAYS: "1",
+      };
+      expect(loadConfig({ ...short, SUPPLY_DAILY_RETENTION_DAYS: "3" }).SUPPLY_DAILY_RETENTION_DAYS).to.equal(3);
     });
   });
 

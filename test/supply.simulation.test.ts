@@ -8,14 +8,11 @@ import { expect } from "chai";
 import { ethers } from "hardhat";
 import type { HardhatEthersSigner } from "@nomicfoundation/hardhat-ethers/signers";
 import { evaluateSupplyOnce } from "../backend/api/supply-alerts";
-import { apiContext, serveApi, type RunningApi } from "../backend/api/service";
+import type { RunningApi } from "../backend/api/service";
 import type { ApiContext } from "../backend/api/context";
-import { LedgerChain } from "../backend/chain/client";
-import { connectRedis, type RedisClient } from "../backend/store/redis";
-import { startRedis, type RedisServer } from "../scripts/lib/redis-server";
-import { declareRoutes } from "./helpers/api-schemas";
-import { call, testConfig } from "./helpers/api";
-import { newIndexer, startRpcServer, testLog, type TestIndexer } from "./helpers/indexer";
+import type { RedisClient } from "../backend/store/redis";
+import { call, type OwnLedgerApi, serveOwnLedger } from "./helpers/api";
+import { newIndexer, type TestIndexer } from "./helpers/indexer";
 import {
   commissionRun,
   DAY,
@@ -63,14 +60,13 @@ interface AlertList {
 
 describe("Supply simulation: steady dispensing in two regions, then a surge in one", function () {
   this.timeout(300_000);
-  let rpc: { url: string; close(): Promise<void> };
-  let redisServer: RedisServer;
+  let served: OwnLedgerApi;
+  let rpc: OwnLedgerApi["rpc"];
   let redis: RedisClient;
   let f: LedgerFixture;
   let indexer: TestIndexer;
   let ctx: ApiContext;
   let api: RunningApi;
-  let chain: LedgerChain;
   let regulatorKey: string;
   let pharmacies: Record<string, HardhatEthersSigner>;
   /** The next unit index each pharmacy dispenses (its pallets' units, in order). */
@@ -104,9 +100,6 @@ describe("Supply simulation: steady dispensing in two regions, then a surge in o
   };
 
   before(async () => {
-    rpc = await startRpcServer();
-    redisServer = await startRedis({ appendonly: false });
-    redis = connectRedis({ url: redisServer.url }, testLog, 2_000);
     f = await deployLedger();
     const signers = await ethers.getSigners();
     pharmacies = { [SURGED]: signers[10]!, [STEADY]: signers[11]! };
@@ -127,24 +120,15 @@ describe("Supply simulation: steady dispensing in two regions, then a surge in o
     await shipAndReceive(f.ledger, f.distributor, pharmacies[SURGED]!, pallets(0, 10));
     await shipAndReceive(f.ledger, f.distributor, pharmacies[STEADY]!, pallets(10, 20));
 
-    indexer = await newIndexer(rpc.url, await f.ledger.getAddress(), redis);
+    served = await serveOwnLedger(await f.ledger.getAddress(), f.regulator, { SUPPLY_MIN_DAYS_OF_COVER: "14" });
+    ({ rpc, redis, indexer, ctx, api, regulatorKey } = served);
     await indexer.indexer.syncOnce();
-    chain = await LedgerChain.connect(rpc.url, await f.ledger.getAddress());
-    ctx = apiContext(testConfig({ SUPPLY_MIN_DAYS_OF_COVER: "14" }), redis, chain, testLog);
-    api = await serveApi(ctx, "127.0.0.1", 0);
-    declareRoutes(api.specs);
-    regulatorKey = (await ctx.keys.issue(f.regulator.address, "regulator")).key;
     const latest = (await ethers.provider.getBlock("latest"))!.timestamp;
     day0 = (Math.floor(latest / DAY) + 1) * DAY;
   });
 
   after(async () => {
-    await api?.close();
-    chain?.destroy();
-    indexer?.close();
-    redis?.disconnect();
-    await redisServer?.stop();
-    await rpc?.close();
+    await served?.close();
   });
 
   it("fires the shortage warning when cover crosses the threshold, not before, naming the other region", async () => {

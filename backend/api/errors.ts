@@ -26,7 +26,8 @@ export type ProblemSlug =
   | "ledger-refused"
   | "no-signer"
   | "idempotency-mismatch"
-  | "in-progress";
+  | "in-progress"
+  | "beyond-retention";
 
 /** What a problem may carry beside type, title, status, detail and instance: the offending field or code. */
 export interface ProblemExtras {
@@ -73,6 +74,9 @@ export const problems = {
   forbidden: (detail: string) => new ApiError(403, "forbidden", "Not allowed", detail),
   notFound: (detail: string, extras: ProblemExtras = {}) => new ApiError(404, "not-found", "Not found", detail, extras),
   conflict: (detail: string, extras: ProblemExtras = {}) => new ApiError(409, "conflict", "Conflict", detail, extras),
+  /** A day older than the index's daily rings keep (SUPPLY_DAILY_RETENTION_DAYS): no figures rather than wrong ones. */
+  beyondRetention: (detail: string, extras: ProblemExtras) =>
+    new ApiError(422, "beyond-retention", "Beyond the days the index keeps", detail, extras),
   rateLimited: (detail: string) => new ApiError(429, "rate-limited", "Too many requests", detail),
   unavailable: (detail: string) => new ApiError(503, "unavailable", "Service unavailable", detail),
   internal: () =>

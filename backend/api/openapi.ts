@@ -180,12 +180,15 @@ export class ApiRouter {
 }
 
 /** Responses every route can give, by access. */
+/** A problem+json response of a route's own (beside the standard errors every route has). */
+export const problemResponse = (description: string): RouteResponse => ({
+  description,
+  schema: problemSchema,
+  contentType: PROBLEM_CONTENT_TYPE,
+});
+
 function standardErrors(spec: RouteSpec): Record<number, RouteResponse> {
-  const problem = (description: string): RouteResponse => ({
-    description,
-    schema: problemSchema,
-    contentType: PROBLEM_CONTENT_TYPE,
-  });
+  const problem = problemResponse;
   const errors: Record<number, RouteResponse> = {
     429: problem("Rate limit exceeded"),
     503: problem("Redis or the chain node is not answering"),

@@ -9,12 +9,12 @@ import type { Router } from "express";
 import { z } from "zod";
 import { type ApiContext, type Caller, ROLE_BY_NUMBER } from "./context";
 import { problems } from "./errors";
-import { ApiRouter } from "./openapi";
+import { ApiRouter, problemResponse } from "./openapi";
 import type { ParticipantRecord } from "../index/events";
-import { SUPPLY_FIELD, supplyKey, utcDay } from "../index/keys";
+import { dayOfNumber, SUPPLY_FIELD, supplyKey, utcDay, utcDayNumber } from "../index/keys";
 import type { ProductRecord } from "../index/events";
 import { dispensedByRegion } from "../supply/read";
-import { allProducts, productOutlookOf, productSummaries, supplyAsOf } from "../supply";
+import { allProducts, productOutlookOf, productSummaries, supplyAt, type SupplyAt } from "../supply";
 import type { BatchStock } from "../index/query";
 
 const DAY_SECONDS = 86_400;
@@ -58,15 +58,37 @@ const daysQuery = (what: string) =>
   });
 const consumptionQuery = daysQuery("Days in the window");
 
+/** `?day=YYYY-MM-DD`: a past UTC day, up to today, within the days the index keeps (SUPPLY_DAILY_RETENTION_DAYS). */
+const dayParam = (description: string) =>
+  z
+    .string()
+    .regex(/^\d{4}-\d{2}-\d{2}$/, "a UTC day, YYYY-MM-DD")
+    .refine((d) => !Number.isNaN(Date.parse(`${d}T00:00:00Z`)) && utcDay(Date.parse(`${d}T00:00:00Z`) / 1000) === d, {
+      message: "not a calendar day",
+    })
+    .optional()
+    .openapi({
+      description:
+        `${description} (YYYY-MM-DD, up to today); now unless given. A day older than the index keeps ` +
+        "(SUPPLY_DAILY_RETENTION_DAYS) is a 422 beyond-retention problem naming the oldest day kept.",
+    });
+const stockQuery = z.object({ day: dayParam("The UTC day whose closing stock to answer") });
+const dayOfFigures = z
+  .string()
+  .nullable()
+  .openapi({ description: "The past UTC day whose close the figures are of (YYYY-MM-DD); null: now (today included)" });
+
 const unitCount = z.number().int();
 const regionStockSchema = z
   .object({
     manufacturer: unitCount,
     distributor: unitCount,
     pharmacy: unitCount,
-    inTransit: unitCount.openapi({ description: "0 per region: the counters do not say where a shipment goes" }),
-    recalled: unitCount.openapi({ description: "Units of recalled batches (not counted above)" }),
-    expired: unitCount.openapi({ description: "Units past expiry (not counted above)" }),
+    inTransit: unitCount.openapi({
+      description: "Usable units shipped to the region's distributors and pharmacies, not yet received (in cover)",
+    }),
+    recalled: unitCount.openapi({ description: "Units of recalled batches held in or bound for the region" }),
+    expired: unitCount.openapi({ description: "Units past expiry held in or bound for the region" }),
   })
   .openapi("SupplyRegionStock", { description: "Usable units (not recalled, not expired) by holder type" });
 
@@ -79,7 +101,7 @@ const regionSchema = z
     daysOfCover: z
       .number()
       .nullable()
-      .openapi({ description: "(distributor + pharmacy) / ratePerDay; null: no demand" }),
+      .openapi({ description: "(distributor + pharmacy + inTransit) / ratePerDay; null: no demand" }),
     risk: z.enum(["ok", "low", "critical", "no_demand"]),
     surge: z.boolean().openapi({ description: "The rate is well above its baseline" }),
     surplusUnits: unitCount.openapi({ description: "Units the region could give and stay at the threshold" }),
@@ -92,13 +114,16 @@ const productSummarySchema = z.object({
   name: z.string(),
   manufacturerId: unitCount,
   thresholdDays: z.number().openapi({ description: "Days of cover below which the product is short" }),
-  inTransit: unitCount.openapi({ description: "Units in transit between holders, all regions" }),
+  inTransit: unitCount.openapi({
+    description: "Units in transit between holders, all regions (recalled, expired and bound for makers included)",
+  }),
   regions: z.array(regionSchema),
 });
 
 const overviewSchema = z
   .object({
     generatedAt: z.string().datetime().openapi({ description: "The moment the figures are as of" }),
+    day: dayOfFigures,
     thresholdDays: z.number().openapi({ description: "The default threshold (products may have their own)" }),
     products: z.array(productSummarySchema),
   })
@@ -128,6 +153,7 @@ const sourceSchema = z
 const outlookSchema = productSummarySchema
   .extend({
     generatedAt: z.string().datetime(),
+    day: dayOfFigures,
     perDay: z
       .array(z.object({ day: z.string(), units: unitCount }))
       .openapi({ description: "National, today last (so far)" }),
@@ -153,7 +179,10 @@ const outlookSchema = productSummarySchema
   })
   .openapi("SupplyOutlook");
 
-const outlookQuery = daysQuery("Days of history in perDay");
+const outlookQuery = daysQuery("Days of history in perDay").extend({
+  day: dayParam("The UTC day the outlook is of, as it stood at its close"),
+});
+const overviewQuery = z.object({ day: dayParam("The UTC day the overview is of, as it stood at its close") });
 
 type Consumption = z.infer<typeof consumptionSchema>;
 
@@ -215,7 +244,14 @@ const stockSchema = z
     decommissioned: units("Units destroyed, damaged, stolen or taken as samples"),
     byHolder: z.array(holderSchema).openapi({ description: "Units held per holder, recalled batches left out" }),
     byRole: byRoleSchema,
-    byRegion: z.array(z.object({ region: z.string(), units: units("Units held in the region"), byRole: byRoleSchema })),
+    byRegion: z.array(
+      z.object({
+        region: z.string(),
+        units: units("Units held in the region"),
+        byRole: byRoleSchema,
+        inTransit: units("Units on their way to the region's holders (receiver's participant region)"),
+      }),
+    ),
     recalled: z
       .object({
         held: units("Units of recalled batches held at rest"),
@@ -237,17 +273,6 @@ const stockSchema = z
     ),
   })
   .openapi("SupplyStock");
-
-const stockQuery = z.object({
-  day: z
-    .string()
-    .regex(/^\d{4}-\d{2}-\d{2}$/, "a UTC day, YYYY-MM-DD")
-    .refine((d) => !Number.isNaN(Date.parse(`${d}T00:00:00Z`)) && utcDay(Date.parse(`${d}T00:00:00Z`) / 1000) === d, {
-      message: "not a calendar day",
-    })
-    .optional()
-    .openapi({ description: "The UTC day whose closing stock to answer (YYYY-MM-DD); stock now unless given" }),
-});
 
 type Stock = z.infer<typeof stockSchema>;
 type Holder = z.infer<typeof holderSchema>;
@@ -284,15 +309,20 @@ export function stockView(
   };
   const byHolder = holders(false);
   const byRole = emptyByRole();
-  const regions = new Map<string, Record<HolderRole, number>>();
+  const regions = new Map<string, { byRole: Record<HolderRole, number>; inTransit: number }>();
+  const regionOf = (name: string) => {
+    let region = regions.get(name);
+    if (!region) regions.set(name, (region = { byRole: emptyByRole(), inTransit: 0 }));
+    return region;
+  };
   for (const h of byHolder) {
     byRole[h.role] += h.units;
-    let region = regions.get(h.region);
-    if (!region) regions.set(h.region, (region = emptyByRole()));
-    region[h.role] += h.units;
+    regionOf(h.region).byRole[h.role] += h.units;
   }
   const current = batches.filter((b) => !b.recalled);
   const recalled = batches.filter((b) => b.recalled);
+  for (const t of current.flatMap((b) => b.inTransitTo))
+    regionOf(participants.get(t.holderId)?.region ?? "").inTransit += t.units;
   const view = {
     held: sum(byHolder.map((h) => h.units)),
     inTransit: sum(current.map((b) => b.inTransit)),
@@ -302,13 +332,16 @@ export function stockView(
     byRole,
     byRegion: [...regions]
       .sort(([a], [b]) => a.localeCompare(b))
-      .map(([region, roles]) => ({ region, units: sum(Object.values(roles)), byRole: roles })),
+      .map(([region, { byRole, inTransit }]) => ({ region, units: sum(Object.values(byRole)), byRole, inTransit })),
     recalled: {
       held: sum(recalled.flatMap((b) => b.held.map((h) => h.units))),
       inTransit: sum(recalled.map((b) => b.inTransit)),
       byHolder: holders(true),
     },
-    batches: batches.map(({ held, ...b }) => ({ ...b, held: sum(held.map((h) => h.units)) })),
+    batches: batches.map(({ held, inTransitTo: _perReceiver, ...b }) => ({
+      ...b,
+      held: sum(held.map((h) => h.units)),
+    })),
   };
   const commissioned =
     view.held + view.inTransit + view.recalled.held + view.recalled.inTransit + view.dispensed + view.decommissioned;
@@ -328,7 +361,38 @@ async function visibleProduct(ctx: ApiContext, caller: Caller, productId: number
   return product;
 }
 
+/** The 422 of an answer reaching back past the days the index keeps (see {@link keptMoment}). */
+const beyondRetention = {
+  422: problemResponse("The day, or the days the answer reads, are older than SUPPLY_DAILY_RETENTION_DAYS keeps"),
+};
+
 const iso = (seconds: number): string => new Date(seconds * 1000).toISOString();
+
+/**
+ * The moment an answer is for (`day`, or now), refused when the days it reads reach back past what the index's daily
+ * rings keep: a 422 naming the retention and the oldest day kept, rather than figures missing those days.
+ * `readsBack`: days before the answer's day that it reads (its window, a rate's window and baseline).
+ */
+async function keptMoment(ctx: ApiContext, day: string | undefined, readsBack: number): Promise<SupplyAt> {
+  const at = await supplyAt(ctx.reader, ctx.config.SUPPLY_DAILY_RETENTION_DAYS, day ?? null);
+  const today = utcDay(at.now);
+  if (day !== undefined && day > today)
+    throw problems.validation(`day ${day} is after today (${today}, UTC): no figures yet`, "day");
+  const oldestRead = utcDayNumber(at.asOf) - readsBack;
+  if (oldestRead < at.keptFrom) {
+    const retention = ctx.config.SUPPLY_DAILY_RETENTION_DAYS;
+    const asked = day === undefined ? "the answer" : `day ${day}`;
+    throw problems.beyondRetention(
+      `${asked} reads figures back to ${dayOfNumber(oldestRead)}, but the index keeps the last ${retention} ` +
+        `UTC days (SUPPLY_DAILY_RETENTION_DAYS), from ${dayOfNumber(at.keptFrom)}`,
+      { field: day === undefined ? "days" : "day", retentionDays: retention, oldestDayKept: dayOfNumber(at.keptFrom) },
+    );
+  }
+  return at;
+}
+
+/** Days before its day that a rate reads: its window and the baseline before it. */
+const rateReadsBack = (ctx: ApiContext): number => ctx.config.SUPPLY_RATE_WINDOW_DAYS + ctx.config.SUPPLY_BASELINE_DAYS;
 
 export function supplyRoutes(ctx: ApiContext): Router {
   const api = new ApiRouter(ctx);
@@ -340,13 +404,14 @@ export function supplyRoutes(ctx: ApiContext): Router {
       tags: ["supply"],
       access: ["regulator", "manufacturer"],
       request: { params: productParam, query: consumptionQuery },
-      responses: { 200: { description: "The product's consumption", schema: consumptionSchema } },
+      responses: { 200: { description: "The product's consumption", schema: consumptionSchema }, ...beyondRetention },
     },
     async ({ params, query, caller }) => {
       const productId = params.productId as number;
       const product = await visibleProduct(ctx, caller!, productId);
-      const now = Math.floor(Date.now() / 1000);
-      const window = { from: utcDay(now - ((query.days as number) - 1) * DAY_SECONDS), to: utcDay(now) };
+      const days = query.days as number;
+      const { asOf } = await keptMoment(ctx, undefined, days - 1);
+      const window = { from: utcDay(asOf - (days - 1) * DAY_SECONDS), to: utcDay(asOf) };
       const raw = await ctx.reader.redis.hgetall(supplyKey(productId));
       return { productId, manufacturerId: product.manufacturerId, ...window, ...consumptionView(raw, window) };
     },
@@ -358,18 +423,22 @@ export function supplyRoutes(ctx: ApiContext): Router {
       summary: "Stock, dispensing rate, days of cover and risk per product and region",
       description:
         "Every product (a manufacturer: its own) per region of its holders and dispensing pharmacies. Usable stock " +
-        "excludes recalled and expired batches; days of cover = (distributor + pharmacy) / ratePerDay.",
+        "excludes recalled and expired batches; inTransit per region is what is on its way to the region's " +
+        "distributors and pharmacies; days of cover = (distributor + pharmacy + inTransit) / ratePerDay. With `day`, " +
+        "as it stood at the close of that UTC day (stock, recalls and rates as of then).",
       tags: ["supply"],
       access: ["regulator", "manufacturer"],
-      responses: { 200: { description: "The supply overview", schema: overviewSchema } },
+      request: { query: overviewQuery },
+      responses: { 200: { description: "The supply overview", schema: overviewSchema }, ...beyondRetention },
     },
-    async ({ caller }) => {
+    async ({ query, caller }) => {
       const products = (await allProducts(ctx.reader)).filter((p) => maySee(caller!, p.manufacturerId));
-      const asOf = await supplyAsOf(ctx.reader);
+      const at = await keptMoment(ctx, query.day as string | undefined, rateReadsBack(ctx));
       return {
-        generatedAt: iso(asOf),
+        generatedAt: iso(at.asOf),
+        day: at.day,
         thresholdDays: ctx.config.SUPPLY_MIN_DAYS_OF_COVER,
-        products: await productSummaries(ctx.reader, ctx.config, products, asOf),
+        products: await productSummaries(ctx.reader, ctx.config, products, at),
       };
     },
   );
@@ -378,18 +447,21 @@ export function supplyRoutes(ctx: ApiContext): Router {
       method: "get",
       path: "/v1/supply/products/{productId}/outlook",
       summary: "A product's dispensing per day, forecast with its band, cover per region, sources and expiry risk",
+      description: "With `day`, the outlook as it stood at the close of that UTC day: perDay ends on it.",
       tags: ["supply"],
       access: ["regulator", "manufacturer"],
       request: { params: productParam, query: outlookQuery },
-      responses: { 200: { description: "The product's supply outlook", schema: outlookSchema } },
+      responses: { 200: { description: "The product's supply outlook", schema: outlookSchema }, ...beyondRetention },
     },
     async ({ params, query, caller }) => {
       const product = await visibleProduct(ctx, caller!, params.productId as number);
-      const asOf = await supplyAsOf(ctx.reader);
-      const outlook = await productOutlookOf(ctx.reader, ctx.config, product, asOf, query.days as number);
+      const days = query.days as number;
+      const at = await keptMoment(ctx, query.day as string | undefined, Math.max(days - 1, rateReadsBack(ctx)));
+      const outlook = await productOutlookOf(ctx.reader, ctx.config, product, at, days);
       return {
         ...outlook,
-        generatedAt: iso(asOf),
+        generatedAt: iso(at.asOf),
+        day: at.day,
         sources: outlook.sources.map((s) =>
           s.kind === "manufacturer"
             ? { ...s, batches: s.batches.map((b) => ({ ...b, expiresOn: utcDay(b.expiresOn) })) }
@@ -407,19 +479,20 @@ export function supplyRoutes(ctx: ApiContext): Router {
       description:
         "Counted from the index's per-batch stock counters. Every unit commissioned is in exactly one place: " +
         "commissioned = held + inTransit + recalled.held + recalled.inTransit + dispensed + decommissioned. A split " +
-        "pack counts as dispensed from its first dose. With `day`, the stock as it closed that UTC day (block time), " +
-        "recalls as of that day.",
+        "pack counts as dispensed from its first dose. In transit is counted per receiver: byRegion says what is on " +
+        "its way to each region. With `day`, the stock as it closed that UTC day (block time), recalls as of that day.",
       tags: ["supply"],
       access: ["regulator", "manufacturer"],
       request: { params: productParam, query: stockQuery },
-      responses: { 200: { description: "The product's stock", schema: stockSchema } },
+      responses: { 200: { description: "The product's stock", schema: stockSchema }, ...beyondRetention },
     },
     async ({ params, query, caller }) => {
       const productId = params.productId as number;
       const product = await visibleProduct(ctx, caller!, productId);
       const day = (query.day as string | undefined) ?? null;
+      await keptMoment(ctx, day ?? undefined, 0);
       const batches = await ctx.reader.productStock(productId, day ?? undefined);
-      const holderIds = new Set(batches.flatMap((b) => b.held.map((h) => h.holderId)));
+      const holderIds = new Set(batches.flatMap((b) => [...b.held, ...b.inTransitTo].map((h) => h.holderId)));
       const participants = new Map<number, ParticipantRecord>();
       await Promise.all(
         [...holderIds].map(async (id) => {

@@ -1,7 +1,7 @@
 import "dotenv/config";
 import { z } from "zod";
 import { DEFAULT_CODE_HASH_DOMAIN } from "../codes/parse";
-import { DEFAULT_SUPPLY_HOURLY_RETENTION_HOURS } from "./defaults";
+import { DEFAULT_SUPPLY_DAILY_RETENTION_DAYS, DEFAULT_SUPPLY_HOURLY_RETENTION_HOURS } from "./defaults";
 
 /** Settings read from the environment (and `.env`); `.env.example` documents each one. */
 /** A comma-separated list setting, empty by default. */
@@ -63,6 +63,13 @@ const schema = z.object({
     .min(1)
     .max(24 * 92)
     .default(DEFAULT_SUPPLY_HOURLY_RETENTION_HOURS),
+  /** Days of daily buckets kept (a ring per field by block time; see README "Supply figures"). */
+  SUPPLY_DAILY_RETENTION_DAYS: z.coerce
+    .number()
+    .int()
+    .min(2)
+    .max(10 * 366)
+    .default(DEFAULT_SUPPLY_DAILY_RETENTION_DAYS),
   API_HOST: z.string().default("127.0.0.1"),
   API_PORT: z.coerce.number().int().min(0).max(65535).default(8080),
   API_BODY_LIMIT: z.string().default("256kb"),
@@ -146,10 +153,26 @@ const schema = z.object({
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
 });
 
+/** The settings, and the limits one sets on another. */
+const checkedSchema = schema.superRefine((c, ctx) => {
+  // A rate's baseline or a flow rule reaching past the days kept would quietly count the days beyond as zero.
+  const spans = {
+    "SUPPLY_RATE_WINDOW_DAYS + SUPPLY_BASELINE_DAYS + 1": c.SUPPLY_RATE_WINDOW_DAYS + c.SUPPLY_BASELINE_DAYS + 1,
+    "FLOW_WINDOW_DAYS + FLOW_BASELINE_DAYS": c.FLOW_WINDOW_DAYS + c.FLOW_BASELINE_DAYS,
+  };
+  for (const [span, days] of Object.entries(spans))
+    if (c.SUPPLY_DAILY_RETENTION_DAYS < days)
+      ctx.addIssue({
+        code: z.ZodIssueCode.custom,
+        path: ["SUPPLY_DAILY_RETENTION_DAYS"],
+        message: `${c.SUPPLY_DAILY_RETENTION_DAYS} keeps fewer days than ${span} (${days}) reads`,
+      });
+});
+
 export type Config = z.infer<typeof schema>;
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
-  const parsed = schema.safeParse(env);
+  const parsed = checkedSchema.safeParse(env);
   if (!parsed.success) {
     const problems = parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ");
     throw new Error(`invalid configuration: ${problems}`);

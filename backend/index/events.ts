@@ -54,8 +54,11 @@ import {
   stockKey,
   SUPPLY_FIELD,
   supplyKey,
-  hourlyBucket,
-  utcDay,
+  ringBucket,
+  dailySlot,
+  stockFieldParty,
+  stockHistory,
+  utcDayNumber,
   utcHour,
   flowKey,
   FLOW_FIELD,
@@ -94,6 +97,8 @@ export interface HandlerContext {
   codeConflicts: ReadonlyMap<LedgerEvent, readonly CodeConflict[]>;
   /** Hourly dispensing buckets kept per product and region (SUPPLY_HOURLY_RETENTION_HOURS). */
   supplyHourlyRetentionHours: number;
+  /** Days kept in the daily rings: dispensing, flows, past-day stock (SUPPLY_DAILY_RETENTION_DAYS). */
+  supplyDailyRetentionDays: number;
 }
 
 export interface ParticipantRecord {
@@ -336,6 +341,7 @@ function detachFromCase(
 function takeAll(
   ev: LedgerEvent,
   s: BatchState,
+  ctx: HandlerContext,
   packed: string,
   holderId: number,
   entry: bigint,
@@ -352,7 +358,7 @@ function takeAll(
     setOwn(s, run.runId, level, index, entry);
     appendTrail(s, run.runId, level, index, kind, trailRef, ev);
   }
-  stock.write(s, ev.time);
+  stock.write(s, ev, ctx);
   return items;
 }
 
@@ -384,10 +390,17 @@ function recordDispensing(
 }
 
 /** Units (one each) go from one stock field of their batch to another. */
-function moveStock(s: BatchState, ev: LedgerEvent, units: { run: RunMeta }[], from: string, to: string): void {
+function moveStock(
+  s: BatchState,
+  ev: LedgerEvent,
+  ctx: HandlerContext,
+  units: { run: RunMeta }[],
+  from: string,
+  to: string,
+): void {
   const stock = new StockMoves();
   for (const { run } of units) stock.move(run.batchId, from, to, 1);
-  stock.write(s, ev.time);
+  stock.write(s, ev, ctx);
 }
 
 /** Adds a count per batch of the units listed. */
@@ -421,22 +434,30 @@ function countDispensedSupply(
     const key = supplyKey(productOfRun(s, run));
     add(s, key, SUPPLY_FIELD.dispensed, sign);
     add(s, key, SUPPLY_FIELD.dispensedBy(pharmacyId), sign);
-    add(s, key, SUPPLY_FIELD.dispensedOn(pharmacy.region, utcDay(dispensedAt)), sign);
-    addHourly(s, key, pharmacy.region, utcHour(dispensedAt), ctx.supplyHourlyRetentionHours, sign);
+    const day = utcDayNumber(dispensedAt);
+    addToRing(
+      s,
+      key,
+      SUPPLY_FIELD.dispensedOn(pharmacy.region, dailySlot(day, ctx.supplyDailyRetentionDays)),
+      day,
+      sign,
+    );
+    const hour = utcHour(dispensedAt);
+    addToRing(s, key, SUPPLY_FIELD.dispensedInHour(pharmacy.region, hour % ctx.supplyHourlyRetentionHours), hour, sign);
   }
 }
 
 /**
- * Adds to the hourly ring slot of `hour` (see SUPPLY_FIELD.dispensedInHour): a slot holding an earlier hour starts
- * afresh; an undo of an hour the ring no longer holds changes nothing (it is past retention).
+ * Adds to the ring slot `field` of `period` (an hour or a day number; see SUPPLY_FIELD.dispensedInHour and
+ * dailySlot): a slot holding an earlier period starts afresh; an undo of a period the ring no longer holds changes
+ * nothing (it is past retention).
  */
-function addHourly(s: BatchState, key: string, region: string, hour: number, retention: number, by: 1 | -1): void {
-  const field = SUPPLY_FIELD.dispensedInHour(region, hour % retention);
-  const bucket = hourlyBucket.decode(s.get(key, field));
-  if (bucket && bucket.hour > hour) return;
-  if (bucket?.hour !== hour && by < 0) return;
-  const units = (bucket?.hour === hour ? bucket.units : 0) + by;
-  s.set(key, field, hourlyBucket.encode(hour, units));
+function addToRing(s: BatchState, key: string, field: string, period: number, by: number): void {
+  const bucket = ringBucket.decode(s.get(key, field));
+  if (bucket && bucket.period > period) return;
+  if (bucket?.period !== period && by < 0) return;
+  const units = (bucket?.period === period ? bucket.units : 0) + by;
+  s.set(key, field, ringBucket.encode(period, units));
 }
 
 /**
@@ -454,23 +475,21 @@ class StockMoves {
     fields.set(to, (fields.get(to) ?? 0) + units);
   }
 
-  write(s: BatchState, time: number): void {
-    const day = utcDay(time);
+  write(s: BatchState, ev: LedgerEvent, ctx: HandlerContext): void {
+    const day = utcDayNumber(ev.time);
     for (const [batchId, fields] of this.perBatch) {
       const key = stockKey(batchId);
-      closeStockDay(s, batchId, day);
+      closeStockDay(s, batchId, day, ctx.supplyDailyRetentionDays);
       for (const [field, by] of fields) {
         if (by === 0) continue;
-        if (s.get(key, field) === null && isHolderField(field)) noteHolder(s, key, field);
+        if (s.get(key, field) === null && stockFieldParty(field)) noteHolder(s, key, field);
         add(s, key, field, by);
       }
     }
   }
 }
 
-const isHolderField = (field: string): boolean => field.charCodeAt(0) >= 48 && field.charCodeAt(0) <= 57;
-
-/** Adds a holder to the batch's list of holders that ever held its units (what a day's closing copies). */
+/** Adds a holder or in-transit field to the batch's list of those it ever used (what a day's closing copies). */
 function noteHolder(s: BatchState, key: string, holderField: string): void {
   const list = s.get(key, STOCK_FIELD.holders);
   if (list !== null && list.split(",").includes(holderField)) return;
@@ -478,16 +497,18 @@ function noteHolder(s: BatchState, key: string, holderField: string): void {
 }
 
 /**
- * Before a batch's first stock change of `day`: copies its counters as they closed on the day of its latest
- * change into the batch's history, once per batch and day with changes (block times never decrease).
+ * Before a batch's first stock change of `day` (a UTC day number): copies its counters as they closed on the day of
+ * its latest change into the batch's history ring, in `day`'s slot, once per batch and day with changes (block times
+ * never decrease).
  */
-function closeStockDay(s: BatchState, batchId: number, day: string): void {
+function closeStockDay(s: BatchState, batchId: number, day: number, retentionDays: number): void {
   const key = stockKey(batchId);
-  const lastDay = s.get(key, STOCK_FIELD.lastDay);
+  const last = s.get(key, STOCK_FIELD.lastDay);
+  const lastDay = last === null ? null : Number(last);
   if (lastDay === day) return;
   if (lastDay !== null) {
     const list = s.get(key, STOCK_FIELD.holders);
-    const fields: string[] = [STOCK_FIELD.inTransit, STOCK_FIELD.dispensed, STOCK_FIELD.decommissioned];
+    const fields: string[] = [STOCK_FIELD.dispensed, STOCK_FIELD.decommissioned];
     if (list !== null) fields.push(...list.split(","));
     if (!s.need(key, fields)) throw MISS;
     const closing: Record<string, number> = {};
@@ -495,9 +516,10 @@ function closeStockDay(s: BatchState, batchId: number, day: string): void {
       const value = s.get(key, field);
       if (value !== null) closing[field] = Number(value);
     }
-    s.set(stockHistoryKey(batchId), lastDay, JSON.stringify(closing));
+    const entry = stockHistory.encode({ from: lastDay, until: day, stock: closing });
+    s.set(stockHistoryKey(batchId), String(dailySlot(day, retentionDays)), entry);
   }
-  s.set(key, STOCK_FIELD.lastDay, day);
+  s.set(key, STOCK_FIELD.lastDay, String(day));
 }
 
 // ---- handlers ----
@@ -622,7 +644,7 @@ const handlers: Record<string, Handler> = {
     add(s, supplyKey(productOfRun(s, meta)), SUPPLY_FIELD.commissioned, unitCount);
     const stock = new StockMoves();
     stock.move(meta.batchId, null, STOCK_FIELD.held(meta.manufacturerId), unitCount);
-    stock.write(s, ev.time);
+    stock.write(s, ev, ctx);
     // Which codes the run could not claim was settled for the whole batch beforehand (see codes.ts).
     const found = ctx.codeConflicts.get(ev) ?? [];
     for (const { code, holder, ref } of found) {
@@ -644,12 +666,13 @@ const handlers: Record<string, Handler> = {
     activity(s, "b", meta.batchId, ev, detail);
   },
 
-  ShipmentCreated(ev, s) {
+  ShipmentCreated(ev, s, ctx) {
     const a = args<ShipmentCreatedEvent.OutputObject>(ev);
     const id = num(a.shipmentId);
     const fromId = num(a.fromId);
     const transit = IN_TRANSIT | BigInt(id);
-    const items = takeAll(ev, s, a.items, fromId, transit, TrailKind.Shipped, id, STOCK_FIELD.inTransit);
+    const toReceiver = STOCK_FIELD.inTransitTo(num(a.toId));
+    const items = takeAll(ev, s, ctx, a.items, fromId, transit, TrailKind.Shipped, id, toReceiver);
     const record: ShipmentRecord = {
       id,
       fromId,
@@ -674,15 +697,15 @@ const handlers: Record<string, Handler> = {
     activity(s, "p", record.toId, ev, detail);
   },
 
-  ShipmentReceived(ev, s) {
+  ShipmentReceived(ev, s, ctx) {
     const a = args<ShipmentReceivedEvent.OutputObject>(ev);
-    settleTransit(ev, s, num(a.shipmentId), num(a.toId), a.items, num(a.outstanding), "received");
-    countReceivedFlows(ev, s, num(a.toId), a.items);
+    settleTransit(ev, s, ctx, num(a.shipmentId), num(a.toId), a.items, num(a.outstanding), "received");
+    countReceivedFlows(ev, s, ctx, num(a.toId), a.items);
   },
 
-  ShipmentReturned(ev, s) {
+  ShipmentReturned(ev, s, ctx) {
     const a = args<ShipmentReturnedEvent.OutputObject>(ev);
-    settleTransit(ev, s, num(a.shipmentId), num(a.fromId), a.items, num(a.outstanding), "returned");
+    settleTransit(ev, s, ctx, num(a.shipmentId), num(a.fromId), a.items, num(a.outstanding), "returned");
   },
 
   ShipmentDiscrepancy(ev, s) {
@@ -696,13 +719,14 @@ const handlers: Record<string, Handler> = {
     }
   },
 
-  Decommissioned(ev, s) {
+  Decommissioned(ev, s, ctx) {
     const a = args<DecommissionedEvent.OutputObject>(ev);
     const holderId = num(a.holderId);
     const reason = num(a.reason);
     const items = takeAll(
       ev,
       s,
+      ctx,
       a.items,
       holderId,
       DECOMMISSIONED | BigInt(holderId),
@@ -720,10 +744,10 @@ const handlers: Record<string, Handler> = {
     const pharmacyId = num(a.pharmacyId);
     const units = itemsByRun(s, a.units, unitFields);
     for (const { run, index } of units) recordDispensing(ev, s, run, index, pharmacyId, a.prescriptionHash);
-    moveStock(s, ev, units, STOCK_FIELD.held(pharmacyId), STOCK_FIELD.dispensed);
+    moveStock(s, ev, ctx, units, STOCK_FIELD.held(pharmacyId), STOCK_FIELD.dispensed);
     const dispensed = units.map((u) => ({ run: u.run, dispensedAt: ev.time }));
     countDispensedSupply(s, ctx, pharmacyId, dispensed, 1);
-    countDispensedFlows(s, pharmacyId, dispensed, 1);
+    countDispensedFlows(s, ctx, pharmacyId, dispensed, 1);
     count(s, "p", pharmacyId, { unitsDispensed: units.length });
     countPerBatch(s, units, "unitsDispensed", 1);
     activity(s, "p", pharmacyId, ev, { units: units.length, prescriptionHash: a.prescriptionHash });
@@ -738,15 +762,15 @@ const handlers: Record<string, Handler> = {
       s.set(runKey(run.runId), RUN_FIELD.dispensing(index), null);
       return { run, dispensedAt: record?.time ?? ev.time };
     });
-    moveStock(s, ev, units, STOCK_FIELD.dispensed, STOCK_FIELD.held(pharmacyId));
+    moveStock(s, ev, ctx, units, STOCK_FIELD.dispensed, STOCK_FIELD.held(pharmacyId));
     countDispensedSupply(s, ctx, pharmacyId, undone, -1);
-    countDispensedFlows(s, pharmacyId, undone, -1);
+    countDispensedFlows(s, ctx, pharmacyId, undone, -1);
     count(s, "p", pharmacyId, { unitsDispensed: -units.length, unitsReturned: units.length });
     countPerBatch(s, units, "unitsDispensed", -1);
     activity(s, "p", pharmacyId, ev, { units: units.length });
   },
 
-  UnitDispensedPartially(ev, s) {
+  UnitDispensedPartially(ev, s, ctx) {
     const a = args<UnitDispensedPartiallyEvent.OutputObject>(ev);
     const pharmacyId = num(a.pharmacyId);
     const [unit] = itemsByRun(s, refList(a.unit), unitFields);
@@ -755,26 +779,27 @@ const handlers: Record<string, Handler> = {
       packQuantity: num(a.packQuantity),
     });
     // A split pack leaves stock at its first dose (see stockKey).
-    if (a.dispensedTotal === a.quantity) moveStock(s, ev, [unit!], STOCK_FIELD.held(pharmacyId), STOCK_FIELD.dispensed);
+    if (a.dispensedTotal === a.quantity)
+      moveStock(s, ev, ctx, [unit!], STOCK_FIELD.held(pharmacyId), STOCK_FIELD.dispensed);
     count(s, "p", pharmacyId, { dosesDispensed: num(a.quantity) });
     activity(s, "p", pharmacyId, ev, { unit: a.unit.toString(), quantity: num(a.quantity) });
   },
 
-  PartialDispensingUndone(ev, s) {
+  PartialDispensingUndone(ev, s, ctx) {
     const a = args<PartialDispensingUndoneEvent.OutputObject>(ev);
     const pharmacyId = num(a.pharmacyId);
     const [unit] = itemsByRun(s, refList(a.unit), unitFields);
     const key = runKey(unit!.runId);
     const field = RUN_FIELD.dispensing(unit!.index);
     const total = num(a.dispensedTotal);
-    if (total === 0) moveStock(s, ev, [unit!], STOCK_FIELD.dispensed, STOCK_FIELD.held(pharmacyId));
+    if (total === 0) moveStock(s, ev, ctx, [unit!], STOCK_FIELD.dispensed, STOCK_FIELD.held(pharmacyId));
     if (total === 0) s.set(key, field, null);
     else update<DispensingRecord>(s, key, field, (d) => (d.split!.dispensed = total));
     count(s, "p", pharmacyId, { dosesDispensed: -num(a.quantity), dosesReturned: num(a.quantity) });
     activity(s, "p", pharmacyId, ev, { unit: a.unit.toString(), quantity: num(a.quantity) });
   },
 
-  UnitsSettled(ev, s) {
+  UnitsSettled(ev, s, ctx) {
     const a = args<UnitsSettledEvent.OutputObject>(ev);
     const insurerId = num(a.insurerId);
     const pharmacyId = num(a.pharmacyId);
@@ -792,7 +817,7 @@ const handlers: Record<string, Handler> = {
       setJson(s, runKey(run.runId), RUN_FIELD.settlement(index), record);
     }
     claim(ev, s, a.claimId, a.claimRef, insurerId, pharmacyId, (c) => (c.unitsSettled += units.length));
-    countSettledFlows(ev, s, insurerId, pharmacyId, units, 1);
+    countSettledFlows(ev, s, ctx, insurerId, pharmacyId, units, 1);
     count(s, "p", insurerId, { unitsSettled: units.length });
     count(s, "p", pharmacyId, { unitsSettledFor: units.length });
     countPerBatch(s, units, "unitsSettled", 1);
@@ -800,12 +825,12 @@ const handlers: Record<string, Handler> = {
     activity(s, "p", pharmacyId, ev, { claimId: a.claimId, units: units.length });
   },
 
-  SettlementReversed(ev, s) {
+  SettlementReversed(ev, s, ctx) {
     const a = args<SettlementReversedEvent.OutputObject>(ev);
     const insurerId = num(a.insurerId);
     const pharmacyId = num(a.pharmacyId);
     const units = itemsByRun(s, a.units, unitFields);
-    countSettledFlows(ev, s, insurerId, pharmacyId, units, -1);
+    countSettledFlows(ev, s, ctx, insurerId, pharmacyId, units, -1);
     // The ledger checks the reversing insurer, not the claim reference it names: each unit leaves the claim that
     // settled it, as the index recorded it from UnitsSettled.
     const reversedPerClaim = new Map<string, number>();
@@ -971,6 +996,7 @@ function recallChange(
 function settleTransit(
   ev: LedgerEvent,
   s: BatchState,
+  ctx: HandlerContext,
   id: number,
   newHolderId: number,
   packed: string,
@@ -979,13 +1005,17 @@ function settleTransit(
 ): void {
   const items = itemsByRun(s, packed, moveFields);
   const kind = action === "received" ? TrailKind.Received : TrailKind.Returned;
+  // Received or taken back, the units were on their way to the shipment's receiver.
+  const shipment = getJson<ShipmentRecord>(s, shipmentKey(id), String(id));
+  if (!shipment) throw s.hasMissing ? MISS : new Error(`index has no shipment ${id}`);
+  const inTransit = STOCK_FIELD.inTransitTo(shipment.toId);
   const stock = new StockMoves();
   for (const { run, level, index } of items) {
-    stock.move(run.batchId, STOCK_FIELD.inTransit, STOCK_FIELD.held(newHolderId), unitsCarried(s, run, level, index));
+    stock.move(run.batchId, inTransit, STOCK_FIELD.held(newHolderId), unitsCarried(s, run, level, index));
     setOwn(s, run.runId, level, index, BigInt(newHolderId));
     appendTrail(s, run.runId, level, index, kind, id, ev);
   }
-  stock.write(s, ev.time);
+  stock.write(s, ev, ctx);
   update<ShipmentRecord>(s, shipmentKey(id), String(id), (r) => {
     r[action] += items.length;
     r.outstanding = outstanding;
@@ -1051,14 +1081,28 @@ export function commissionedRun(ev: LedgerEvent) {
 
 const PHARMACY_ROLE = 3;
 
-/** Adds up counts per field first, so that a batch of units is one write per field, not one per unit. */
-function addPerField(s: BatchState, key: string, fieldOf: (i: number) => string, n: number, sign: 1 | -1): void {
-  const perField = new Map<string, number>();
+/**
+ * Adds up counts per daily ring field and day first (`entryOf(i)`: unit i's field for a slot, and its day number),
+ * so that a batch of units is one write per field, not one per unit.
+ */
+function addPerDay(
+  s: BatchState,
+  ctx: HandlerContext,
+  key: string,
+  entryOf: (i: number) => readonly [(slot: number) => string, number],
+  n: number,
+  sign: 1 | -1,
+): void {
+  const perField = new Map<string, { field: string; day: number; units: number }>();
   for (let i = 0; i < n; i++) {
-    const field = fieldOf(i);
-    perField.set(field, (perField.get(field) ?? 0) + 1);
+    const [fieldOf, day] = entryOf(i);
+    const field = fieldOf(dailySlot(day, ctx.supplyDailyRetentionDays));
+    const at = `${field}@${day}`;
+    const entry = perField.get(at);
+    if (entry) entry.units++;
+    else perField.set(at, { field, day, units: 1 });
   }
-  for (const [field, units] of perField) add(s, key, field, sign * units);
+  for (const { field, day, units } of perField.values()) addToRing(s, key, field, day, sign * units);
 }
 
 /** The product of each run, read once per run rather than once per unit. */
@@ -1078,27 +1122,39 @@ function isPharmacy(s: BatchState, participantId: number): boolean {
 }
 
 /** Units a pharmacy received, per product and UTC day of the receipt (`fl:{pharmacyId}` `r:`). */
-function countReceivedFlows(ev: LedgerEvent, s: BatchState, receiverId: number, packed: string): void {
+function countReceivedFlows(
+  ev: LedgerEvent,
+  s: BatchState,
+  ctx: HandlerContext,
+  receiverId: number,
+  packed: string,
+): void {
   if (!isPharmacy(s, receiverId)) return;
+  const day = utcDayNumber(ev.time);
+  const slot = dailySlot(day, ctx.supplyDailyRetentionDays);
   const perField = new Map<string, number>();
   const productOf = productOfRunOnce(s);
   for (const { run, level, index } of itemsByRun(s, packed, moveFields)) {
-    const field = FLOW_FIELD.received(productOf(run), utcDay(ev.time));
+    const field = FLOW_FIELD.received(productOf(run), slot);
     perField.set(field, (perField.get(field) ?? 0) + unitsCarried(s, run, level, index));
   }
-  for (const [field, units] of perField) add(s, flowKey(receiverId), field, units);
+  for (const [field, units] of perField) addToRing(s, flowKey(receiverId), field, day, units);
 }
 
 /** Units a pharmacy dispensed (1) or took back (-1), per product and the UTC day they were dispensed on. */
 function countDispensedFlows(
   s: BatchState,
+  ctx: HandlerContext,
   pharmacyId: number,
   units: { run: RunMeta; dispensedAt: number }[],
   sign: 1 | -1,
 ): void {
   const productOf = productOfRunOnce(s);
-  const field = (i: number) => FLOW_FIELD.dispensed(productOf(units[i]!.run), utcDay(units[i]!.dispensedAt));
-  addPerField(s, flowKey(pharmacyId), field, units.length, sign);
+  const entry = (i: number) => {
+    const productId = productOf(units[i]!.run);
+    return [(slot: number) => FLOW_FIELD.dispensed(productId, slot), utcDayNumber(units[i]!.dispensedAt)] as const;
+  };
+  addPerDay(s, ctx, flowKey(pharmacyId), entry, units.length, sign);
 }
 
 /**
@@ -1108,18 +1164,25 @@ function countDispensedFlows(
 function countSettledFlows(
   ev: LedgerEvent,
   s: BatchState,
+  ctx: HandlerContext,
   insurerId: number,
   pharmacyId: number,
   units: { run: RunMeta; index: number }[],
   sign: 1 | -1,
 ): void {
   const days = units.map(({ run, index }) =>
-    sign === 1
-      ? utcDay(ev.time)
-      : utcDay(getJson<SettlementRecord>(s, runKey(run.runId), RUN_FIELD.settlement(index))?.time ?? ev.time),
+    utcDayNumber(
+      sign === 1
+        ? ev.time
+        : (getJson<SettlementRecord>(s, runKey(run.runId), RUN_FIELD.settlement(index))?.time ?? ev.time),
+    ),
   );
   const productOf = productOfRunOnce(s);
-  const forPharmacy = (i: number) => FLOW_FIELD.settledFor(productOf(units[i]!.run), days[i]!);
-  addPerField(s, flowKey(pharmacyId), forPharmacy, units.length, sign);
-  addPerField(s, flowKey(insurerId), (i) => FLOW_FIELD.settledAt(pharmacyId, days[i]!), units.length, sign);
+  const forPharmacy = (i: number) => {
+    const productId = productOf(units[i]!.run);
+    return [(slot: number) => FLOW_FIELD.settledFor(productId, slot), days[i]!] as const;
+  };
+  const atPharmacy = (i: number) => [(slot: number) => FLOW_FIELD.settledAt(pharmacyId, slot), days[i]!] as const;
+  addPerDay(s, ctx, flowKey(pharmacyId), forPharmacy, units.length, sign);
+  addPerDay(s, ctx, flowKey(insurerId), atPharmacy, units.length, sign);
 }

@@ -1,5 +1,5 @@
 import { ChainMovedError, type BlockHeader, type LedgerChain, type RawLog } from "../chain/client";
-import { DEFAULT_SUPPLY_HOURLY_RETENTION_HOURS } from "../config/defaults";
+import { DEFAULT_SUPPLY_DAILY_RETENTION_DAYS, DEFAULT_SUPPLY_HOURLY_RETENTION_HOURS } from "../config/defaults";
 import type { Logger } from "../log";
 import { type ClaimConflict, CodeClaims } from "./codes";
 import { applyEvent, commissionedRun, type LedgerEvent } from "./events";
@@ -19,6 +19,8 @@ export interface IndexerOptions {
   codeBucketBits: number;
   /** Hourly dispensing buckets kept (SUPPLY_HOURLY_RETENTION_HOURS); a change takes full effect on a rebuild. */
   supplyHourlyRetentionHours?: number;
+  /** Days kept in the daily rings (SUPPLY_DAILY_RETENTION_DAYS); a change takes full effect on a rebuild. */
+  supplyDailyRetentionDays?: number;
 }
 
 export interface IndexerStatus {
@@ -311,6 +313,7 @@ export class Indexer {
     const ctx = {
       codeConflicts: claims.conflicts,
       supplyHourlyRetentionHours: this.o.supplyHourlyRetentionHours ?? DEFAULT_SUPPLY_HOURLY_RETENTION_HOURS,
+      supplyDailyRetentionDays: this.o.supplyDailyRetentionDays ?? DEFAULT_SUPPLY_DAILY_RETENTION_DAYS,
     };
     let passes = 0;
     let loadMs = performance.now() - started;

@@ -21,8 +21,12 @@ import {
   RUN_FIELD,
   runKey,
   shipmentKey,
-  hourlyBucket,
+  numberOfDay,
+  ringBucket,
+  ringField,
   STOCK_FIELD,
+  stockFieldParty,
+  stockHistory,
   stockHistoryKey,
   stockKey,
   SUPPLY_FIELD,
@@ -107,7 +111,9 @@ export interface BatchStock {
   recalled: boolean;
   /** Units at rest per holder (manufacturer, distributor, pharmacy), by participant id; holders with none left out. */
   held: { holderId: number; units: number }[];
+  /** Units in transit, in all; and per receiving holder (their participant region is where they are going). */
   inTransit: number;
+  inTransitTo: { holderId: number; units: number }[];
   dispensed: number;
   decommissioned: number;
 }
@@ -366,9 +372,10 @@ export class IndexReader {
   }
 
   /**
-   * A product's stock per batch: units per holder, in transit, dispensed and decommissioned, now or — with `day`
-   * (`YYYY-MM-DD`, UTC) — as they closed that day (recalled as of that day too). Batches with no units (none
-   * commissioned yet, or none by that day) are left out.
+   * A product's stock per batch: units per holder, in transit (per receiver), dispensed and decommissioned, now or
+   * — with `day` (`YYYY-MM-DD`, UTC) — as they closed that day (recalled as of that day too). Batches with no units
+   * (none commissioned yet, or none by that day) are left out. A past day must be one the daily rings still keep
+   * (SUPPLY_DAILY_RETENTION_DAYS up to today, see `oldestDayKept`); the API refuses older days.
    */
   async productStock(productId: number, day?: string): Promise<BatchStock[]> {
     const ids = await this.productBatchIds(productId);
@@ -382,24 +389,31 @@ export class IndexReader {
     const lastDay = current[STOCK_FIELD.lastDay];
     if (lastDay === undefined) return null;
     let counters: Record<string, number | string> = current;
-    if (day !== undefined && day < lastDay) {
-      const closed = (await this.redis.hkeys(stockHistoryKey(batchId))).filter((d) => d <= day).sort();
-      const latest = closed[closed.length - 1];
-      if (latest === undefined) return null;
-      counters = JSON.parse((await this.redis.hget(stockHistoryKey(batchId), latest))!) as Record<string, number>;
+    const asked = day === undefined ? null : numberOfDay(day);
+    if (asked !== null && asked < Number(lastDay)) {
+      // The entry whose span holds the day: the closing of its `from`, unchanged until `until`.
+      const entries = Object.values(await this.redis.hgetall(stockHistoryKey(batchId))).map(stockHistory.decode);
+      const entry = entries.find((e) => e.from <= asked && asked < e.until);
+      if (!entry) return null;
+      counters = entry.stock;
     }
     const held: BatchStock["held"] = [];
+    const inTransitTo: BatchStock["inTransitTo"] = [];
     for (const [field, value] of Object.entries(counters)) {
-      if (/^\d+$/.test(field) && Number(value) !== 0) held.push({ holderId: Number(field), units: Number(value) });
+      const party = stockFieldParty(field);
+      if (party && Number(value) !== 0)
+        (party.inTransit ? inTransitTo : held).push({ holderId: party.holderId, units: Number(value) });
     }
     held.sort((a, b) => a.holderId - b.holderId);
+    inTransitTo.sort((a, b) => a.holderId - b.holderId);
     return {
       batchId,
       lot: batch.lot,
       expiresOn: batch.expiresOn,
       recalled: day === undefined ? batch.recalled : recalledOn(batch, day),
       held,
-      inTransit: Number(counters[STOCK_FIELD.inTransit] ?? 0),
+      inTransit: inTransitTo.reduce((sum, t) => sum + t.units, 0),
+      inTransitTo,
       dispensed: Number(counters[STOCK_FIELD.dispensed] ?? 0),
       decommissioned: Number(counters[STOCK_FIELD.decommissioned] ?? 0),
     };
@@ -415,9 +429,9 @@ export class IndexReader {
     const out: HourlyDispensing[] = [];
     for (const [field, value] of Object.entries(raw)) {
       if (!field.startsWith(prefix)) continue;
-      const bucket = hourlyBucket.decode(value)!;
+      const { period: hour, units } = ringBucket.decode(value)!;
       // h:{region}:{slot}: a region may itself hold ':', the slot never does.
-      out.push({ region: field.slice(prefix.length, field.lastIndexOf(":")), ...bucket });
+      out.push({ region: ringField(field).prefix.slice(prefix.length), hour, units });
     }
     return out.sort((a, b) => a.hour - b.hour || a.region.localeCompare(b.region));
   }

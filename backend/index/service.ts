@@ -82,6 +82,7 @@ export async function createIndexer(config: Config, log: Logger): Promise<Indexe
     pollIntervalMs: config.POLL_INTERVAL_MS,
     codeBucketBits: config.CODE_BUCKET_BITS,
     supplyHourlyRetentionHours: config.SUPPLY_HOURLY_RETENTION_HOURS,
+    supplyDailyRetentionDays: config.SUPPLY_DAILY_RETENTION_DAYS,
   });
   return {
     indexer,

@@ -29,7 +29,7 @@ import type { AlertStore } from "../alerts";
 import type { AlertActor } from "../alerts/model";
 import type { Config } from "../config/env";
 import type { ParticipantRecord, ProductRecord } from "../index/events";
-import { flowKey, utcDay } from "../index/keys";
+import { dayOfNumber, flowKey, ringBucket, ringField, utcDay } from "../index/keys";
 import type { IndexReader } from "../index/query";
 
 /** The rules' thresholds (backend/config/env.ts, .env.example). */
@@ -96,18 +96,21 @@ function windowsAt(nowSeconds: number, settings: FlowSettings): Windows {
 
 const within = (day: string, range: { from: string; to: string }): boolean => day >= range.from && day <= range.to;
 
-/** `{kind}:{id}:{day}` fields summed per kind and id over the window and the baseline. */
+/**
+ * `{kind}:{id}:{slot}` daily ring fields (`{day number}:{units}`) summed per kind and id over the window and the
+ * baseline; the configuration keeps both within SUPPLY_DAILY_RETENTION_DAYS, so no day they cover has left the ring.
+ */
 function sumFlows(raw: Record<string, string>, windows: Windows) {
   const sums = new Map<string, { window: number; baseline: number }>();
   for (const [field, value] of Object.entries(raw)) {
-    const [kind, id, day] = field.split(":");
-    if (!kind || !id || !day) continue;
+    const { prefix: key } = ringField(field);
+    const { period, units } = ringBucket.decode(value)!;
+    const day = dayOfNumber(period);
     const inWindow = within(day, windows.window);
     if (!inWindow && !within(day, windows.baseline)) continue;
-    const key = `${kind}:${id}`;
     let sum = sums.get(key);
     if (!sum) sums.set(key, (sum = { window: 0, baseline: 0 }));
-    sum[inWindow ? "window" : "baseline"] += Number(value);
+    sum[inWindow ? "window" : "baseline"] += units;
   }
   const of = (kind: string, id: number) => sums.get(`${kind}:${id}`) ?? { window: 0, baseline: 0 };
   const ids = (kind: string) => [...sums.keys()].filter((k) => k.startsWith(`${kind}:`)).map((k) => Number(k.slice(2)));

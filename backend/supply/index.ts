@@ -3,12 +3,13 @@
  * periodic supply alerts. Everything it computes is a pure function of `productInputs` (see the other files).
  */
 import type { ProductRecord } from "../index/events";
+import { oldestDayKept, utcDayNumber } from "../index/keys";
 import type { SupplySettings } from "./model";
 import { type ProductOutlook, productOutlook, type ProductSummary, productSummary } from "./outlook";
-import { allProducts, productInputs, type SupplyReader } from "./read";
+import { allProducts, productInputs, type SupplyAt, type SupplyReader } from "./read";
 import { type SupplySignal, supplySignals } from "./signals";
 
-export { allProducts, supplyAsOf, type SupplyReader } from "./read";
+export { allProducts, supplyAsOf, supplyAt, type SupplyAt, type SupplyReader } from "./read";
 export { thresholdDays, type SupplySettings } from "./model";
 export { SUPPLY_REASONS, type SupplyReason, type SupplySignal } from "./signals";
 export type { ProductOutlook, ProductSummary, RegionOutlook } from "./outlook";
@@ -17,19 +18,19 @@ export async function productSummaries(
   reader: SupplyReader,
   settings: SupplySettings,
   products: readonly ProductRecord[],
-  asOf: number,
+  at: SupplyAt,
 ): Promise<ProductSummary[]> {
-  return Promise.all(products.map(async (p) => productSummary(await productInputs(reader, p), settings, asOf)));
+  return Promise.all(products.map(async (p) => productSummary(await productInputs(reader, p, at), settings, at.asOf)));
 }
 
 export async function productOutlookOf(
   reader: SupplyReader,
   settings: SupplySettings,
   product: ProductRecord,
-  asOf: number,
+  at: SupplyAt,
   days: number,
 ): Promise<ProductOutlook> {
-  return productOutlook(await productInputs(reader, product), settings, asOf, days);
+  return productOutlook(await productInputs(reader, product, at), settings, at.asOf, days);
 }
 
 /** The supply alerts every product's outlook calls for, as of `asOf`. */
@@ -39,9 +40,11 @@ export async function allSupplySignals(
   asOf: number,
 ): Promise<SupplySignal[]> {
   const signals: SupplySignal[] = [];
+  const keptFrom = oldestDayKept(utcDayNumber(asOf), settings.SUPPLY_DAILY_RETENTION_DAYS);
+  const at: SupplyAt = { asOf, day: null, now: asOf, keptFrom };
   for (const product of await allProducts(reader)) {
     // The perDay window does not enter the signals: one day keeps the series short.
-    signals.push(...supplySignals(await productOutlookOf(reader, settings, product, asOf, 1)));
+    signals.push(...supplySignals(await productOutlookOf(reader, settings, product, at, 1)));
   }
   return signals;
 }

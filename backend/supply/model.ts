@@ -47,6 +47,7 @@ export type SupplySettings = Pick<
   | "SUPPLY_FORECAST_DAYS"
   | "SUPPLY_FORECAST_BAND_SIGMAS"
   | "SUPPLY_EXPIRY_HORIZON_DAYS"
+  | "SUPPLY_DAILY_RETENTION_DAYS"
 >;
 
 /** The days-of-cover threshold of a product: its own (by id, then by product code), else the default. */

@@ -49,7 +49,7 @@ export interface ProductSummary {
   name: string;
   manufacturerId: number;
   thresholdDays: number;
-  /** Units in transit between holders (the counters do not say to which region). */
+  /** Units in transit between holders, all of them (each region's `stock.inTransit` is what is bound for it). */
   inTransit: number;
   regions: RegionOutlook[];
 }
@@ -110,7 +110,8 @@ export function methodOf(settings: SupplySettings): string {
     `per day elapsed; baseline: the ${settings.SUPPLY_BASELINE_DAYS} days before; surge: rate ≥ ` +
     `${settings.SUPPLY_SURGE_FACTOR}× baseline and ≥ ${settings.SUPPLY_SURGE_MIN_UNITS_PER_DAY} units/day above it; ` +
     `forecast: the rate, band ± ${settings.SUPPLY_FORECAST_BAND_SIGMAS} σ of daily units in the rate's window; ` +
-    `days of cover: usable units at the region's distributors and pharmacies / its rate`
+    `days of cover: (usable units at the region's distributors and pharmacies + usable units in transit to them) ` +
+    `/ its rate`
   );
 }
 

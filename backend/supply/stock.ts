@@ -4,9 +4,14 @@
  *
  * - **Usable stock** excludes recalled batches and batches past their expiry (reported apart, never counted as
  *   cover or as a source).
- * - **Days of cover** of a region = usable units at the region's distributors and pharmacies / the region's
- *   dispensing rate (`rates.ts`); no rate, no cover (`null`, risk `no_demand`). Below the product's threshold the
- *   risk is `low`, below `SUPPLY_CRITICAL_FRACTION` of it `critical`.
+ * - **In transit** to a region: usable units shipped to its distributors and pharmacies and not yet received (the
+ *   stock counters count them per receiver, `t{holderId}`). Units on their way to a manufacturer (goods sent back
+ *   up the chain) are in the product's total only: they are not stock a region dispenses from.
+ * - **Days of cover** of a region = (usable units at the region's distributors and pharmacies + usable units in
+ *   transit to them) / the region's dispensing rate (`rates.ts`): stock already on its way to a region is supply
+ *   it has, so a shortage that a shipment on the road already answers raises no alert; the `inTransit` figure
+ *   beside it says how much of the cover is still on the road. No rate, no cover (`null`, risk `no_demand`). Below
+ *   the product's threshold the risk is `low`, below `SUPPLY_CRITICAL_FRACTION` of it `critical`.
  * - **Surplus** of a region: the usable units it could give away and stay at the threshold,
  *   `units − threshold × rate` (all of them in a region with no demand).
  * - **Expiry risk**: each holder is taken to sell its share of its region's demand (its share of the region's
@@ -27,12 +32,9 @@ export interface StockByRole {
   manufacturer: number;
   distributor: number;
   pharmacy: number;
-  /**
-   * Units in transit to the region. The stock counters count a shipment's units per batch, not per destination,
-   * so this is 0 per region and the product's total is given beside its regions.
-   */
+  /** Usable units in transit to the region's distributors and pharmacies (counted in days of cover). */
   inTransit: number;
-  /** Units of recalled batches, and of batches past expiry, held in the region. */
+  /** Units of recalled batches, and of batches past expiry, held in the region or on their way to it. */
   recalled: number;
   expired: number;
 }
@@ -50,33 +52,39 @@ export const emptyStock = (): StockByRole => ({
   expired: 0,
 });
 
-/** Each holding of a product with its batch and holder (holdings of holders with no record are left out). */
-function* holdings(inputs: ProductInputs): Generator<{ batch: BatchStock; holder: Holder; units: number }> {
+type Placed = { batch: BatchStock; holder: Holder; units: number };
+
+/** Units of a product per batch and holder as `of` lists them (holders with no record are left out). */
+function* placed(inputs: ProductInputs, of: (b: BatchStock) => BatchStock["held"]): Generator<Placed> {
   for (const batch of inputs.batches)
-    for (const { holderId, units } of batch.held) {
+    for (const { holderId, units } of of(batch)) {
       const holder = inputs.holders.get(holderId);
       if (holder && units > 0) yield { batch, holder, units };
     }
 }
 
-/** The product's stock per region of its holders' participant records. */
+/** Each holding of a product with its batch and holder. */
+const holdings = (inputs: ProductInputs) => placed(inputs, (b) => b.held);
+
+/** The product's stock per region of its holders' participant records: held there, and on its way there. */
 export function stockByRegion(inputs: ProductInputs, asOf: number): Map<string, StockByRole> {
   const regions = new Map<string, StockByRole>();
-  for (const { batch, holder, units } of holdings(inputs)) {
+  const count = ({ batch, holder, units }: Placed, usableAs: keyof StockByRole): void => {
     let stock = regions.get(holder.region);
     if (!stock) regions.set(holder.region, (stock = emptyStock()));
-    if (batch.recalled) stock.recalled += units;
-    else if (batch.expiresOn <= asOf) stock.expired += units;
-    else stock[holder.role] += units;
-  }
+    stock[batch.recalled ? "recalled" : batch.expiresOn <= asOf ? "expired" : usableAs] += units;
+  };
+  for (const holding of holdings(inputs)) count(holding, holding.holder.role);
+  for (const shipped of placed(inputs, (b) => b.inTransitTo))
+    if (shipped.holder.role !== "manufacturer") count(shipped, "inTransit");
   return regions;
 }
 
 export const inTransitUnits = (batches: readonly BatchStock[]): number =>
   batches.reduce((sum, b) => sum + b.inTransit, 0);
 
-/** The stock days of cover count: what the region's distributors and pharmacies hold. */
-export const coverUnits = (stock: StockByRole): number => stock.distributor + stock.pharmacy;
+/** The stock days of cover count: what the region's distributors and pharmacies hold, and what is on its way. */
+export const coverUnits = (stock: StockByRole): number => stock.distributor + stock.pharmacy + stock.inTransit;
 
 export const daysOfCover = (units: number, ratePerDay: number): number | null =>
   ratePerDay > 0 ? units / ratePerDay : null;

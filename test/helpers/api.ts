@@ -270,3 +270,47 @@ export async function call<T = Record<string, unknown>>(
 export const codePath = (code: string, prefix = "/v1/codes/"): string => prefix + encodeURIComponent(code);
 
 export { idOf, packRefs };
+
+/** The API over a ledger a test deploys and drives itself: its own redis-server, indexer and app, a regulator key. */
+export interface OwnLedgerApi {
+  rpc: { url: string; close(): Promise<void> };
+  redis: RedisClient;
+  indexer: TestIndexer;
+  ctx: ApiContext;
+  api: RunningApi;
+  regulatorKey: string;
+  close(): Promise<void>;
+}
+
+export async function serveOwnLedger(
+  ledger: string,
+  regulator: HardhatEthersSigner,
+  overrides: Partial<Record<string, string>> = {},
+  indexerOptions: Parameters<typeof newIndexer>[3] = {},
+): Promise<OwnLedgerApi> {
+  const rpc = await startRpcServer();
+  const redisServer = await startRedis({ appendonly: false });
+  const redis = connectRedis({ url: redisServer.url }, testLog, 2_000);
+  const indexer = await newIndexer(rpc.url, ledger, redis, indexerOptions);
+  const chain = await LedgerChain.connect(rpc.url, ledger);
+  const ctx = apiContext(testConfig(overrides), redis, chain, testLog);
+  const api = await serveApi(ctx, "127.0.0.1", 0);
+  declareRoutes(api.specs);
+  const regulatorKey = (await ctx.keys.issue(regulator.address, "regulator")).key;
+  return {
+    rpc,
+    redis,
+    indexer,
+    ctx,
+    api,
+    regulatorKey,
+    async close() {
+      await api.close();
+      chain.destroy();
+      indexer.close();
+      redis.disconnect();
+      await redisServer.stop();
+      await rpc.close();
+    },
+  };
+}

@@ -9,13 +9,13 @@ import { newIndexer } from "./indexer";
 
 export type Rpc = { url: string; close(): Promise<void> };
 
-/** A batch's stock as comparable counts: holder id (or t, d, x) → units. */
+/** A batch's stock as comparable counts: holder id (or t{receiver id}, d, x) → units. */
 type Counts = Record<string, number>;
 
 function countsOf(stock: BatchStock): Counts {
   const out: Counts = {};
   for (const { holderId, units } of stock.held) out[STOCK_FIELD.held(holderId)] = units;
-  if (stock.inTransit) out[STOCK_FIELD.inTransit] = stock.inTransit;
+  for (const { holderId, units } of stock.inTransitTo) out[STOCK_FIELD.inTransitTo(holderId)] = units;
   if (stock.dispensed) out[STOCK_FIELD.dispensed] = stock.dispensed;
   if (stock.decommissioned) out[STOCK_FIELD.decommissioned] = stock.decommissioned;
   return out;
@@ -30,12 +30,15 @@ export async function stockByWalkingUnits(reader: IndexReader): Promise<Map<numb
     let counts = out.get(run.batchId);
     if (!counts) out.set(run.batchId, (counts = {}));
     for (const unit of await reader.unitStates(run, 0, run.unitCount)) {
+      const shipmentId = unit.custody.inTransitShipment;
+      // In transit is counted per receiver: the shipment's own record names it.
+      const receiver = shipmentId ? (await reader.shipment(shipmentId))!.toId : 0;
       const field = unit.dispensing
         ? STOCK_FIELD.dispensed
         : unit.custody.decommissioned
           ? STOCK_FIELD.decommissioned
-          : unit.custody.inTransitShipment
-            ? STOCK_FIELD.inTransit
+          : shipmentId
+            ? STOCK_FIELD.inTransitTo(receiver)
             : STOCK_FIELD.held(unit.custody.holderId);
       counts[field] = (counts[field] ?? 0) + 1;
     }
@@ -58,7 +61,9 @@ export async function expectReconciled(reader: IndexReader): Promise<void> {
     const commissioned = Number((await reader.redis.hget(supplyKey(productId), SUPPLY_FIELD.commissioned)) ?? 0);
     let accounted = 0;
     for (const b of await reader.productStock(productId)) {
-      accounted += b.held.reduce((sum, h) => sum + h.units, 0) + b.inTransit + b.dispensed + b.decommissioned;
+      const inTransit = b.inTransitTo.reduce((sum, t) => sum + t.units, 0);
+      expect(b.inTransit, `batch ${b.batchId} in transit`).to.equal(inTransit);
+      accounted += b.held.reduce((sum, h) => sum + h.units, 0) + inTransit + b.dispensed + b.decommissioned;
     }
     expect(accounted, `product ${productId}`).to.equal(commissioned);
   }
@@ -78,11 +83,16 @@ async function expectEqualDumps(redis: RedisClient, other: RedisClient): Promise
 }
 
 /** Indexes the whole chain into a fresh redis-server and compares it with `redis`. */
-export async function expectEqualToRebuild(rpc: Rpc, ledger: string, redis: RedisClient): Promise<void> {
+export async function expectEqualToRebuild(
+  rpc: Rpc,
+  ledger: string,
+  redis: RedisClient,
+  options: Parameters<typeof newIndexer>[3] = {},
+): Promise<void> {
   const other = await startRedis();
   const fresh = connectRedis({ url: other.url });
   try {
-    const clean = await newIndexer(rpc.url, ledger, fresh, { reorgDepth: 0 });
+    const clean = await newIndexer(rpc.url, ledger, fresh, { ...options, reorgDepth: 0 });
     await clean.indexer.syncOnce();
     clean.close();
     await expectEqualDumps(redis, fresh);

@@ -54,6 +54,10 @@ function coverCell(r: RegionCover | undefined): HTMLTableCellElement {
     " ",
     h("strong", {}, label("risk", r.risk)),
     r.surge ? h("span", { class: "surge" }, ` · ${t("supply.surge")}`) : null,
+    // Cover counts stock on its way to the region: how much of it is still on the road.
+    r.stock.inTransit > 0
+      ? h("span", { class: "in-transit" }, ` · ${t("supply.inTransit", { n: r.stock.inTransit })}`)
+      : null,
   );
 }
 
@@ -110,6 +114,7 @@ export function shortageList(overview: Overview): HTMLElement {
           cover: cover(r),
           rate: Math.round(r.ratePerDay * 10) / 10,
           stock: r.stock.distributor + r.stock.pharmacy,
+          inTransit: r.stock.inTransit,
         }),
       ),
     ),
