@@ -104,7 +104,9 @@ const regionSchema = z
       .openapi({ description: "(distributor + pharmacy + inTransit) / ratePerDay; null: no demand" }),
     risk: z.enum(["ok", "low", "critical", "no_demand"]),
     surge: z.boolean().openapi({ description: "The rate is well above its baseline" }),
-    surplusUnits: unitCount.openapi({ description: "Units the region could give and stay at the threshold" }),
+    surplusUnits: unitCount.openapi({
+      description: "Units the region's holders could give and stay at the threshold (none of them still on the way)",
+    }),
   })
   .openapi("SupplyRegion");
 
