@@ -231,6 +231,24 @@ describe("Supply: daily buckets kept for SUPPLY_DAILY_RETENTION_DAYS, in transit
     }
   });
 
+  it("documents the 422 with the retention and the oldest day kept, as the answers carry them", async () => {
+    type Doc = {
+      paths: Record<string, { get: { responses: Record<string, { content: Record<string, { schema: object }> }> } }>;
+      components: { schemas: Record<string, { allOf?: { $ref?: string; required?: string[] }[] }> };
+    };
+    const doc = (await get<Doc>("/openapi.json")).body;
+    // The standard problem, and the members of its own.
+    const [standard, own] = doc.components.schemas.BeyondRetentionProblem!.allOf!;
+    expect(standard!.$ref).to.equal("#/components/schemas/Problem");
+    expect(own!.required).to.include.members(["retentionDays", "oldestDayKept"]);
+    for (const path of ["overview", "products/{productId}/outlook", "products/{productId}/stock"]) {
+      const content = doc.paths[`/v1/supply/${path}`]!.get.responses["422"]!.content;
+      expect(content["application/problem+json"]!.schema, path).to.deep.equal({
+        $ref: "#/components/schemas/BeyondRetentionProblem",
+      });
+    }
+  });
+
   it("follows a reorg of a block that took a slot over: the abandoned day is undone, the ring as it was", async () => {
     const before = (await dumpIndex(redis)).lines;
     const branch = (await network.provider.send("evm_snapshot")) as string;

@@ -9,7 +9,7 @@ import type { Router } from "express";
 import { z } from "zod";
 import { type ApiContext, type Caller, ROLE_BY_NUMBER } from "./context";
 import { problems } from "./errors";
-import { ApiRouter, problemResponse } from "./openapi";
+import { ApiRouter, problemResponse, problemSchema } from "./openapi";
 import type { ParticipantRecord } from "../index/events";
 import { dayOfNumber, SUPPLY_FIELD, supplyKey, utcDay, utcDayNumber } from "../index/keys";
 import type { ProductRecord } from "../index/events";
@@ -363,9 +363,20 @@ async function visibleProduct(ctx: ApiContext, caller: Caller, productId: number
   return product;
 }
 
+/** The problem of a `day` or `days` reaching back past what the index keeps: the setting and the oldest day kept. */
+const beyondRetentionSchema = problemSchema
+  .extend({
+    retentionDays: z.number().int().openapi({ description: "SUPPLY_DAILY_RETENTION_DAYS: UTC days the index keeps" }),
+    oldestDayKept: z.string().openapi({ description: "The oldest UTC day the index keeps (YYYY-MM-DD)" }),
+  })
+  .openapi("BeyondRetentionProblem", { description: "A 422 beyond-retention problem (RFC 9457)" });
+
 /** The 422 of an answer reaching back past the days the index keeps (see {@link keptMoment}). */
 const beyondRetention = {
-  422: problemResponse("The day, or the days the answer reads, are older than SUPPLY_DAILY_RETENTION_DAYS keeps"),
+  422: problemResponse(
+    "The day, or the days the answer reads, are older than SUPPLY_DAILY_RETENTION_DAYS keeps",
+    beyondRetentionSchema,
+  ),
 };
 
 const iso = (seconds: number): string => new Date(seconds * 1000).toISOString();
