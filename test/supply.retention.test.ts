@@ -229,6 +229,14 @@ describe("Supply: daily buckets kept for SUPPLY_DAILY_RETENTION_DAYS, in transit
       expect(reply.status, path).to.equal(422);
       expect(reply.body.retentionDays, path).to.equal(RETENTION);
     }
+    // The problem names the parameter to change: a day kept, but more days of history than kept, is `days`.
+    const yesterday = dayOfNumber(days.at(-2)!);
+    const tooManyDays = await get<Problem & { field: string }>(
+      `/v1/supply/products/1/outlook?days=${RETENTION}&day=${yesterday}`,
+    );
+    expect([tooManyDays.status, tooManyDays.body.field]).to.deep.equal([422, "days"]);
+    const dayTooOld = await get<Problem & { field: string }>(`/v1/supply/products/1/outlook?days=1&day=${tooOld}`);
+    expect([dayTooOld.status, dayTooOld.body.field]).to.deep.equal([422, "day"]);
   });
 
   it("documents the 422 with the retention and the oldest day kept, as the answers carry them", async () => {

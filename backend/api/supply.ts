@@ -384,21 +384,35 @@ const iso = (seconds: number): string => new Date(seconds * 1000).toISOString();
 /**
  * The moment an answer is for (`day`, or now), refused when the days it reads reach back past what the index's daily
  * rings keep: a 422 naming the retention and the oldest day kept, rather than figures missing those days.
- * `readsBack`: days before the answer's day that it reads (its window, a rate's window and baseline).
+ * `readsBack`: days before the answer's day that it reads, per query parameter that sets them (`day`: a rate's
+ * window and baseline before the day asked, 0 for the day alone; `days`: the answer's window), so that the problem
+ * names the parameter to change: the day when it alone reaches too far, else the window.
  */
-async function keptMoment(ctx: ApiContext, day: string | undefined, readsBack: number): Promise<SupplyAt> {
+async function keptMoment(
+  ctx: ApiContext,
+  day: string | undefined,
+  readsBack: Partial<Record<"day" | "days", number>>,
+): Promise<SupplyAt> {
   const at = await supplyAt(ctx.reader, ctx.config.SUPPLY_DAILY_RETENTION_DAYS, day ?? null);
   const today = utcDay(at.now);
   if (day !== undefined && day > today)
     throw problems.validation(`day ${day} is after today (${today}, UTC): no figures yet`, "day");
-  const oldestRead = utcDayNumber(at.asOf) - readsBack;
-  if (oldestRead < at.keptFrom) {
+  const answerDay = utcDayNumber(at.asOf);
+  const reaching = (Object.entries(readsBack) as ["day" | "days", number][]).filter(
+    ([, back]) => answerDay - back < at.keptFrom,
+  );
+  if (reaching.length > 0) {
+    const oldestRead = answerDay - Math.max(...reaching.map(([, back]) => back));
     const retention = ctx.config.SUPPLY_DAILY_RETENTION_DAYS;
     const asked = day === undefined ? "the answer" : `day ${day}`;
+    // The day when it alone reaches too far, else the window; without `day` a rate reaching too far is the
+    // configuration's (which refuses such a retention), no parameter's.
+    const reaches = (param: "day" | "days") => reaching.some(([p]) => p === param);
+    const field = day !== undefined && reaches("day") ? "day" : reaches("days") ? "days" : undefined;
     throw problems.beyondRetention(
       `${asked} reads figures back to ${dayOfNumber(oldestRead)}, but the index keeps the last ${retention} ` +
         `UTC days (SUPPLY_DAILY_RETENTION_DAYS), from ${dayOfNumber(at.keptFrom)}`,
-      { field: day === undefined ? "days" : "day", retentionDays: retention, oldestDayKept: dayOfNumber(at.keptFrom) },
+      { ...(field && { field }), retentionDays: retention, oldestDayKept: dayOfNumber(at.keptFrom) },
     );
   }
   return at;
@@ -423,7 +437,7 @@ export function supplyRoutes(ctx: ApiContext): Router {
       const productId = params.productId as number;
       const product = await visibleProduct(ctx, caller!, productId);
       const days = query.days as number;
-      const { asOf } = await keptMoment(ctx, undefined, days - 1);
+      const { asOf } = await keptMoment(ctx, undefined, { days: days - 1 });
       const window = { from: utcDay(asOf - (days - 1) * DAY_SECONDS), to: utcDay(asOf) };
       const raw = await ctx.reader.redis.hgetall(supplyKey(productId));
       return { productId, manufacturerId: product.manufacturerId, ...window, ...consumptionView(raw, window) };
@@ -446,7 +460,7 @@ export function supplyRoutes(ctx: ApiContext): Router {
     },
     async ({ query, caller }) => {
       const products = (await allProducts(ctx.reader)).filter((p) => maySee(caller!, p.manufacturerId));
-      const at = await keptMoment(ctx, query.day as string | undefined, rateReadsBack(ctx));
+      const at = await keptMoment(ctx, query.day as string | undefined, { day: rateReadsBack(ctx) });
       return {
         generatedAt: iso(at.asOf),
         day: at.day,
@@ -469,7 +483,7 @@ export function supplyRoutes(ctx: ApiContext): Router {
     async ({ params, query, caller }) => {
       const product = await visibleProduct(ctx, caller!, params.productId as number);
       const days = query.days as number;
-      const at = await keptMoment(ctx, query.day as string | undefined, Math.max(days - 1, rateReadsBack(ctx)));
+      const at = await keptMoment(ctx, query.day as string | undefined, { day: rateReadsBack(ctx), days: days - 1 });
       const outlook = await productOutlookOf(ctx.reader, ctx.config, product, at, days);
       return {
         ...outlook,
@@ -503,7 +517,7 @@ export function supplyRoutes(ctx: ApiContext): Router {
       const productId = params.productId as number;
       const product = await visibleProduct(ctx, caller!, productId);
       const day = (query.day as string | undefined) ?? null;
-      await keptMoment(ctx, day ?? undefined, 0);
+      await keptMoment(ctx, day ?? undefined, { day: 0 });
       const batches = await ctx.reader.productStock(productId, day ?? undefined);
       const holderIds = new Set(batches.flatMap((b) => [...b.held, ...b.inTransitTo].map((h) => h.holderId)));
       const participants = new Map<number, ParticipantRecord>();
