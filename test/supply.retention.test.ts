@@ -257,6 +257,13 @@ describe("Supply: daily buckets kept for SUPPLY_DAILY_RETENTION_DAYS, in transit
     }
   });
 
+  it("says a day asked for that is today is now, on the stock as on the overview", async () => {
+    const today = dayOfNumber(days.at(-1)!);
+    const stock = await get<{ day: string | null }>(`/v1/supply/products/1/stock?day=${today}`);
+    const overview = await get<{ day: string | null }>(`/v1/supply/overview?day=${today}`);
+    expect([stock.status, stock.body.day, overview.body.day]).to.deep.equal([200, null, null]);
+  });
+
   it("follows a reorg of a block that took a slot over: the abandoned day is undone, the ring as it was", async () => {
     const before = (await dumpIndex(redis)).lines;
     const branch = (await network.provider.send("evm_snapshot")) as string;

@@ -516,8 +516,8 @@ export function supplyRoutes(ctx: ApiContext): Router {
     async ({ params, query, caller }) => {
       const productId = params.productId as number;
       const product = await visibleProduct(ctx, caller!, productId);
-      const day = (query.day as string | undefined) ?? null;
-      await keptMoment(ctx, day ?? undefined, { day: 0 });
+      // A day asked for that is today is now (null), as on the overview and the outlook.
+      const { day } = await keptMoment(ctx, query.day as string | undefined, { day: 0 });
       const batches = await ctx.reader.productStock(productId, day ?? undefined);
       const holderIds = new Set(batches.flatMap((b) => [...b.held, ...b.inTransitTo].map((h) => h.holderId)));
       const participants = new Map<number, ParticipantRecord>();
