@@ -13,7 +13,7 @@ import { ApiRouter, problemResponse, problemSchema } from "./openapi";
 import type { ParticipantRecord } from "../index/events";
 import { dayOfNumber, SUPPLY_FIELD, supplyKey, utcDay, utcDayNumber } from "../index/keys";
 import type { ProductRecord } from "../index/events";
-import { dispensedByRegion } from "../supply/read";
+import { dispensedByRegion, holderIdsOf } from "../supply/read";
 import { allProducts, productOutlookOf, productSummaries, supplyAt, type SupplyAt } from "../supply";
 import type { BatchStock } from "../index/query";
 
@@ -519,10 +519,9 @@ export function supplyRoutes(ctx: ApiContext): Router {
       // A day asked for that is today is now (null), as on the overview and the outlook.
       const { day } = await keptMoment(ctx, query.day as string | undefined, { day: 0 });
       const batches = await ctx.reader.productStock(productId, day ?? undefined);
-      const holderIds = new Set(batches.flatMap((b) => [...b.held, ...b.inTransitTo].map((h) => h.holderId)));
       const participants = new Map<number, ParticipantRecord>();
       await Promise.all(
-        [...holderIds].map(async (id) => {
+        [...holderIdsOf(batches)].map(async (id) => {
           const p = await ctx.reader.participant(id);
           if (p) participants.set(id, p);
         }),
