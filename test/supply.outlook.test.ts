@@ -238,6 +238,37 @@ describe("Supply outlook (pure functions)", function () {
       expect(outlook.perDay.at(-1)).to.deep.equal({ day: TODAY, units: 7.5 });
     });
 
+    it("offers as surplus only units a region holds: stock still on its way there cannot be sent on", function () {
+      // Guangzhou: 10 at its pharmacy and 300 on their way to it, 5 a day (62 days of cover counting the road).
+      // It can give its 10, not the 300 still on the road; Shanghai (10 a day, 20 units) is short.
+      const product = inputs(
+        [
+          batch(1, [
+            [2, 10],
+            [3, 10],
+            [4, 10],
+          ]),
+          batch(2, [], { inTransit: 300, inTransitTo: [{ holderId: 4, units: 300 }] }),
+        ],
+        [
+          ["Shanghai", steady(10, 40)],
+          ["Guangzhou", steady(5, 40)],
+        ],
+      );
+      const outlook = productOutlook(product, settings, ASOF, 7);
+      const guangzhou = outlook.regions.find((r) => r.region === "Guangzhou")!;
+      expect(guangzhou).to.include({ daysOfCover: 62, risk: "ok", surplusUnits: 10 });
+      expect(outlook.sources[0]).to.deep.include({ region: "Guangzhou", surplusUnits: 10 });
+
+      // A region whose stock is all on the road has nothing to give, however much cover it has.
+      const onTheRoad = inputs(
+        [batch(1, [[3, 20]]), batch(2, [], { inTransit: 300, inTransitTo: [{ holderId: 4, units: 300 }] })],
+        [["Shanghai", steady(10, 40)]],
+      );
+      const regions = regionOutlooks(onTheRoad, settings, ASOF);
+      expect(regions.find((r) => r.region === "Guangzhou")).to.include({ risk: "no_demand", surplusUnits: 0 });
+      expect(productOutlook(onTheRoad, settings, ASOF, 7).sources.filter((s) => s.kind === "region")).to.deep.equal([]);
+    });
     it("puts at risk what a holder's share of demand cannot sell before expiry, first-expiring first", function () {
       // Guangzhou sells 5 a day from one pharmacy: in 10 days 50 of the 80 expiring then; the later batch is
       // sold after those 50 (what expires first goes first) and has 90 days: 450 - 50 = 400 sellable of 100.

@@ -229,6 +229,39 @@ describe("Supply: daily buckets kept for SUPPLY_DAILY_RETENTION_DAYS, in transit
       expect(reply.status, path).to.equal(422);
       expect(reply.body.retentionDays, path).to.equal(RETENTION);
     }
+    // The problem names the parameter to change: a day kept, but more days of history than kept, is `days`.
+    const yesterday = dayOfNumber(days.at(-2)!);
+    const tooManyDays = await get<Problem & { field: string }>(
+      `/v1/supply/products/1/outlook?days=${RETENTION}&day=${yesterday}`,
+    );
+    expect([tooManyDays.status, tooManyDays.body.field]).to.deep.equal([422, "days"]);
+    const dayTooOld = await get<Problem & { field: string }>(`/v1/supply/products/1/outlook?days=1&day=${tooOld}`);
+    expect([dayTooOld.status, dayTooOld.body.field]).to.deep.equal([422, "day"]);
+  });
+
+  it("documents the 422 with the retention and the oldest day kept, as the answers carry them", async () => {
+    type Doc = {
+      paths: Record<string, { get: { responses: Record<string, { content: Record<string, { schema: object }> }> } }>;
+      components: { schemas: Record<string, { allOf?: { $ref?: string; required?: string[] }[] }> };
+    };
+    const doc = (await get<Doc>("/openapi.json")).body;
+    // The standard problem, and the members of its own.
+    const [standard, own] = doc.components.schemas.BeyondRetentionProblem!.allOf!;
+    expect(standard!.$ref).to.equal("#/components/schemas/Problem");
+    expect(own!.required).to.include.members(["retentionDays", "oldestDayKept"]);
+    for (const path of ["overview", "products/{productId}/outlook", "products/{productId}/stock"]) {
+      const content = doc.paths[`/v1/supply/${path}`]!.get.responses["422"]!.content;
+      expect(content["application/problem+json"]!.schema, path).to.deep.equal({
+        $ref: "#/components/schemas/BeyondRetentionProblem",
+      });
+    }
+  });
+
+  it("says a day asked for that is today is now, on the stock as on the overview", async () => {
+    const today = dayOfNumber(days.at(-1)!);
+    const stock = await get<{ day: string | null }>(`/v1/supply/products/1/stock?day=${today}`);
+    const overview = await get<{ day: string | null }>(`/v1/supply/overview?day=${today}`);
+    expect([stock.status, stock.body.day, overview.body.day]).to.deep.equal([200, null, null]);
   });
 
   it("follows a reorg of a block that took a slot over: the abandoned day is undone, the ring as it was", async () => {

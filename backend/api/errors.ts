@@ -75,7 +75,7 @@ export const problems = {
   notFound: (detail: string, extras: ProblemExtras = {}) => new ApiError(404, "not-found", "Not found", detail, extras),
   conflict: (detail: string, extras: ProblemExtras = {}) => new ApiError(409, "conflict", "Conflict", detail, extras),
   /** A day older than the index's daily rings keep (SUPPLY_DAILY_RETENTION_DAYS): no figures rather than wrong ones. */
-  beyondRetention: (detail: string, extras: ProblemExtras) =>
+  beyondRetention: (detail: string, extras: ProblemExtras & { retentionDays: number; oldestDayKept: string }) =>
     new ApiError(422, "beyond-retention", "Beyond the days the index keeps", detail, extras),
   rateLimited: (detail: string) => new ApiError(429, "rate-limited", "Too many requests", detail),
   unavailable: (detail: string) => new ApiError(503, "unavailable", "Service unavailable", detail),

@@ -179,28 +179,31 @@ export class ApiRouter {
   }
 }
 
-/** Responses every route can give, by access. */
-/** A problem+json response of a route's own (beside the standard errors every route has). */
-export const problemResponse = (description: string): RouteResponse => ({
+/**
+ * A problem+json response of a route's own (beside the standard errors every route has); `schema` when the
+ * problem carries members of its own beside the standard ones.
+ */
+export const problemResponse = (description: string, schema: ZodTypeAny = problemSchema): RouteResponse => ({
   description,
-  schema: problemSchema,
+  schema,
   contentType: PROBLEM_CONTENT_TYPE,
 });
 
+/** Responses every route can give, by access. */
 function standardErrors(spec: RouteSpec): Record<number, RouteResponse> {
-  const problem = problemResponse;
   const errors: Record<number, RouteResponse> = {
-    429: problem("Rate limit exceeded"),
-    503: problem("Redis or the chain node is not answering"),
+    429: problemResponse("Rate limit exceeded"),
+    503: problemResponse("Redis or the chain node is not answering"),
   };
-  if (spec.request?.params || spec.request?.query || spec.request?.body) errors[400] = problem("Invalid request");
+  if (spec.request?.params || spec.request?.query || spec.request?.body)
+    errors[400] = problemResponse("Invalid request");
   if (spec.request?.body) {
-    errors[413] = problem("Body larger than the limit");
-    errors[415] = problem("Body is not application/json");
+    errors[413] = problemResponse("Body larger than the limit");
+    errors[415] = problemResponse("Body is not application/json");
   }
   if (spec.access !== "public") {
-    errors[401] = problem("No API key, or an invalid or revoked one");
-    errors[403] = problem("The key's organisation may not call this route, or is suspended on chain");
+    errors[401] = problemResponse("No API key, or an invalid or revoked one");
+    errors[403] = problemResponse("The key's organisation may not call this route, or is suspended on chain");
   }
   return errors;
 }

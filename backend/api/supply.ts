@@ -9,11 +9,11 @@ import type { Router } from "express";
 import { z } from "zod";
 import { type ApiContext, type Caller, ROLE_BY_NUMBER } from "./context";
 import { problems } from "./errors";
-import { ApiRouter, problemResponse } from "./openapi";
+import { ApiRouter, problemResponse, problemSchema } from "./openapi";
 import type { ParticipantRecord } from "../index/events";
 import { dayOfNumber, SUPPLY_FIELD, supplyKey, utcDay, utcDayNumber } from "../index/keys";
 import type { ProductRecord } from "../index/events";
-import { dispensedByRegion } from "../supply/read";
+import { dispensedByRegion, holderIdsOf } from "../supply/read";
 import { allProducts, productOutlookOf, productSummaries, supplyAt, type SupplyAt } from "../supply";
 import type { BatchStock } from "../index/query";
 
@@ -104,7 +104,9 @@ const regionSchema = z
       .openapi({ description: "(distributor + pharmacy + inTransit) / ratePerDay; null: no demand" }),
     risk: z.enum(["ok", "low", "critical", "no_demand"]),
     surge: z.boolean().openapi({ description: "The rate is well above its baseline" }),
-    surplusUnits: unitCount.openapi({ description: "Units the region could give and stay at the threshold" }),
+    surplusUnits: unitCount.openapi({
+      description: "Units the region's holders could give and stay at the threshold (none of them still on the way)",
+    }),
   })
   .openapi("SupplyRegion");
 
@@ -361,9 +363,20 @@ async function visibleProduct(ctx: ApiContext, caller: Caller, productId: number
   return product;
 }
 
+/** The problem of a `day` or `days` reaching back past what the index keeps: the setting and the oldest day kept. */
+const beyondRetentionSchema = problemSchema
+  .extend({
+    retentionDays: z.number().int().openapi({ description: "SUPPLY_DAILY_RETENTION_DAYS: UTC days the index keeps" }),
+    oldestDayKept: z.string().openapi({ description: "The oldest UTC day the index keeps (YYYY-MM-DD)" }),
+  })
+  .openapi("BeyondRetentionProblem", { description: "A 422 beyond-retention problem (RFC 9457)" });
+
 /** The 422 of an answer reaching back past the days the index keeps (see {@link keptMoment}). */
 const beyondRetention = {
-  422: problemResponse("The day, or the days the answer reads, are older than SUPPLY_DAILY_RETENTION_DAYS keeps"),
+  422: problemResponse(
+    "The day, or the days the answer reads, are older than SUPPLY_DAILY_RETENTION_DAYS keeps",
+    beyondRetentionSchema,
+  ),
 };
 
 const iso = (seconds: number): string => new Date(seconds * 1000).toISOString();
@@ -371,21 +384,35 @@ const iso = (seconds: number): string => new Date(seconds * 1000).toISOString();
 /**
  * The moment an answer is for (`day`, or now), refused when the days it reads reach back past what the index's daily
  * rings keep: a 422 naming the retention and the oldest day kept, rather than figures missing those days.
- * `readsBack`: days before the answer's day that it reads (its window, a rate's window and baseline).
+ * `readsBack`: days before the answer's day that it reads, per query parameter that sets them (`day`: a rate's
+ * window and baseline before the day asked, 0 for the day alone; `days`: the answer's window), so that the problem
+ * names the parameter to change: the day when it alone reaches too far, else the window.
  */
-async function keptMoment(ctx: ApiContext, day: string | undefined, readsBack: number): Promise<SupplyAt> {
+async function keptMoment(
+  ctx: ApiContext,
+  day: string | undefined,
+  readsBack: Partial<Record<"day" | "days", number>>,
+): Promise<SupplyAt> {
   const at = await supplyAt(ctx.reader, ctx.config.SUPPLY_DAILY_RETENTION_DAYS, day ?? null);
   const today = utcDay(at.now);
   if (day !== undefined && day > today)
     throw problems.validation(`day ${day} is after today (${today}, UTC): no figures yet`, "day");
-  const oldestRead = utcDayNumber(at.asOf) - readsBack;
-  if (oldestRead < at.keptFrom) {
+  const answerDay = utcDayNumber(at.asOf);
+  const reaching = (Object.entries(readsBack) as ["day" | "days", number][]).filter(
+    ([, back]) => answerDay - back < at.keptFrom,
+  );
+  if (reaching.length > 0) {
+    const oldestRead = answerDay - Math.max(...reaching.map(([, back]) => back));
     const retention = ctx.config.SUPPLY_DAILY_RETENTION_DAYS;
     const asked = day === undefined ? "the answer" : `day ${day}`;
+    // The day when it alone reaches too far, else the window; without `day` a rate reaching too far is the
+    // configuration's (which refuses such a retention), no parameter's.
+    const reaches = (param: "day" | "days") => reaching.some(([p]) => p === param);
+    const field = day !== undefined && reaches("day") ? "day" : reaches("days") ? "days" : undefined;
     throw problems.beyondRetention(
       `${asked} reads figures back to ${dayOfNumber(oldestRead)}, but the index keeps the last ${retention} ` +
         `UTC days (SUPPLY_DAILY_RETENTION_DAYS), from ${dayOfNumber(at.keptFrom)}`,
-      { field: day === undefined ? "days" : "day", retentionDays: retention, oldestDayKept: dayOfNumber(at.keptFrom) },
+      { ...(field && { field }), retentionDays: retention, oldestDayKept: dayOfNumber(at.keptFrom) },
     );
   }
   return at;
@@ -410,7 +437,7 @@ export function supplyRoutes(ctx: ApiContext): Router {
       const productId = params.productId as number;
       const product = await visibleProduct(ctx, caller!, productId);
       const days = query.days as number;
-      const { asOf } = await keptMoment(ctx, undefined, days - 1);
+      const { asOf } = await keptMoment(ctx, undefined, { days: days - 1 });
       const window = { from: utcDay(asOf - (days - 1) * DAY_SECONDS), to: utcDay(asOf) };
       const raw = await ctx.reader.redis.hgetall(supplyKey(productId));
       return { productId, manufacturerId: product.manufacturerId, ...window, ...consumptionView(raw, window) };
@@ -433,7 +460,7 @@ export function supplyRoutes(ctx: ApiContext): Router {
     },
     async ({ query, caller }) => {
       const products = (await allProducts(ctx.reader)).filter((p) => maySee(caller!, p.manufacturerId));
-      const at = await keptMoment(ctx, query.day as string | undefined, rateReadsBack(ctx));
+      const at = await keptMoment(ctx, query.day as string | undefined, { day: rateReadsBack(ctx) });
       return {
         generatedAt: iso(at.asOf),
         day: at.day,
@@ -456,7 +483,7 @@ export function supplyRoutes(ctx: ApiContext): Router {
     async ({ params, query, caller }) => {
       const product = await visibleProduct(ctx, caller!, params.productId as number);
       const days = query.days as number;
-      const at = await keptMoment(ctx, query.day as string | undefined, Math.max(days - 1, rateReadsBack(ctx)));
+      const at = await keptMoment(ctx, query.day as string | undefined, { day: rateReadsBack(ctx), days: days - 1 });
       const outlook = await productOutlookOf(ctx.reader, ctx.config, product, at, days);
       return {
         ...outlook,
@@ -489,13 +516,12 @@ export function supplyRoutes(ctx: ApiContext): Router {
     async ({ params, query, caller }) => {
       const productId = params.productId as number;
       const product = await visibleProduct(ctx, caller!, productId);
-      const day = (query.day as string | undefined) ?? null;
-      await keptMoment(ctx, day ?? undefined, 0);
+      // A day asked for that is today is now (null), as on the overview and the outlook.
+      const { day } = await keptMoment(ctx, query.day as string | undefined, { day: 0 });
       const batches = await ctx.reader.productStock(productId, day ?? undefined);
-      const holderIds = new Set(batches.flatMap((b) => [...b.held, ...b.inTransitTo].map((h) => h.holderId)));
       const participants = new Map<number, ParticipantRecord>();
       await Promise.all(
-        [...holderIds].map(async (id) => {
+        [...holderIdsOf(batches)].map(async (id) => {
           const p = await ctx.reader.participant(id);
           if (p) participants.set(id, p);
         }),

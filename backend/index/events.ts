@@ -1082,25 +1082,28 @@ export function commissionedRun(ev: LedgerEvent) {
 const PHARMACY_ROLE = 3;
 
 /**
- * Adds up counts per daily ring field and day first (`entryOf(i)`: unit i's field for a slot, and its day number),
- * so that a batch of units is one write per field, not one per unit.
+ * Adds up units per daily ring field and day first, so that a batch of items is one write per field, not one per
+ * item: item `i` counts `unitsOf(i)` (1 unless given) on UTC day number `dayOf(i)`, in ring field `fieldOf(i, slot)`.
  */
 function addPerDay(
   s: BatchState,
   ctx: HandlerContext,
   key: string,
-  entryOf: (i: number) => readonly [(slot: number) => string, number],
   n: number,
   sign: 1 | -1,
+  dayOf: (i: number) => number,
+  fieldOf: (i: number, slot: number) => string,
+  unitsOf: (i: number) => number = () => 1,
 ): void {
   const perField = new Map<string, { field: string; day: number; units: number }>();
   for (let i = 0; i < n; i++) {
-    const [fieldOf, day] = entryOf(i);
-    const field = fieldOf(dailySlot(day, ctx.supplyDailyRetentionDays));
+    const day = dayOf(i);
+    const field = fieldOf(i, dailySlot(day, ctx.supplyDailyRetentionDays));
+    // One field may hold two days in a batch (an undo of a day the slot no longer holds): each is its own count.
     const at = `${field}@${day}`;
     const entry = perField.get(at);
-    if (entry) entry.units++;
-    else perField.set(at, { field, day, units: 1 });
+    if (entry) entry.units += unitsOf(i);
+    else perField.set(at, { field, day, units: unitsOf(i) });
   }
   for (const { field, day, units } of perField.values()) addToRing(s, key, field, day, sign * units);
 }
@@ -1131,14 +1134,18 @@ function countReceivedFlows(
 ): void {
   if (!isPharmacy(s, receiverId)) return;
   const day = utcDayNumber(ev.time);
-  const slot = dailySlot(day, ctx.supplyDailyRetentionDays);
-  const perField = new Map<string, number>();
+  const items = itemsByRun(s, packed, moveFields);
   const productOf = productOfRunOnce(s);
-  for (const { run, level, index } of itemsByRun(s, packed, moveFields)) {
-    const field = FLOW_FIELD.received(productOf(run), slot);
-    perField.set(field, (perField.get(field) ?? 0) + unitsCarried(s, run, level, index));
-  }
-  for (const [field, units] of perField) addToRing(s, flowKey(receiverId), field, day, units);
+  addPerDay(
+    s,
+    ctx,
+    flowKey(receiverId),
+    items.length,
+    1,
+    () => day,
+    (i, slot) => FLOW_FIELD.received(productOf(items[i]!.run), slot),
+    (i) => unitsCarried(s, items[i]!.run, items[i]!.level, items[i]!.index),
+  );
 }
 
 /** Units a pharmacy dispensed (1) or took back (-1), per product and the UTC day they were dispensed on. */
@@ -1150,11 +1157,15 @@ function countDispensedFlows(
   sign: 1 | -1,
 ): void {
   const productOf = productOfRunOnce(s);
-  const entry = (i: number) => {
-    const productId = productOf(units[i]!.run);
-    return [(slot: number) => FLOW_FIELD.dispensed(productId, slot), utcDayNumber(units[i]!.dispensedAt)] as const;
-  };
-  addPerDay(s, ctx, flowKey(pharmacyId), entry, units.length, sign);
+  addPerDay(
+    s,
+    ctx,
+    flowKey(pharmacyId),
+    units.length,
+    sign,
+    (i) => utcDayNumber(units[i]!.dispensedAt),
+    (i, slot) => FLOW_FIELD.dispensed(productOf(units[i]!.run), slot),
+  );
 }
 
 /**
@@ -1178,11 +1189,9 @@ function countSettledFlows(
     ),
   );
   const productOf = productOfRunOnce(s);
-  const forPharmacy = (i: number) => {
-    const productId = productOf(units[i]!.run);
-    return [(slot: number) => FLOW_FIELD.settledFor(productId, slot), days[i]!] as const;
-  };
-  const atPharmacy = (i: number) => [(slot: number) => FLOW_FIELD.settledAt(pharmacyId, slot), days[i]!] as const;
-  addPerDay(s, ctx, flowKey(pharmacyId), forPharmacy, units.length, sign);
-  addPerDay(s, ctx, flowKey(insurerId), atPharmacy, units.length, sign);
+  const dayOf = (i: number) => days[i]!;
+  addPerDay(s, ctx, flowKey(pharmacyId), units.length, sign, dayOf, (i, slot) =>
+    FLOW_FIELD.settledFor(productOf(units[i]!.run), slot),
+  );
+  addPerDay(s, ctx, flowKey(insurerId), units.length, sign, dayOf, (_, slot) => FLOW_FIELD.settledAt(pharmacyId, slot));
 }

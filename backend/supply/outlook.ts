@@ -86,7 +86,7 @@ export function regionOutlooks(inputs: ProductInputs, settings: SupplySettings, 
       daysOfCover: round2OrNull(cover),
       risk: riskOf(cover, threshold, settings),
       surge: isSurge(rate, settings),
-      surplusUnits: surplusUnits(units, rate.ratePerDay, threshold),
+      surplusUnits: surplusUnits(stock, rate.ratePerDay, threshold),
     };
   });
 }

@@ -16,7 +16,7 @@ import {
   supplyKey,
   utcDayNumber,
 } from "../index/keys";
-import type { IndexReader } from "../index/query";
+import type { BatchStock, IndexReader } from "../index/query";
 import { DAY_SECONDS, type DispensedByRegion, type Holder, HOLDER_ROLES, type ProductInputs } from "./model";
 
 /** What the supply layer reads: the index reader, with the stock counters' per-batch view. */
@@ -90,6 +90,10 @@ export async function supplyAt(
   return { asOf: (numberOfDay(day) + 1) * DAY_SECONDS - 1, day, now: current, keptFrom };
 }
 
+/** The participants a product's stock names: those holding its units and those they are on their way to. */
+export const holderIdsOf = (batches: readonly BatchStock[]): Set<number> =>
+  new Set(batches.flatMap((b) => [...b.held, ...b.inTransitTo].map((h) => h.holderId)));
+
 export async function productInputs(
   reader: SupplyReader,
   product: ProductRecord,
@@ -99,10 +103,9 @@ export async function productInputs(
     reader.productStock(product.id, at.day ?? undefined),
     reader.redis.hgetall(supplyKey(product.id)),
   ]);
-  const holderIds = new Set(batches.flatMap((b) => [...b.held, ...b.inTransitTo].map((h) => h.holderId)));
   const holders = new Map<number, Holder>();
   await Promise.all(
-    [...holderIds].map(async (id) => {
+    [...holderIdsOf(batches)].map(async (id) => {
       const record = await reader.participant(id);
       const role = record ? HOLDER_ROLES[record.role as keyof typeof HOLDER_ROLES] : undefined;
       if (record && role) holders.set(id, { id, name: record.name, role, region: record.region });

@@ -13,7 +13,9 @@
  *   beside it says how much of the cover is still on the road. No rate, no cover (`null`, risk `no_demand`). Below
  *   the product's threshold the risk is `low`, below `SUPPLY_CRITICAL_FRACTION` of it `critical`.
  * - **Surplus** of a region: the usable units it could give away and stay at the threshold,
- *   `units − threshold × rate` (all of them in a region with no demand).
+ *   `min(held, units − threshold × rate)` with `units` its cover units and `held` those at its distributors and
+ *   pharmacies (all of them in a region with no demand): stock on its way counts towards the threshold it keeps,
+ *   but cannot itself be sent on until it is received.
  * - **Expiry risk**: each holder is taken to sell its share of its region's demand (its share of the region's
  *   usable distributor and pharmacy stock; a manufacturer, its share of the national stock at the national rate),
  *   first-expiring batches first. A batch's units beyond what that rate sells before its expiry are at risk.
@@ -99,8 +101,10 @@ export function riskOf(
   return cover < threshold ? "low" : "ok";
 }
 
-export const surplusUnits = (units: number, ratePerDay: number, threshold: number): number =>
-  Math.max(0, Math.floor(units - threshold * ratePerDay));
+export const surplusUnits = (stock: StockByRole, ratePerDay: number, threshold: number): number => {
+  const held = stock.distributor + stock.pharmacy;
+  return Math.max(0, Math.floor(Math.min(held, coverUnits(stock) - threshold * ratePerDay)));
+};
 
 export interface SourceHolder {
   holderId: number;
