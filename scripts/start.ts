@@ -9,6 +9,7 @@ import { mkdirSync } from "node:fs";
 import path from "node:path";
 import Redis from "ioredis";
 import { loadConfig, type Config } from "../backend/config/env";
+import { shapeDifferences } from "../backend/index/indexer";
 import { createIndexer } from "../backend/index/service";
 import { createLogger } from "../backend/log";
 import { startDemoApi, type DemoApi } from "./lib/demo-api";
@@ -215,10 +216,14 @@ async function main(): Promise<void> {
     const service = await createIndexer(config, createLogger(config.LOG_LEVEL, "indexer"));
     closers.push(() => service.close());
     // The chain was just deployed afresh (a new local node deploys at the same address): an index of an earlier
-    // chain in this Redis is stale. The service's own data (API keys, alerts) is kept.
+    // chain in this Redis is stale, and so is one an earlier version laid out otherwise. The service's own data
+    // (API keys, alerts) is kept.
     const checkpoint = await service.store.checkpoint();
     const indexedBlock = checkpoint ? await service.chain.blockOrNull(checkpoint.number) : null;
-    if (checkpoint && (checkpoint.ledger !== service.chain.address || indexedBlock?.hash !== checkpoint.hash))
+    if (
+      checkpoint &&
+      (indexedBlock?.hash !== checkpoint.hash || shapeDifferences(checkpoint, service.indexer.shape()).length > 0)
+    )
       await service.store.wipe();
     await forgetEarlierChainsWrites(redisUrl);
     const following = service.indexer.run();

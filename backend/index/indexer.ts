@@ -3,7 +3,8 @@ import { DEFAULT_SUPPLY_DAILY_RETENTION_DAYS, DEFAULT_SUPPLY_HOURLY_RETENTION_HO
 import type { Logger } from "../log";
 import { type ClaimConflict, CodeClaims } from "./codes";
 import { applyEvent, commissionedRun, type LedgerEvent } from "./events";
-import type { Checkpoint, IndexStore } from "./store";
+import { INDEX_LAYOUT } from "./keys";
+import type { Checkpoint, IndexShape, IndexStore } from "./store";
 import { BatchState, Miss } from "./state";
 
 export interface IndexerOptions {
@@ -17,9 +18,9 @@ export interface IndexerOptions {
   batchMaxCodes: number;
   pollIntervalMs: number;
   codeBucketBits: number;
-  /** Hourly dispensing buckets kept (SUPPLY_HOURLY_RETENTION_HOURS); a change takes full effect on a rebuild. */
+  /** Hourly dispensing buckets kept (SUPPLY_HOURLY_RETENTION_HOURS); an index built with another is refused. */
   supplyHourlyRetentionHours?: number;
-  /** Days kept in the daily rings (SUPPLY_DAILY_RETENTION_DAYS); a change takes full effect on a rebuild. */
+  /** Days kept in the daily rings (SUPPLY_DAILY_RETENTION_DAYS); an index built with another is refused. */
   supplyDailyRetentionDays?: number;
 }
 
@@ -43,6 +44,15 @@ export interface IndexerStatus {
 
 /** An inconsistency the indexer cannot repair by itself: it stops and asks for `npm run index:rebuild`. */
 export class IndexFatalError extends Error {}
+
+/** What differs between the shape an index was built with and the one this indexer would build, in words. */
+export function shapeDifferences(built: IndexShape, wanted: Required<IndexShape>): string[] {
+  const differences: string[] = [];
+  for (const name of Object.keys(wanted) as (keyof IndexShape)[]) {
+    if (built[name] !== wanted[name]) differences.push(`${name} ${built[name] ?? "not recorded"}, not ${wanted[name]}`);
+  }
+  return differences;
+}
 
 interface Batch {
   from: number;
@@ -97,6 +107,18 @@ export class Indexer {
 
   constructor(private readonly o: IndexerOptions) {
     this.span = Math.min(8, o.maxRangeBlocks);
+  }
+
+  /** The shape of the index this indexer builds, recorded in every checkpoint. */
+  shape(): Required<IndexShape> {
+    return {
+      ledger: this.o.chain.address,
+      chainId: this.o.chain.chainId,
+      codeBucketBits: this.o.codeBucketBits,
+      layout: INDEX_LAYOUT,
+      supplyDailyRetentionDays: this.o.supplyDailyRetentionDays ?? DEFAULT_SUPPLY_DAILY_RETENTION_DAYS,
+      supplyHourlyRetentionHours: this.o.supplyHourlyRetentionHours ?? DEFAULT_SUPPLY_HOURLY_RETENTION_HOURS,
+    };
   }
 
   /** Runs until {@link stop}: catches up, then polls for new blocks. */
@@ -157,10 +179,10 @@ export class Indexer {
     chain.forgetHeaders();
     const cp = this.checkpoint;
     if (cp) {
-      if (cp.ledger !== chain.address || cp.chainId !== chain.chainId || cp.codeBucketBits !== this.o.codeBucketBits) {
+      const differences = shapeDifferences(cp, this.shape());
+      if (differences.length > 0) {
         throw new IndexFatalError(
-          `the index was built for ledger ${cp.ledger} on chain ${cp.chainId} with ${cp.codeBucketBits} code bucket bits, ` +
-            `not ${chain.address} on chain ${chain.chainId} with ${this.o.codeBucketBits}: run npm run index:rebuild`,
+          `the index was built otherwise (${differences.join("; ")}): run npm run index:rebuild`,
         );
       }
     }
@@ -312,8 +334,8 @@ export class Indexer {
     }
     const ctx = {
       codeConflicts: claims.conflicts,
-      supplyHourlyRetentionHours: this.o.supplyHourlyRetentionHours ?? DEFAULT_SUPPLY_HOURLY_RETENTION_HOURS,
-      supplyDailyRetentionDays: this.o.supplyDailyRetentionDays ?? DEFAULT_SUPPLY_DAILY_RETENTION_DAYS,
+      supplyHourlyRetentionHours: this.shape().supplyHourlyRetentionHours,
+      supplyDailyRetentionDays: this.shape().supplyDailyRetentionDays,
     };
     let passes = 0;
     let loadMs = performance.now() - started;
@@ -344,13 +366,7 @@ export class Indexer {
     const { writes, undo } = state.changes(batch.keepUndo);
     if (batch.keepUndo) undo.push(...claims.fieldWrites().undo);
     const commitStarted = performance.now();
-    const checkpoint: Checkpoint = {
-      number: batch.to.number,
-      hash: batch.to.hash,
-      ledger: this.o.chain.address,
-      chainId: this.o.chain.chainId,
-      codeBucketBits: this.o.codeBucketBits,
-    };
+    const checkpoint: Checkpoint = { number: batch.to.number, hash: batch.to.hash, ...this.shape() };
     const horizon = this.status.headBlock - this.o.reorgDepth;
     const dropUndo = this.undoBlocks.filter((b) => b <= horizon);
     await this.settled();

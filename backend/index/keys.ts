@@ -17,6 +17,13 @@ export const META = {
 
 export const META_PREFIX = "{ix}:";
 
+/**
+ * Version of the fields' layout, recorded in the checkpoint: raised whenever an existing field changes its meaning,
+ * so that an index built before is refused with "run npm run index:rebuild" rather than misread. 2: the daily
+ * supply buckets became rings and in transit is counted per receiver (`t{receiverId}`).
+ */
+export const INDEX_LAYOUT = 2;
+
 /** Code lookup: code hash → packed 9-byte ref, in 2^bits buckets of compact listpack hashes. */
 export function codeSlot(codes: Buffer, bits: number, at = 0): { key: string; field: string } {
   const top = codes.readUInt32BE(at) >>> (32 - bits);

@@ -4,13 +4,25 @@ import { type ClaimConflict, REF_BYTES } from "./codes";
 import { META, META_PREFIX } from "./keys";
 import type { FieldWrite, Value } from "./state";
 
-/** The last block whose events the index reflects, and what the index was built for. */
-export interface Checkpoint {
-  number: number;
-  hash: string;
+/**
+ * What an index was built for and how its fields are laid out. An index built for another shape is rebuilt, never
+ * continued: its fields would be read and undone under the wrong layout (a changed ring retention moves every
+ * day's slot, so an undo would miss the slot it wrote) without any error.
+ */
+export interface IndexShape {
   ledger: string;
   chainId: number;
   codeBucketBits: number;
+  /** {@link INDEX_LAYOUT} when the index was built; absent in indexes built before it was recorded. */
+  layout?: number;
+  supplyDailyRetentionDays?: number;
+  supplyHourlyRetentionHours?: number;
+}
+
+/** The last block whose events the index reflects, and what the index was built for. */
+export interface Checkpoint extends IndexShape {
+  number: number;
+  hash: string;
 }
 
 /** What is needed to take one batch back out of the index: prior values and the checkpoint before it. */
