@@ -9,6 +9,7 @@
  */
 import { closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from "node:fs";
 import type { PlannedRun } from "../../backend/chain/commission-plan";
+import { InvalidInputError } from "./cli";
 
 export type RunProgress = "planned" | "sending" | "done";
 
@@ -47,7 +48,8 @@ export interface CommissionState {
 
 export type StateIdentity = Omit<CommissionState, "version" | "runs" | "createdAt">;
 
-export class StateMismatchError extends Error {}
+/** A state file that is not this commissioning's: refused input (exit 3), nothing sent. */
+export class StateMismatchError extends InvalidInputError {}
 
 export function loadState(file: string): CommissionState | null {
   if (!existsSync(file)) return null;
