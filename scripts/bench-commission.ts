@@ -15,13 +15,14 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { createWriteStream, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import os, { tmpdir } from "node:os";
 import path from "node:path";
-import { HDNodeWallet, JsonRpcProvider } from "ethers";
+import { dataSlice, HDNodeWallet, JsonRpcProvider, toBeHex, zeroPadValue } from "ethers";
 import { demoRunCodes } from "../backend/chain/runs";
 import { loadConfig } from "../backend/config/env";
 import { createLogger } from "../backend/log";
 import { connectRedis } from "../backend/store/redis";
 import { deployBenchLedger, indexChain, PRODUCT_CODE, startNode } from "./lib/bench-chain";
 import { startAnvil } from "./lib/anvil";
+import { DrugLedger__factory } from "../typechain-types";
 import { freePort, startRedis } from "./lib/redis-server";
 import type { CommissionState } from "./lib/commission-state";
 
@@ -61,6 +62,32 @@ interface CommandResult {
   codesRebroadcastNow: number;
   runsFoundOnChain: number;
   peakRssMb: number;
+}
+
+/**
+ * The batch's UnitsCommissioned events, a few blocks at a time and read from their data words: each carries its
+ * run's code hashes (0.9 MB a run), and one eth_getLogs over millions of codes would not fit in a string.
+ */
+async function runsOf(
+  provider: JsonRpcProvider,
+  ledger: string,
+  batchId: number,
+): Promise<{ root: string; unitCount: number }[]> {
+  const topic = DrugLedger__factory.createInterface().getEvent("UnitsCommissioned").topicHash;
+  const head = await provider.getBlockNumber();
+  const runs: { root: string; unitCount: number }[] = [];
+  for (let from = 0; from <= head; from += 8) {
+    const logs = await provider.getLogs({
+      address: ledger,
+      fromBlock: from,
+      toBlock: Math.min(head, from + 7),
+      topics: [topic, null, zeroPadValue(toBeHex(batchId), 32)],
+    });
+    // Data words: unitCount, unitsPerCase, casesPerPallet, root, then the codes' offset, length and bytes.
+    for (const log of logs)
+      runs.push({ unitCount: Number(BigInt(dataSlice(log.data, 0, 32))), root: dataSlice(log.data, 96, 128) });
+  }
+  return runs;
 }
 
 /** SIGKILLs the command once `fraction` of its runs are done (read from its state file); the runs done then. */
@@ -154,9 +181,9 @@ async function main(): Promise<void> {
     }
     const seconds = (Date.now() - started) / 1000;
     if (!result) throw new Error("commission:csv did not finish");
-    const onChain = await chain.ledger.queryFilter(chain.ledger.filters.UnitsCommissioned(undefined, 1));
-    const roots = new Set(onChain.map((e) => e.args.root));
-    const unitsOnChain = onChain.reduce((n, e) => n + Number(e.args.unitCount), 0);
+    const onChain = await runsOf(provider, await chain.ledger.getAddress(), 1);
+    const roots = new Set(onChain.map((e) => e.root));
+    const unitsOnChain = onChain.reduce((n, e) => n + e.unitCount, 0);
     const transactions = (await provider.getTransactionCount(maker, "latest")) - nonceBefore;
     if (roots.size !== result.runs || onChain.length !== result.runs || unitsOnChain !== CODES)
       throw new Error(`on chain: ${onChain.length} runs, ${roots.size} roots, ${unitsOnChain} units`);
