@@ -221,7 +221,7 @@ export async function checkCsvFile(file: string, context: PlanContext, o: CheckO
     badLines.add(e.line);
     o.onError(e);
   };
-  const lineLocal = { push: report };
+  const lineLocal = { push: (e: CsvLineError) => o.skip?.has(e.line) || report(e) };
   // Packing errors wait for the end: a line of unknown level leaves the packing unknown, and its consequences
   // would only repeat that line's error (as in planCommission).
   let levelsKnown = true;
