@@ -67,8 +67,11 @@ export class CommissionSender {
     const found = new Map<string, { runId: number; txHash: string; block: number }>();
     const head = (await chain.head()).number;
     const batchTopic = "0x" + batchId.toString(16).padStart(64, "0");
-    for (let from = this.o.fromBlock; from <= head; from += this.o.maxRangeBlocks) {
-      const to = Math.min(head, from + this.o.maxRangeBlocks - 1);
+    // Each log carries its run's code hashes (0.9 MB for a full run): the range narrows while responses hold more
+    // than a few runs and widens over empty blocks, so that one response stays small on a chain of any length.
+    let span = Math.min(this.o.maxRangeBlocks, 8);
+    for (let from = this.o.fromBlock; from <= head;) {
+      const to = Math.min(head, from + span - 1);
       const logs = await chain.rpc.call<
         { topics: string[]; data: string; transactionHash: string; blockNumber: string }[]
       >("eth_getLogs", [
@@ -87,6 +90,9 @@ export class CommissionSender {
           block: Number(log.blockNumber),
         });
       }
+      from = to + 1;
+      if (logs.length > 8) span = Math.max(1, Math.floor(span / 2));
+      else if (logs.length < 2) span = Math.min(this.o.maxRangeBlocks, span * 2);
     }
     return found;
   }
