@@ -27,8 +27,9 @@ import { freePort, startRedis } from "./lib/redis-server";
 import type { CommissionState } from "./lib/commission-state";
 
 /**
- * 400,000 by default: a `hardhat node` keeps every block in its memory and stops answering (GC-bound, 6 GB) after
- * about 16 runs of 28,000 codes; BENCH_CHAIN=anvil carries millions.
+ * 400,000 by default: a `hardhat node` keeps every block in its memory (about 290 MB a run of 28,000 codes) and,
+ * with Node's default heap, stops answering (GC-bound) after about 16 runs; BENCH_NODE_HEAP_MB=16384 carries
+ * 1,000,000 codes, and BENCH_CHAIN=anvil carries millions.
  */
 const CODES = Number(process.env.BENCH_CODES ?? 400_000);
 const CHAIN = process.env.BENCH_CHAIN ?? "hardhat";
