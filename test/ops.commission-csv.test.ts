@@ -177,6 +177,69 @@ describe("operators: commission a batch from a CSV", function () {
     expect(await runsOnChain(batchId)).to.have.length(10);
   });
 
+  /** Runs done in a state file (0 while it is not written yet). */
+  const doneIn = (stateFile: string) => {
+    try {
+      return (JSON.parse(readFileSync(stateFile, "utf8")) as CommissionState).runs.filter((r) => r.state === "done")
+        .length;
+    } catch {
+      return 0;
+    }
+  };
+  /** Starts the command and SIGKILLs it once `runs` runs are done; false when it finished first. */
+  const killAfter = async (args: string[], stateFile: string, runs: number) => {
+    const child = spawnScript("commission-csv.ts", [...args, "--no-progress"], env);
+    let finished = false;
+    void child.exited.then(() => (finished = true));
+    for (let i = 0; i < 2400 && !finished && doneIn(stateFile) < runs; i++) await sleep(10);
+    if (finished) return false;
+    child.proc.kill("SIGKILL");
+    expect((await child.exited).signal).to.equal("SIGKILL");
+    return true;
+  };
+
+  it("killed in the middle of a planned window, resumes with another window size and sends each run once", async function () {
+    const batchId = await newBatch("LOT-CSV-WINDOW");
+    const file = path.join(dir, "window.csv");
+    writeFileSync(file, csvOf({ unitCount: 400, unitsPerCase: 10, casesPerPallet: 2 }, nextBase())); // 10 runs
+    const args = ["--batch", String(batchId), "--file", file];
+    // Windows of 3 runs: the 4th or 5th run done is inside the second window, planned and partly sent.
+    expect(await killAfter([...args, "--window", "3", "--in-flight", "2"], `${file}.state.json`, 4)).to.equal(true);
+    const resumed = await commission([...args, "--window", "1"]);
+    expect(resumed.code, resumed.stderr).to.equal(0);
+    const summary = lastJson<{ resumed: boolean; codesSentNow: number; codesSignedNow: number }>(resumed.stdout);
+    expect(summary.resumed).to.equal(true);
+    const roots = await runsOnChain(batchId);
+    expect(roots).to.have.length(10);
+    expect(new Set(roots).size).to.equal(10);
+  });
+
+  it("refuses to resume a file changed since the commissioning started, and sends nothing", async function () {
+    const batchId = await newBatch("LOT-CSV-CHANGED");
+    const file = path.join(dir, "changed.csv");
+    const original = csvOf({ unitCount: 400, unitsPerCase: 10, casesPerPallet: 2 }, nextBase());
+    writeFileSync(file, original);
+    const args = ["--batch", String(batchId), "--file", file];
+    expect(await killAfter([...args, "--in-flight", "1"], `${file}.state.json`, 2)).to.equal(true);
+    const before = (await runsOnChain(batchId)).length;
+    // Another, valid file of the same size: one unit of a run not sent yet changed.
+    const lines = original.split("\n");
+    let last = lines.length - 1;
+    while (!lines[last]!.endsWith(",unit")) last--;
+    const code = lines[last]!.slice(0, 20);
+    lines[last] = `${code.slice(0, 19)}${(Number(code[19]) + 1) % 10},unit`; // a check digit: no other code's
+    expect(lines.join("\n")).to.not.equal(original);
+    writeFileSync(file, lines.join("\n"));
+    const refused = await commission(args);
+    expect(refused.code, refused.stderr).to.equal(3);
+    expect(refused.stderr).to.include("the file changed since the commissioning started");
+    expect(await runsOnChain(batchId)).to.have.length(before);
+    writeFileSync(file, original);
+    const finished = await commission(args);
+    expect(finished.code, finished.stderr).to.equal(0);
+    expect(await runsOnChain(batchId)).to.have.length(10);
+  });
+
   it("resumes a run whose transaction was sent but not mined when it was killed", async function () {
     const batchId = await newBatch("LOT-CSV-PENDING");
     const file = path.join(dir, "pending.csv");

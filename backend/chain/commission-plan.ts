@@ -56,22 +56,25 @@ function unquote(field: string): string {
 }
 
 /**
- * Reads `code,level` lines (a header line `code,level` and blank lines are skipped; line numbers count every
- * physical line). The level follows the last comma, so a code may itself hold commas.
+ * One physical line of a `code,level` upload: its upload line, a BAD_LINE error, or null for a blank line (and the
+ * header, on line 1). The level follows the last comma, so a code may itself hold commas.
  */
+export function readCsvRow(row: string, line: number): UploadLine | LineError | null {
+  if (row.trim() === "" || (line === 1 && CSV_HEADER.test(row))) return null;
+  const comma = row.lastIndexOf(",");
+  if (comma === -1) return { line, reason: "BAD_LINE", detail: "expected `code,level` (unit, case or pallet)" };
+  return { line, code: unquote(row.slice(0, comma)), level: unquote(row.slice(comma + 1)) };
+}
+
+/** Reads `code,level` lines (see {@link readCsvRow}); line numbers count every physical line. */
 export function readCsv(text: string): { lines: UploadLine[]; errors: LineError[] } {
   const lines: UploadLine[] = [];
   const errors: LineError[] = [];
   const rows = text.replace(/^\uFEFF/, "").split(/\r?\n/);
   rows.forEach((row, i) => {
-    const line = i + 1;
-    if (row.trim() === "" || (line === 1 && CSV_HEADER.test(row))) return;
-    const comma = row.lastIndexOf(",");
-    if (comma === -1) {
-      errors.push({ line, reason: "BAD_LINE", detail: "expected `code,level` (unit, case or pallet)" });
-      return;
-    }
-    lines.push({ line, code: unquote(row.slice(0, comma)), level: unquote(row.slice(comma + 1)) });
+    const read = readCsvRow(row, i + 1);
+    if (read && "reason" in read) errors.push(read);
+    else if (read) lines.push(read);
   });
   return { lines, errors };
 }
@@ -86,6 +89,19 @@ export interface PlanContext {
   maxRunCodes: number;
   /** Code hash domain of the consortium. */
   domain: string;
+  /**
+   * The packing of the whole file when only part of it is planned (a window of whole groups, see
+   * scripts/lib/csv-stream.ts): the sizes and the groups a run, so that each window's runs are the ones a plan of
+   * the whole file would make.
+   */
+  fixed?: RunLayout;
+}
+
+/** How a checked file is cut into runs: its container sizes and how many groups (pallets, cases, units) a run. */
+export interface RunLayout {
+  unitsPerCase: number;
+  casesPerPallet: number;
+  groupsPerRun: number;
 }
 
 export interface PlannedRun {
@@ -118,7 +134,7 @@ export type PlanOutcome =
     };
 
 /** A line whose level is known: its place in the packing counts even when its code is bad. */
-type LevelledLine = { line: number; level: PackLevel; code: ParsedCode | null };
+export type LevelledLine = { line: number; level: PackLevel; code: ParsedCode | null };
 
 /** Whether a manufacturer's prefix covers a container code that names a product or company (see Products.sol). */
 export function prefixCovers(prefix: string, code: ParsedCode): boolean {
@@ -167,7 +183,8 @@ function codeProblem(line: number, level: PackLevel, raw: string, context: PlanC
   return code;
 }
 
-function readLine(input: UploadLine, context: PlanContext, errors: LineError[]): LevelledLine | null {
+/** The checks of one line alone (its level, and its code with the scan parser); null when its level is unknown. */
+export function checkLine(input: UploadLine, context: PlanContext, errors: ErrorSink): LevelledLine | null {
   const { line } = input;
   const level = input.level.trim().toLowerCase();
   if (!(PACK_LEVELS as readonly string[]).includes(level)) {
@@ -183,11 +200,23 @@ function readLine(input: UploadLine, context: PlanContext, errors: LineError[]):
   return { line, level: level as PackLevel, code: "reason" in code ? null : code };
 }
 
+/** Where line errors go: an array, or a streaming reporter. */
+export interface ErrorSink {
+  push(error: LineError): unknown;
+}
+
 interface Container {
   line: number;
   code: ParsedCode | null;
   /** Lines of what it holds (units of a case, cases of a pallet), in packing order. */
   contents: number[];
+}
+
+/** A level's containers in packing order as positional aggregation checks them: each one's line and size. */
+export interface ContainerSizes {
+  readonly length: number;
+  line(i: number): number;
+  size(i: number): number;
 }
 
 interface Packing {
@@ -198,77 +227,131 @@ interface Packing {
   casesPerPallet: number;
 }
 
+const sizesOf = (containers: Container[]): ContainerSizes => ({
+  length: containers.length,
+  line: (i) => containers[i]!.line,
+  size: (i) => containers[i]!.contents.length,
+});
+
 /**
  * Aggregation is positional: every case (pallet) holds as many as the others, only the last fewer. The size is the
- * most common one (the larger on a tie), so that a short case is the one reported, wherever it is.
+ * most common one (the larger on a tie), so that a short case is the one reported, wherever it is; or the size
+ * given, when a window of a file already checked is planned.
  */
-function checkEven(containers: Container[], level: "case" | "pallet", errors: LineError[]): number {
-  const counts = new Map<number, number>();
-  for (const c of containers) counts.set(c.contents.length, (counts.get(c.contents.length) ?? 0) + 1);
-  let size = 0;
-  for (const [s, n] of counts) if (n > (counts.get(size) ?? 0) || (n === counts.get(size) && s > size)) size = s;
-  containers.forEach((c, i) => {
+export function checkEven(
+  containers: ContainerSizes,
+  level: "case" | "pallet",
+  errors: ErrorSink,
+  fixed?: number,
+): number {
+  let size = fixed ?? 0;
+  if (fixed === undefined) {
+    const counts = new Map<number, number>();
+    for (let i = 0; i < containers.length; i++)
+      counts.set(containers.size(i), (counts.get(containers.size(i)) ?? 0) + 1);
+    for (const [s, n] of counts) if (n > (counts.get(size) ?? 0) || (n === counts.get(size) && s > size)) size = s;
+  }
+  for (let i = 0; i < containers.length; i++) {
+    const held = containers.size(i);
     const last = i === containers.length - 1;
-    if (c.contents.length === size || (last && c.contents.length < size)) return;
+    if (held === size || (last && held < size)) continue;
     const holds = level === "case" ? "units" : "cases";
     errors.push({
-      line: c.line,
+      line: containers.line(i),
       reason: level === "case" ? "UNEVEN_CASE" : "UNEVEN_PALLET",
-      detail: `${level} holds ${c.contents.length} ${holds}, the others ${size}: every ${level} but the last must hold the same`,
+      detail: `${level} holds ${held} ${holds}, the others ${size}: every ${level} but the last must hold the same`,
     });
-  });
+  }
   return size;
 }
 
-/** Rebuilds the packing from the lines' order, reporting what positional aggregation cannot express. */
-function pack(lines: LevelledLine[], errors: LineError[]): Packing {
+/** What a {@link PackingReader} hands on: each unit, and each container when its line closes it. */
+export interface PackingSink {
+  unit?(line: LevelledLine): void;
+  container(level: "case" | "pallet", line: LevelledLine, contents: readonly number[]): void;
+}
+
+/**
+ * Rebuilds the packing from the lines' order one line at a time, reporting what positional aggregation cannot
+ * express. It holds only the open case's units and the open pallet's cases, so that a file of any length is read
+ * in bounded memory.
+ */
+export class PackingReader {
+  private openUnits: number[] = [];
+  private openCases: number[] = [];
+  private cased = false;
+  private palletised = false;
+
+  constructor(
+    private readonly errors: ErrorSink,
+    private readonly sink: PackingSink,
+  ) {}
+
+  add(l: LevelledLine): void {
+    if (l.level === "unit") {
+      this.sink.unit?.(l);
+      this.openUnits.push(l.line);
+    } else if (l.level === "case") {
+      if (this.openUnits.length === 0)
+        this.errors.push({ line: l.line, reason: "EMPTY_CONTAINER", detail: "case line with no unit lines before it" });
+      this.cased = true;
+      this.sink.container("case", l, this.openUnits);
+      this.openCases.push(l.line);
+      this.openUnits = [];
+    } else {
+      if (this.openCases.length === 0)
+        this.errors.push({
+          line: l.line,
+          reason: "EMPTY_CONTAINER",
+          detail: "pallet line with no case lines before it",
+        });
+      if (this.openUnits.length > 0)
+        this.errors.push({
+          line: this.openUnits[0]!,
+          reason: "NOT_IN_CASE",
+          detail: `${this.openUnits.length} unit lines before the pallet at line ${l.line} end with no case line`,
+        });
+      this.palletised = true;
+      this.sink.container("pallet", l, this.openCases);
+      this.openCases = [];
+      this.openUnits = [];
+    }
+  }
+
+  /** The end of the file: what is still open must be loose. */
+  finish(): void {
+    if (this.cased && this.openUnits.length > 0)
+      this.errors.push({
+        line: this.openUnits[0]!,
+        reason: "NOT_IN_CASE",
+        detail: `the last ${this.openUnits.length} unit lines end with no case line, while the batch is cased`,
+      });
+    if (this.palletised && this.openCases.length > 0)
+      this.errors.push({
+        line: this.openCases[0]!,
+        reason: "NOT_ON_PALLET",
+        detail: `the last ${this.openCases.length} cases end with no pallet line, while the batch is palletised`,
+      });
+  }
+}
+
+function pack(lines: LevelledLine[], errors: LineError[], fixed?: RunLayout): Packing {
   const units: LevelledLine[] = [];
   const cases: Container[] = [];
   const pallets: Container[] = [];
-  let openUnits: number[] = [];
-  let openCases: number[] = [];
-  for (const l of lines) {
-    if (l.level === "unit") {
-      units.push(l);
-      openUnits.push(l.line);
-    } else if (l.level === "case") {
-      if (openUnits.length === 0)
-        errors.push({ line: l.line, reason: "EMPTY_CONTAINER", detail: "case line with no unit lines before it" });
-      cases.push({ line: l.line, code: l.code, contents: openUnits });
-      openCases.push(cases.length - 1);
-      openUnits = [];
-    } else {
-      if (openCases.length === 0)
-        errors.push({ line: l.line, reason: "EMPTY_CONTAINER", detail: "pallet line with no case lines before it" });
-      if (openUnits.length > 0)
-        errors.push({
-          line: openUnits[0]!,
-          reason: "NOT_IN_CASE",
-          detail: `${openUnits.length} unit lines before the pallet at line ${l.line} end with no case line`,
-        });
-      pallets.push({ line: l.line, code: l.code, contents: openCases.map((c) => cases[c]!.line) });
-      openCases = [];
-      openUnits = [];
-    }
-  }
-  if (cases.length > 0 && openUnits.length > 0)
-    errors.push({
-      line: openUnits[0]!,
-      reason: "NOT_IN_CASE",
-      detail: `the last ${openUnits.length} unit lines end with no case line, while the batch is cased`,
-    });
-  if (pallets.length > 0 && openCases.length > 0)
-    errors.push({
-      line: cases[openCases[0]!]!.line,
-      reason: "NOT_ON_PALLET",
-      detail: `the last ${openCases.length} cases end with no pallet line, while the batch is palletised`,
-    });
+  const reader = new PackingReader(errors, {
+    unit: (l) => units.push(l),
+    container: (level, l, contents) =>
+      (level === "case" ? cases : pallets).push({ line: l.line, code: l.code, contents: [...contents] }),
+  });
+  for (const l of lines) reader.add(l);
+  reader.finish();
   return {
     units,
     cases,
     pallets,
-    unitsPerCase: checkEven(cases, "case", errors),
-    casesPerPallet: checkEven(pallets, "pallet", errors),
+    unitsPerCase: checkEven(sizesOf(cases), "case", errors, fixed?.unitsPerCase),
+    casesPerPallet: checkEven(sizesOf(pallets), "pallet", errors, fixed?.casesPerPallet),
   };
 }
 
@@ -300,21 +383,24 @@ function groups(p: Packing): { units: LevelledLine[]; cases: Container[]; pallet
 }
 
 /**
- * Splits the groups into as few runs as the limit allows, spread evenly so that no run is a small remainder.
- * Throws when one group alone is above the limit.
+ * Cuts `groupCount` groups of `perGroup` codes into as few runs as the limit allows, spread evenly so that no run
+ * is a small remainder. Throws a RangeError when one group alone is above the limit.
  */
+export function groupsPerRun(groupCount: number, perGroup: number, maxRunCodes: number, what: string): number {
+  const fit = Math.floor(maxRunCodes / perGroup);
+  if (fit === 0)
+    throw new RangeError(
+      `one ${what} with its contents is ${perGroup} codes, above the ledger's limit of ${maxRunCodes} codes a run`,
+    );
+  return Math.ceil(groupCount / Math.ceil(groupCount / fit));
+}
+
+/** Splits the groups into runs (see {@link groupsPerRun}), or as many a run as the context fixes. */
 function splitRuns(p: Packing, context: PlanContext): PlannedRun[] {
   const all = groups(p);
   const perGroup = all[0]!.units.length + all[0]!.cases.length + all[0]!.pallets.length;
-  const fit = Math.floor(context.maxRunCodes / perGroup);
-  if (fit === 0) {
-    const what = p.pallets.length > 0 ? "pallet" : "case";
-    throw new RangeError(
-      `one ${what} with its contents is ${perGroup} codes, above the ledger's limit of ${context.maxRunCodes} codes a run`,
-    );
-  }
-  const runCount = Math.ceil(all.length / fit);
-  const perRun = Math.ceil(all.length / runCount);
+  const what = p.pallets.length > 0 ? "pallet" : "case";
+  const perRun = context.fixed?.groupsPerRun ?? groupsPerRun(all.length, perGroup, context.maxRunCodes, what);
   const runs: PlannedRun[] = [];
   for (let start = 0; start < all.length; start += perRun) {
     const slice = all.slice(start, start + perRun);
@@ -338,13 +424,13 @@ export function planCommission(input: UploadLine[], context: PlanContext, earlie
   const errors = [...earlier];
   const lines: LevelledLine[] = [];
   for (const l of input) {
-    const read = readLine(l, context, errors);
+    const read = checkLine(l, context, errors);
     if (read) lines.push(read);
   }
   duplicates(lines, errors);
   // A line of unknown level leaves the packing unknown: its consequences would only repeat that line's error.
   const levelsKnown = !errors.some((e) => e.reason === "BAD_LEVEL" || e.reason === "BAD_LINE");
-  const packing = pack(lines, levelsKnown ? errors : []);
+  const packing = pack(lines, levelsKnown ? errors : [], context.fixed);
   if (lines.length === 0 && errors.length === 0) errors.push({ line: 0, reason: "BAD_LINE", detail: "no codes sent" });
   if (errors.length > 0) {
     errors.sort((a, b) => a.line - b.line);

@@ -21,10 +21,15 @@ export const SHAPE: RunShape = { unitCount: 20_000, unitsPerCase: 100, casesPerP
 export const PRODUCT_CODE = "8612345";
 const DAY = 86_400;
 
-export async function startNode(port: number): Promise<{ url: string; child: ChildProcess }> {
+/** A `hardhat node` on the port; `heapMb` raises its Node heap limit (NODE_OPTIONS=--max-old-space-size). */
+export async function startNode(port: number, heapMb?: number): Promise<{ url: string; child: ChildProcess }> {
+  const env = heapMb
+    ? { ...process.env, NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ""} --max-old-space-size=${heapMb}`.trim() }
+    : process.env;
   const child = spawn("npx", ["hardhat", "node", "--hostname", "127.0.0.1", "--port", String(port)], {
     stdio: "ignore",
     detached: true,
+    env,
   });
   const url = `http://127.0.0.1:${port}`;
   for (let i = 0; i < 600; i++) {

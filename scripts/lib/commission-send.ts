@@ -1,19 +1,21 @@
 /**
- * Sends a plan's runs one transaction each, several in flight, recording every step in the state file, and reconciles what an
- * earlier, interrupted process may have sent before sending anything again:
+ * Sends a plan's runs one transaction each, several in flight, as the plan's windows arrive
+ * (scripts/lib/csv-stream.ts), recording every step in the state file, and reconciles what an earlier,
+ * interrupted process may have sent before sending anything again:
  * - a run `sending` whose transaction has a receipt is done;
  * - a run `sending` whose nonce the account has not used yet is re-signed with the same nonce and fees (the same
- *   transaction, byte for byte: deterministic signatures) and re-broadcast; the nonce makes a second copy
- *   impossible;
- * - a run `sending` whose nonce was used by another transaction, and any run `planned`, is looked up among the
- *   batch's UnitsCommissioned events by its Merkle root: found, it is done; not found, it is (re)sent.
+ *   transaction, byte for byte: deterministic signatures) and re-broadcast when its window is planned again;
+ *   the nonce makes a second copy impossible, and no later run is sent before it;
+ * - a run `sending` whose nonce was used by another transaction, any run `planned`, and any run the state does not
+ *   hold yet (a lost state file), is looked up among the batch's UnitsCommissioned events by its Merkle root:
+ *   found, it is done; not found, it is (re)sent.
  */
 import { Transaction, Wallet } from "ethers";
 import type { PlannedRun } from "../../backend/chain/commission-plan";
 import type { LedgerChain } from "../../backend/chain/client";
 import { gasWithMargin } from "../../backend/chain/submit";
 import { RpcError } from "../../backend/chain/rpc";
-import { saveState, type CommissionState, type RunRecord } from "./commission-state";
+import { recordOf, saveState, StateMismatchError, type CommissionState, type RunRecord } from "./commission-state";
 
 interface Receipt {
   status: string;
@@ -26,8 +28,6 @@ export interface SendOptions {
   chain: LedgerChain;
   wallet: Wallet;
   batchId: number;
-  /** The runs as planned now (their content; the state file holds only their roots). */
-  plan: readonly PlannedRun[];
   stateFile: string;
   /** Earliest block a run of this batch can be in (the ledger's deployment). */
   fromBlock: number;
@@ -43,8 +43,19 @@ export interface SendOptions {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+type OnChain = Map<string, { runId: number; txHash: string; block: number }>;
+
 export class CommissionSender {
   private readonly commissioned;
+  /** The batch's runs on chain when reconciled, by root. */
+  private onChain: OnChain = new Map();
+  /** Runs recorded `sending` whose nonce is unused: signed and broadcast again when their window comes. */
+  private readonly rebroadcast = new Set<number>();
+  /** Runs found on chain that the state did not show done. */
+  found = 0;
+  /** Codes of the runs this process signed a new transaction for, and of those it broadcast again as recorded. */
+  signedCodes = 0;
+  rebroadcastCodes = 0;
 
   constructor(private readonly o: SendOptions) {
     this.commissioned = o.chain.iface.getEvent("UnitsCommissioned");
@@ -56,8 +67,11 @@ export class CommissionSender {
     const found = new Map<string, { runId: number; txHash: string; block: number }>();
     const head = (await chain.head()).number;
     const batchTopic = "0x" + batchId.toString(16).padStart(64, "0");
-    for (let from = this.o.fromBlock; from <= head; from += this.o.maxRangeBlocks) {
-      const to = Math.min(head, from + this.o.maxRangeBlocks - 1);
+    // Each log carries its run's code hashes (0.9 MB for a full run): the range narrows while responses hold more
+    // than a few runs and widens over empty blocks, so that one response stays small on a chain of any length.
+    let span = Math.min(this.o.maxRangeBlocks, 8);
+    for (let from = this.o.fromBlock; from <= head;) {
+      const to = Math.min(head, from + span - 1);
       const logs = await chain.rpc.call<
         { topics: string[]; data: string; transactionHash: string; blockNumber: string }[]
       >("eth_getLogs", [
@@ -76,83 +90,113 @@ export class CommissionSender {
           block: Number(log.blockNumber),
         });
       }
+      from = to + 1;
+      if (logs.length > 8) span = Math.max(1, Math.floor(span / 2));
+      else if (logs.length < 2) span = Math.min(this.o.maxRangeBlocks, span * 2);
     }
     return found;
   }
 
   /** Brings the state in line with the chain; returns how many runs were found done that the state did not show. */
   async reconcile(state: CommissionState): Promise<number> {
+    this.onChain = await this.runsOnChain();
     const open = state.runs.filter((r) => r.state !== "done");
-    if (open.length === 0) return 0;
-    let settled = 0;
-    const latestNonce = await this.nonce("latest");
+    const latestNonce = open.length > 0 ? await this.nonce("latest") : 0;
     for (const run of open.filter((r) => r.state === "sending")) {
       const receipt = await this.receipt(run.txHash!);
       if (receipt) {
         this.markDone(run, receipt);
-        settled++;
+        this.found++;
       } else if (run.nonce! >= latestNonce) {
         // The nonce is still ours: the same transaction again, at most once on chain whatever the pool held.
-        await this.broadcast(await this.sign(run, run.nonce!), run);
+        this.rebroadcast.add(run.index);
       } else {
         run.state = "planned";
       }
     }
-    const onChain = await this.runsOnChain();
-    for (const run of open.filter((r) => r.state === "planned")) {
-      const found = onChain.get(run.root);
-      if (!found) continue;
-      Object.assign(run, { state: "done", runId: found.runId, txHash: found.txHash, block: found.block });
-      settled++;
-    }
+    for (const run of open.filter((r) => r.state === "planned")) this.settleIfOnChain(run);
     saveState(this.o.stateFile, state);
-    return settled;
+    return this.found;
   }
 
   /**
-   * Sends every run not done, in order, keeping up to `inFlight` transactions sent and not yet mined (nonces
-   * consecutive, each run recorded `sending` before it is broadcast); returns false when stopped before the end
-   * (the runs already on the wire are waited for and recorded first).
+   * Sends every run not done, in order as the plan yields them, keeping up to `inFlight` transactions sent and not
+   * yet mined (nonces consecutive, each run recorded `sending` before it is broadcast); returns false when stopped
+   * before the end (the runs already on the wire are waited for and recorded first).
    */
-  async sendAll(state: CommissionState): Promise<boolean> {
+  async sendAll(state: CommissionState, plan: AsyncIterable<PlannedRun>): Promise<boolean> {
     const inFlight = Math.max(1, this.o.inFlight ?? 1);
     const window: Promise<void>[] = [];
     let nextNonce = 0;
     let stopped = false;
-    for (const run of state.runs) {
-      if (this.o.stopRequested()) {
-        stopped = true;
-        break;
+    try {
+      for await (const planned of plan) {
+        if (this.o.stopRequested()) {
+          stopped = true;
+          break;
+        }
+        const run = this.recordFor(state, planned);
+        if (run.state === "done") continue;
+        if (window.length >= inFlight) await window.shift();
+        if (run.state === "planned") {
+          const data = this.calldata(planned);
+          const [gas, fees, pending] = await Promise.all([
+            this.o.chain.rpc.call<string>("eth_estimateGas", [this.call(data)]).then((g) => gasWithMargin(BigInt(g))),
+            this.o.chain.provider.getFeeData(),
+            this.nonce("pending"),
+          ]);
+          Object.assign(run, {
+            nonce: Math.max(pending, nextNonce),
+            gasLimit: gas.toString(),
+            maxFeePerGas: (fees.maxFeePerGas ?? fees.gasPrice ?? 0n).toString(),
+            maxPriorityFeePerGas: (fees.maxPriorityFeePerGas ?? 0n).toString(),
+          });
+          const signed = await this.sign(run, run.nonce!, data);
+          run.txHash = Transaction.from(signed).hash!;
+          run.state = "sending";
+          this.signedCodes += run.codes;
+          saveState(this.o.stateFile, state); // before the wire: the next start knows what may be out there
+          await this.broadcast(signed, run);
+        } else if (this.rebroadcast.delete(run.index)) {
+          await this.broadcast(await this.sign(run, run.nonce!, this.calldata(planned)), run);
+          this.rebroadcastCodes += run.codes;
+        }
+        if (run.nonce !== undefined) nextNonce = Math.max(nextNonce, run.nonce + 1);
+        const mined = this.whenMined(run, state);
+        mined.catch(() => undefined); // awaited below; not an unhandled rejection meanwhile
+        window.push(mined);
       }
-      if (run.state === "done") continue;
-      if (window.length >= inFlight) await window.shift();
-      if (run.state === "planned") {
-        const planned = this.o.plan[run.index]!;
-        const data = this.calldata(planned);
-        const [gas, fees, pending] = await Promise.all([
-          this.o.chain.rpc.call<string>("eth_estimateGas", [this.call(data)]).then((g) => gasWithMargin(BigInt(g))),
-          this.o.chain.provider.getFeeData(),
-          this.nonce("pending"),
-        ]);
-        Object.assign(run, {
-          nonce: Math.max(pending, nextNonce),
-          gasLimit: gas.toString(),
-          maxFeePerGas: (fees.maxFeePerGas ?? fees.gasPrice ?? 0n).toString(),
-          maxPriorityFeePerGas: (fees.maxPriorityFeePerGas ?? 0n).toString(),
-        });
-        const signed = await this.sign(run, run.nonce!, data);
-        run.txHash = Transaction.from(signed).hash!;
-        run.state = "sending";
-        saveState(this.o.stateFile, state); // before the wire: the next start knows what may be out there
-        await this.broadcast(signed, run);
-      }
-      if (run.nonce !== undefined) nextNonce = Math.max(nextNonce, run.nonce + 1);
-      const mined = this.whenMined(run, state);
-      mined.catch(() => undefined); // awaited below; not an unhandled rejection meanwhile
-      window.push(mined);
+    } finally {
+      await Promise.allSettled(window);
     }
     await Promise.all(window);
     return !stopped;
+  }
+
+  /** The state's record of a planned run (added when its window is first planned), checked against its content. */
+  private recordFor(state: CommissionState, planned: PlannedRun): RunRecord {
+    const recorded = state.runs[planned.index];
+    if (recorded) {
+      if (recorded.root !== planned.payload.root)
+        throw new StateMismatchError(
+          `run ${planned.index} is planned with root ${planned.payload.root}, the state file recorded ${recorded.root}`,
+        );
+      return recorded;
+    }
+    if (planned.index !== state.runs.length) throw new Error(`run ${planned.index} planned out of order`);
+    const run = recordOf(planned);
+    state.runs.push(run);
+    if (this.settleIfOnChain(run)) saveState(this.o.stateFile, state);
+    return run;
+  }
+
+  /** Marks a run done when the ledger holds its root already (a lost state file, or a resent run). */
+  private settleIfOnChain(run: RunRecord): boolean {
+    const found = this.onChain.get(run.root);
+    if (!found) return false;
+    Object.assign(run, { state: "done", runId: found.runId, txHash: found.txHash, block: found.block });
+    this.found++;
+    return true;
   }
 
   /** Waits for the run's receipt and records it done (a revert is an error: the plan was checked before). */
@@ -180,12 +224,12 @@ export class CommissionSender {
     return { from: this.o.wallet.address, to: this.o.chain.address, data };
   }
 
-  private async sign(run: RunRecord, nonce: number, data?: string): Promise<string> {
+  private async sign(run: RunRecord, nonce: number, data: string): Promise<string> {
     return this.o.wallet.signTransaction({
       type: 2,
       chainId: this.o.chain.chainId,
       to: this.o.chain.address,
-      data: data ?? this.calldata(this.o.plan[run.index]!),
+      data,
       nonce,
       gasLimit: BigInt(run.gasLimit!),
       maxFeePerGas: BigInt(run.maxFeePerGas!),

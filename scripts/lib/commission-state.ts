@@ -3,10 +3,13 @@
  * file, fsync, rename) at every step, so that a process killed at any instant leaves either the old or the new
  * state on disk, never half of one. A run is recorded as `sending`, with its nonce, fees and transaction hash,
  * BEFORE the transaction is broadcast: whatever was on the wire is known to the next start, which reconciles it
- * with the chain (see commission-send.ts) before anything is sent again.
+ * with the chain (see commission-send.ts) before anything is sent again. The file is planned a window at a time
+ * (scripts/lib/csv-stream.ts), so a run's record is added when its window is planned; the state names the file
+ * by its SHA-256 and size, so that a file changed since the start is refused, not resumed.
  */
 import { closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from "node:fs";
 import type { PlannedRun } from "../../backend/chain/commission-plan";
+import { InvalidInputError } from "./cli";
 
 export type RunProgress = "planned" | "sending" | "done";
 
@@ -29,22 +32,32 @@ export interface RunRecord {
 }
 
 export interface CommissionState {
-  version: 1;
+  version: 2;
   csvSha256: string;
+  csvBytes: number;
   batchId: number;
   account: string;
   ledger: string;
   chainId: number;
   createdAt: string;
+  /** Runs the whole file makes (records are added as their window is planned) and the codes in them. */
+  totalRuns: number;
+  codes: number;
   runs: RunRecord[];
 }
 
-export class StateMismatchError extends Error {}
+export type StateIdentity = Omit<CommissionState, "version" | "runs" | "createdAt">;
+
+/** A state file that is not this commissioning's: refused input (exit 3), nothing sent. */
+export class StateMismatchError extends InvalidInputError {}
 
 export function loadState(file: string): CommissionState | null {
   if (!existsSync(file)) return null;
   const state = JSON.parse(readFileSync(file, "utf8")) as CommissionState;
-  if (state.version !== 1) throw new StateMismatchError(`${file}: unknown state version ${String(state.version)}`);
+  if (state.version !== 2)
+    throw new StateMismatchError(
+      `${file}: state version ${String(state.version)} is not this command's (2): finish it with the version that wrote it, or remove it`,
+    );
   return state;
 }
 
@@ -61,38 +74,40 @@ export function saveState(file: string, state: CommissionState): void {
   renameSync(tmp, file);
 }
 
-/** A new state for a plan, every run `planned`. */
-export function newState(
-  identity: Omit<CommissionState, "version" | "runs" | "createdAt">,
-  runs: readonly PlannedRun[],
-): CommissionState {
+/** A new state for a checked file, no run recorded yet. */
+export function newState(identity: StateIdentity): CommissionState {
+  return { version: 2, ...identity, createdAt: new Date().toISOString(), runs: [] };
+}
+
+/** The record of a run when its window is planned. */
+export function recordOf(run: PlannedRun): RunRecord {
+  let first = Infinity;
+  let last = 0;
+  for (const line of run.lines) {
+    first = Math.min(first, line);
+    last = Math.max(last, line);
+  }
   return {
-    version: 1,
-    ...identity,
-    createdAt: new Date().toISOString(),
-    runs: runs.map((r) => ({
-      index: r.index,
-      root: r.payload.root,
-      codes: r.lines.length,
-      lines: { first: Math.min(...r.lines), last: Math.max(...r.lines) },
-      state: "planned",
-    })),
+    index: run.index,
+    root: run.payload.root,
+    codes: run.lines.length,
+    lines: { first, last },
+    state: "planned",
   };
 }
 
 /**
- * Checks that a state on disk belongs to this file, batch, account and ledger, and that its runs are the ones
- * planned now (same roots in the same order): resuming another plan would send codes twice.
+ * Checks that a state on disk belongs to this file (same SHA-256 and size: a file changed since the start would
+ * plan other runs, and resuming it could send codes twice), batch, account and ledger, and to the same cut into
+ * runs (the ledger's run limit unchanged). Each run's root is checked again as its window is planned.
  */
-export function checkResumable(state: CommissionState, fresh: CommissionState): void {
-  const fields = ["csvSha256", "batchId", "account", "ledger", "chainId"] as const;
+export function checkResumable(state: CommissionState, identity: StateIdentity): void {
+  const fields = ["csvSha256", "csvBytes", "batchId", "account", "ledger", "chainId", "totalRuns", "codes"] as const;
   for (const f of fields)
-    if (String(state[f]).toLowerCase() !== String(fresh[f]).toLowerCase())
+    if (String(state[f]).toLowerCase() !== String(identity[f]).toLowerCase())
       throw new StateMismatchError(
-        `the state file was written for ${f} ${String(state[f])}, this is ${String(fresh[f])}: ` +
-          "use another --state file, or remove it if that commissioning is finished",
+        `the state file was written for ${f} ${String(state[f])}, this is ${String(identity[f])}` +
+          (f === "csvSha256" || f === "csvBytes" ? " (the file changed since the commissioning started)" : "") +
+          ": use another --state file, or remove it if that commissioning is finished",
       );
-  const same = state.runs.length === fresh.runs.length && state.runs.every((r, i) => r.root === fresh.runs[i]!.root);
-  if (!same)
-    throw new StateMismatchError("the state file's runs differ from this plan (the ledger's run limit changed?)");
 }

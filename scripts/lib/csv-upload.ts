@@ -6,7 +6,7 @@
  * - `code,level,parent` with that header line: the parent column names the case of a unit or the pallet of a
  *   case (empty when loose), and is checked against the packing order the ledger records.
  */
-import { readCsv, type LineError, type UploadLine } from "../../backend/chain/commission-plan";
+import { readCsvRow, type LineError, type UploadLine } from "../../backend/chain/commission-plan";
 import { tryParseCode } from "../../backend/codes/parse";
 
 /** A bad line: the plan's reasons, and BAD_PARENT for a parent column that contradicts the packing order. */
@@ -14,31 +14,49 @@ export type CsvLineError = Omit<LineError, "reason"> & { reason: LineError["reas
 
 const PARENT_HEADER = /^\s*"?code"?\s*,\s*"?level"?\s*,\s*"?parent"?\s*$/i;
 
+/** Whether the file's first line is the `code,level,parent` header (a BOM before it allowed). */
+export function hasParentColumn(firstRow: string): boolean {
+  return PARENT_HEADER.test(firstRow.replace(/^\uFEFF/, ""));
+}
+
+/** One physical line of an operator's CSV, read as the API reads an upload line (see {@link readCodesCsv}). */
+export function readCodesRow(
+  row: string,
+  line: number,
+  withParents: boolean,
+): { read: UploadLine | CsvLineError | null; parent: string } {
+  if (line === 1) row = row.replace(/^\uFEFF/, "");
+  if (line === 1 && withParents) return { read: null, parent: "" };
+  if (row.trim() === "") return { read: null, parent: "" };
+  if (withParents) {
+    const comma = row.lastIndexOf(",");
+    if (comma === -1) return { read: readCsvRow(row, line), parent: "" };
+    const parent = row
+      .slice(comma + 1)
+      .trim()
+      .replace(/^"(.*)"$/, "$1");
+    return { read: readCsvRow(row.slice(0, comma), line), parent };
+  }
+  return { read: readCsvRow(row.includes(",") ? row : `${row},unit`, line), parent: "" };
+}
+
 export function readCodesCsv(text: string): {
   lines: UploadLine[];
   errors: CsvLineError[];
   parents: Map<number, string> | null;
 } {
-  const rows = text.replace(/^\uFEFF/, "").split(/\r?\n/);
-  const parents = PARENT_HEADER.test(rows[0] ?? "") ? new Map<number, string>() : null;
-  const asApiRows = rows.map((row, i) => {
-    if (i === 0 && parents) return "code,level";
-    if (row.trim() === "") return row;
-    if (parents) {
-      const comma = row.lastIndexOf(",");
-      if (comma === -1) return row; // readCsv reports it
-      parents.set(
-        i + 1,
-        row
-          .slice(comma + 1)
-          .trim()
-          .replace(/^"(.*)"$/, "$1"),
-      );
-      return row.slice(0, comma);
+  const rows = text.split(/\r?\n/);
+  const parents = hasParentColumn(rows[0] ?? "") ? new Map<number, string>() : null;
+  const lines: UploadLine[] = [];
+  const errors: CsvLineError[] = [];
+  rows.forEach((row, i) => {
+    const { read, parent } = readCodesRow(row, i + 1, parents !== null);
+    if (read && "reason" in read) errors.push(read);
+    else if (read) {
+      lines.push(read);
+      parents?.set(read.line, parent);
     }
-    return row.includes(",") ? row : `${row},unit`;
   });
-  const { lines, errors } = readCsv(asApiRows.join("\n"));
   return { lines, errors, parents };
 }
 
@@ -49,40 +67,62 @@ function normalisedOrRaw(code: string): string {
 }
 
 /**
- * Checks each parent column against the container that follows in packing order: a unit's case is the next case
- * line, a case's pallet the next pallet line (a unit's parent may also be a pallet when cases are not listed).
+ * Checks each parent column against the container that follows in packing order, one line at a time: a unit's case
+ * is the next case line, a case's pallet the next pallet line (a unit's parent may also be a pallet when cases are
+ * not listed). It holds only the lines still waiting for their container.
  */
-export function checkParents(lines: readonly UploadLine[], parents: Map<number, string>): CsvLineError[] {
-  const errors: CsvLineError[] = [];
-  const pending: { line: number; level: string; parent: string }[] = [];
-  const close = (level: "case" | "pallet", code: string | null, at: number | null) => {
-    const own = code === null ? "" : normalisedOrRaw(code);
-    for (let i = pending.length - 1; i >= 0; i--) {
-      const p = pending[i]!;
-      const waits = level === "case" ? p.level === "unit" : p.level === "case";
-      if (!waits) continue;
-      const named = p.parent === "" ? "" : normalisedOrRaw(p.parent);
-      if (named !== own)
-        errors.push({
+export class ParentCheck {
+  private pending: { line: number; level: string; parent: string }[] = [];
+
+  constructor(private readonly errors: { push(e: CsvLineError): unknown }) {}
+
+  add(l: UploadLine, parent: string): void {
+    const level = l.level.trim().toLowerCase();
+    if (level === "case") this.close("case", l.code, l.line);
+    if (level === "pallet") this.close("pallet", l.code, l.line);
+    this.pending.push({ line: l.line, level, parent });
+  }
+
+  /** What is still open at the end is loose: its parent column must be empty. */
+  finish(): void {
+    for (const p of this.pending)
+      if (p.parent !== "")
+        this.errors.push({
           line: p.line,
           reason: "BAD_PARENT",
-          detail:
-            at === null
-              ? `parent ${p.parent} is not a ${level} line after it: the file ends with no ${level}`
-              : `parent ${p.parent || "(none)"}, but the ${level} packed after it is line ${at} (${code})`,
+          detail: `parent ${p.parent}, but no container follows it`,
         });
-      pending.splice(i, 1);
-    }
-  };
-  for (const l of lines) {
-    const level = l.level.trim().toLowerCase();
-    if (level === "case") close("case", l.code, l.line);
-    if (level === "pallet") close("pallet", l.code, l.line);
-    pending.push({ line: l.line, level, parent: parents.get(l.line) ?? "" });
+    this.pending = [];
   }
-  // What is still open is loose: its parent column must be empty.
-  for (const p of pending)
-    if (p.parent !== "")
-      errors.push({ line: p.line, reason: "BAD_PARENT", detail: `parent ${p.parent}, but no container follows it` });
+
+  private close(level: "case" | "pallet", code: string, at: number): void {
+    const own = normalisedOrRaw(code);
+    const still: typeof this.pending = [];
+    const closed: CsvLineError[] = [];
+    for (const p of this.pending) {
+      const waits = level === "case" ? p.level === "unit" : p.level === "case";
+      if (!waits) {
+        still.push(p);
+        continue;
+      }
+      const named = p.parent === "" ? "" : normalisedOrRaw(p.parent);
+      if (named !== own)
+        closed.push({
+          line: p.line,
+          reason: "BAD_PARENT",
+          detail: `parent ${p.parent || "(none)"}, but the ${level} packed after it is line ${at} (${code})`,
+        });
+    }
+    this.pending = still;
+    for (const e of closed) this.errors.push(e);
+  }
+}
+
+/** Checks a whole file's parent columns (see {@link ParentCheck}); the errors in line order. */
+export function checkParents(lines: readonly UploadLine[], parents: Map<number, string>): CsvLineError[] {
+  const errors: CsvLineError[] = [];
+  const check = new ParentCheck(errors);
+  for (const l of lines) check.add(l, parents.get(l.line) ?? "");
+  check.finish();
   return errors.sort((a, b) => a.line - b.line);
 }
