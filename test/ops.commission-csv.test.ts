@@ -12,7 +12,11 @@ import { ethers } from "hardhat";
 import { packingOrder } from "../backend/chain/commission-plan";
 import { demoRunCodes } from "../backend/chain/runs";
 import type { RunShape } from "../backend/codes/run";
-import type { CommissionState } from "../scripts/lib/commission-state";
+import { Wallet } from "ethers";
+import type { LedgerChain } from "../backend/chain/client";
+import { CommissionSender } from "../scripts/lib/commission-send";
+import { newState, type CommissionState } from "../scripts/lib/commission-state";
+import { DrugLedger__factory } from "../typechain-types";
 import { call } from "./helpers/api";
 import { lastJson, runScript, spawnScript } from "./helpers/cli";
 import { startWriteApi, type WriteHarness } from "./helpers/writes";
@@ -272,5 +276,71 @@ describe("operators: commission a batch from a CSV", function () {
     const resumed = await commission(["--batch", String(batchId), "--file", file]);
     expect(resumed.code, resumed.stderr).to.equal(0);
     expect(await runsOnChain(batchId)).to.have.length(1);
+  });
+});
+
+describe("operators: the commissioning's state reconciled with the chain", function () {
+  const iface = DrugLedger__factory.createInterface();
+  const wallet = Wallet.createRandom();
+  const revertedHash = "0x" + "bb".repeat(32);
+  /** A node that mined the recorded transaction (nonce 0), and it reverted: no UnitsCommissioned, nonce spent. */
+  const chain = {
+    iface,
+    address: "0x" + "11".repeat(20),
+    chainId: 31337,
+    head: async () => ({ number: 3 }),
+    rpc: {
+      call: async (method: string) => {
+        if (method === "eth_getLogs") return [];
+        if (method === "eth_getTransactionCount") return "0x1";
+        if (method === "eth_getTransactionReceipt")
+          return { status: "0x0", blockNumber: "0x3", transactionHash: revertedHash, logs: [] };
+        throw new Error(`unexpected ${method}`);
+      },
+    },
+  } as unknown as LedgerChain;
+
+  it("sends again a run whose recorded transaction reverted, rather than counting it done", async function () {
+    const dir = mkdtempSync(path.join(tmpdir(), "commission-state-"));
+    try {
+      const stateFile = path.join(dir, "codes.csv.state.json");
+      const state = newState({
+        csvSha256: "00",
+        csvBytes: 1,
+        batchId: 1,
+        account: wallet.address.toLowerCase(),
+        ledger: chain.address,
+        chainId: 31337,
+        totalRuns: 1,
+        codes: 3,
+      });
+      state.runs.push({
+        index: 0,
+        root: "0x" + "aa".repeat(32),
+        codes: 3,
+        lines: { first: 1, last: 3 },
+        state: "sending",
+        nonce: 0,
+        gasLimit: "100000",
+        maxFeePerGas: "1",
+        maxPriorityFeePerGas: "1",
+        txHash: revertedHash,
+      });
+      const sender = new CommissionSender({
+        chain,
+        wallet,
+        batchId: 1,
+        stateFile,
+        fromBlock: 0,
+        maxRangeBlocks: 100,
+        onRunDone: () => undefined,
+        stopRequested: () => false,
+      });
+      expect(await sender.reconcile(state)).to.equal(0);
+      // Its codes are not on chain: done would finish the batch without them.
+      expect(state.runs[0]!.state).to.equal("planned");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -2,7 +2,7 @@
  * Sends a plan's runs one transaction each, several in flight, as the plan's windows arrive
  * (scripts/lib/csv-stream.ts), recording every step in the state file, and reconciles what an earlier,
  * interrupted process may have sent before sending anything again:
- * - a run `sending` whose transaction has a receipt is done;
+ * - a run `sending` whose transaction has a receipt is done, unless it reverted: then it is sent again;
  * - a run `sending` whose nonce the account has not used yet is re-signed with the same nonce and fees (the same
  *   transaction, byte for byte: deterministic signatures) and re-broadcast when its window is planned again;
  *   the nonce makes a second copy impossible, and no later run is sent before it;
@@ -104,9 +104,13 @@ export class CommissionSender {
     const latestNonce = open.length > 0 ? await this.nonce("latest") : 0;
     for (const run of open.filter((r) => r.state === "sending")) {
       const receipt = await this.receipt(run.txHash!);
-      if (receipt) {
+      if (receipt?.status === "0x1") {
         this.markDone(run, receipt);
         this.found++;
+      } else if (receipt) {
+        // Mined and reverted (the error the last process stopped on): its nonce is spent and its codes are not on
+        // chain, so it is sent again, not counted done (which would finish the batch without them).
+        run.state = "planned";
       } else if (run.nonce! >= latestNonce) {
         // The nonce is still ours: the same transaction again, at most once on chain whatever the pool held.
         this.rebroadcast.add(run.index);
