@@ -160,6 +160,44 @@ describe("operators: the CSV read as a stream", function () {
     }
   });
 
+  it("numbers lines as the API does: CRLF, a BOM, blank lines, a stray CR inside a line, no final newline", async function () {
+    const rows = unitCodes(12, 1);
+    rows[4] = "86123"; // line 5 (line 6 below, after the blank first line)
+    rows[7] = rows[7]!.slice(0, 9) + "\r" + rows[7]!.slice(9); // a stray CR: one bad line, not two
+    const texts = {
+      crlf: "\uFEFF" + ["", ...rows, "", ""].join("\r\n") + "\r\n",
+      lf: ["", ...rows].join("\n"),
+      mixed: ["", ...rows].map((r, i) => (i % 2 ? `${r}\r\n` : `${r}\n`)).join(""),
+    };
+    for (const [name, text] of Object.entries(texts)) {
+      const file = path.join(dir, `${name}.csv`);
+      writeFileSync(file, text);
+      const { checked, errors } = await check(file);
+      const whole = readCodesCsv(text);
+      const outcome = planCommission(whole.lines, context, whole.errors as never);
+      const api = outcome.ok ? [] : outcome.errors.map((e) => `${e.line}:${e.reason}`);
+      expect(
+        errors.map((e) => `${e.line}:${e.reason}`),
+        name,
+      ).to.deep.equal(api);
+      expect(
+        errors.map((e) => e.line),
+        name,
+      ).to.deep.equal([6, 9]);
+      expect(checked.codes, name).to.equal(12);
+    }
+  });
+
+  it("reports a line of megabytes by its number, held only in part, and numbers the next lines right", async function () {
+    const rows = unitCodes(10, 1);
+    rows[2] = "9".repeat(3_000_000) + ",unit,,,";
+    const file = write("long-line.csv", rows);
+    const { checked, errors } = await check(file);
+    expect(errors.map((e) => [e.line, e.reason])).to.deep.equal([[3, "BAD_LINE"]]);
+    expect(errors[0]!.detail).to.match(/^3000008 bytes/);
+    expect(checked.codes).to.equal(9);
+  });
+
   it("refuses to go on planning a file changed after it was checked", async function () {
     const file = write("changing.csv", unitCodes(200, 1));
     const { checked } = await check(file);

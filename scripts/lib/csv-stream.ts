@@ -10,7 +10,6 @@
  */
 import { createHash } from "node:crypto";
 import { createReadStream, statSync } from "node:fs";
-import { createInterface } from "node:readline";
 import {
   checkEven,
   checkLine,
@@ -30,7 +29,15 @@ import { hasParentColumn, ParentCheck, readCodesRow, type CsvLineError } from ".
 export interface Row {
   line: number;
   text: string;
+  /** Set when the line is longer than {@link MAX_LINE_BYTES}: its length in bytes (`text` is then only its start). */
+  tooLong?: number;
 }
+
+/**
+ * Bytes of a line held in memory: a line of codes is a few hundred bytes at most, and a longer one is bad whatever
+ * follows, so that a file with no newline in gigabytes is read in bounded memory and reported as one bad line.
+ */
+export const MAX_LINE_BYTES = 1 << 16;
 
 /** Size and modification time: what tells, cheaply, that the file changed since it was checked. */
 export interface FileStamp {
@@ -45,24 +52,52 @@ export function stampOf(file: string): FileStamp {
 
 /**
  * The file's physical lines in order, with its SHA-256 computed on the way (read it from `digest` once the rows
- * are all read) and `onBytes` told how far the read has got.
+ * are all read) and `onBytes` told how far the read has got. Lines end at LF, with a CR before it dropped: the
+ * API's `split(/\r?\n/)`, so that line numbers are the API's (readline would also end a line at a stray CR).
  */
 export function readRows(
   file: string,
   onBytes?: (bytes: number) => void,
 ): { rows: AsyncIterable<Row>; digest: () => string } {
   const hash = createHash("sha256");
-  const input = createReadStream(file, { highWaterMark: 1 << 20 });
-  let read = 0;
-  input.on("data", (chunk) => {
-    hash.update(chunk);
-    read += chunk.length;
-    onBytes?.(read);
-  });
   let digest: string | null = null;
   async function* rows(): AsyncIterable<Row> {
     let line = 0;
-    for await (const text of createInterface({ input, crlfDelay: Infinity })) yield { line: ++line, text };
+    let read = 0;
+    let parts: Buffer[] = [];
+    let held = 0;
+    let bytes = 0;
+    const take = (part: Buffer) => {
+      bytes += part.length;
+      if (held < MAX_LINE_BYTES && part.length > 0) {
+        const kept = part.subarray(0, MAX_LINE_BYTES - held);
+        parts.push(kept);
+        held += kept.length;
+      }
+    };
+    const finish = (): Row => {
+      // Bytes, not characters, are cut at LF: a UTF-8 character split between chunks is decoded whole.
+      let text = (parts.length === 1 ? parts[0]! : Buffer.concat(parts)).toString("utf8");
+      if (text.endsWith("\r")) text = text.slice(0, -1);
+      const row: Row = bytes > MAX_LINE_BYTES ? { line: ++line, text, tooLong: bytes } : { line: ++line, text };
+      parts = [];
+      held = 0;
+      bytes = 0;
+      return row;
+    };
+    for await (const chunk of createReadStream(file, { highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>) {
+      hash.update(chunk);
+      read += chunk.length;
+      onBytes?.(read);
+      let start = 0;
+      for (let lf = chunk.indexOf(10); lf !== -1; lf = chunk.indexOf(10, start)) {
+        take(chunk.subarray(start, lf));
+        yield finish();
+        start = lf + 1;
+      }
+      take(chunk.subarray(start));
+    }
+    if (bytes > 0) yield finish();
     digest = hash.digest("hex");
   }
   return {
@@ -81,6 +116,14 @@ async function* uploadLines(
 ): AsyncIterable<{ upload: UploadLine; parent: string; withParents: boolean }> {
   let withParents = false;
   for await (const row of rows) {
+    if (row.tooLong !== undefined) {
+      errors.push({
+        line: row.line,
+        reason: "BAD_LINE",
+        detail: `${row.tooLong} bytes: longer than any line of codes`,
+      });
+      continue;
+    }
     if (row.line === 1) withParents = hasParentColumn(row.text);
     const { read, parent } = readCodesRow(row.text, row.line, withParents);
     if (read && "reason" in read) errors.push(read);
