@@ -194,7 +194,7 @@ describe("operators: the CSV read as a stream", function () {
     const file = write("long-line.csv", rows);
     const { checked, errors } = await check(file);
     expect(errors.map((e) => [e.line, e.reason])).to.deep.equal([[3, "BAD_LINE"]]);
-    expect(errors[0]!.detail).to.match(/^3000008 bytes/);
+    expect(errors[0]!.detail).to.match(/^3000008 characters/);
     expect(checked.codes).to.equal(9);
   });
 

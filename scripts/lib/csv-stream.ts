@@ -10,6 +10,7 @@
  */
 import { createHash } from "node:crypto";
 import { createReadStream, statSync } from "node:fs";
+import { StringDecoder } from "node:string_decoder";
 import {
   checkEven,
   checkLine,
@@ -29,15 +30,15 @@ import { hasParentColumn, ParentCheck, readCodesRow, type CsvLineError } from ".
 export interface Row {
   line: number;
   text: string;
-  /** Set when the line is longer than {@link MAX_LINE_BYTES}: its length in bytes (`text` is then only its start). */
+  /** Set when the line is longer than {@link MAX_LINE_CHARS}: its length (`text` is then only its start). */
   tooLong?: number;
 }
 
 /**
- * Bytes of a line held in memory: a line of codes is a few hundred bytes at most, and a longer one is bad whatever
+ * Characters of a line held in memory: a line of codes is a few hundred at most, and a longer one is bad whatever
  * follows, so that a file with no newline in gigabytes is read in bounded memory and reported as one bad line.
  */
-export const MAX_LINE_BYTES = 1 << 16;
+export const MAX_LINE_CHARS = 1 << 16;
 
 /** Size and modification time: what tells, cheaply, that the file changed since it was checked. */
 export interface FileStamp {
@@ -62,42 +63,45 @@ export function readRows(
   const hash = createHash("sha256");
   let digest: string | null = null;
   async function* rows(): AsyncIterable<Row> {
+    // A chunk's text is decoded once (a UTF-8 character split between chunks waits for the next) and cut at LF.
+    const decoder = new StringDecoder("utf8");
     let line = 0;
     let read = 0;
-    let parts: Buffer[] = [];
+    let parts: string[] = [];
     let held = 0;
-    let bytes = 0;
-    const take = (part: Buffer) => {
-      bytes += part.length;
-      if (held < MAX_LINE_BYTES && part.length > 0) {
-        const kept = part.subarray(0, MAX_LINE_BYTES - held);
+    let length = 0;
+    const take = (part: string) => {
+      length += part.length;
+      if (held < MAX_LINE_CHARS && part.length > 0) {
+        const kept = part.slice(0, MAX_LINE_CHARS - held);
         parts.push(kept);
         held += kept.length;
       }
     };
     const finish = (): Row => {
-      // Bytes, not characters, are cut at LF: a UTF-8 character split between chunks is decoded whole.
-      let text = (parts.length === 1 ? parts[0]! : Buffer.concat(parts)).toString("utf8");
+      let text = parts.length === 1 ? parts[0]! : parts.join("");
       if (text.endsWith("\r")) text = text.slice(0, -1);
-      const row: Row = bytes > MAX_LINE_BYTES ? { line: ++line, text, tooLong: bytes } : { line: ++line, text };
+      const row: Row = length > MAX_LINE_CHARS ? { line: ++line, text, tooLong: length } : { line: ++line, text };
       parts = [];
       held = 0;
-      bytes = 0;
+      length = 0;
       return row;
     };
     for await (const chunk of createReadStream(file, { highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>) {
       hash.update(chunk);
       read += chunk.length;
       onBytes?.(read);
+      const text = decoder.write(chunk);
       let start = 0;
-      for (let lf = chunk.indexOf(10); lf !== -1; lf = chunk.indexOf(10, start)) {
-        take(chunk.subarray(start, lf));
+      for (let lf = text.indexOf("\n"); lf !== -1; lf = text.indexOf("\n", start)) {
+        take(text.slice(start, lf));
         yield finish();
         start = lf + 1;
       }
-      take(chunk.subarray(start));
+      take(text.slice(start));
     }
-    if (bytes > 0) yield finish();
+    take(decoder.end());
+    if (length > 0) yield finish();
     digest = hash.digest("hex");
   }
   return {
@@ -120,7 +124,7 @@ async function* uploadLines(
       errors.push({
         line: row.line,
         reason: "BAD_LINE",
-        detail: `${row.tooLong} bytes: longer than any line of codes`,
+        detail: `${row.tooLong} characters: longer than any line of codes`,
       });
       continue;
     }
