@@ -198,6 +198,27 @@ describe("operators: the CSV read as a stream", function () {
     expect(checked.codes).to.equal(9);
   });
 
+  it("reports a line of unknown level alone, not the packing errors it causes, as the API's plan does", async function () {
+    const shape: RunShape = { unitCount: 30, unitsPerCase: 10, casesPerPallet: 0 };
+    const packed = packingOrder(
+      demoRunCodes(PRODUCT, shape, 9).map((c) => c.replace(/^(CN|X):/, "")),
+      shape,
+    );
+    const caseAfter = (i: number) => packed.slice(i).find((l) => l.level === "case")!.code;
+    const rows = [
+      "code,level,parent",
+      ...packed.map((l, i) => `${l.code},${l.level},${l.level === "unit" ? caseAfter(i) : ""}`),
+    ];
+    rows[3] = rows[3]!.split(",")[0]!; // line 4: a unit with no level column, so its case seems to hold 9
+    const file = write("no-level.csv", rows);
+    const { errors } = await check(file);
+    const whole = readCodesCsv(rows.join("\n"));
+    const outcome = planCommission(whole.lines, context, whole.errors as never);
+    const api = outcome.ok ? [] : outcome.errors.map((e) => `${e.line}:${e.reason}`);
+    expect(api).to.deep.equal(["4:BAD_LINE"]);
+    expect(errors.map((e) => `${e.line}:${e.reason}`)).to.deep.equal(api);
+  });
+
   it("refuses to go on planning a file changed after it was checked", async function () {
     const file = write("changing.csv", unitCodes(200, 1));
     const { checked } = await check(file);

@@ -268,10 +268,16 @@ export async function checkCsvFile(file: string, context: PlanContext, o: CheckO
     badLines.add(e.line);
     o.onError(e);
   };
-  const lineLocal = { push: (e: CsvLineError) => o.skip?.has(e.line) || report(e) };
-  // Packing errors wait for the end: a line of unknown level leaves the packing unknown, and its consequences
-  // would only repeat that line's error (as in planCommission).
+  // Packing errors wait for the end: a line of unknown level (BAD_LEVEL, or BAD_LINE: no level column) leaves the
+  // packing unknown, and its consequences would only repeat that line's error (as in planCommission).
   let levelsKnown = true;
+  const lineLocal = {
+    push: (e: CsvLineError) => {
+      if (o.skip?.has(e.line)) return;
+      if (e.reason === "BAD_LINE") levelsKnown = false;
+      report(e);
+    },
+  };
   const packingErrors = { push: (e: CsvLineError) => structural.push(e) };
   const prefixes = new PrefixSet(o.prefixOf, Math.ceil(stamp.bytes / 21));
   const sizes = { case: new SizeList(), pallet: new SizeList() };
