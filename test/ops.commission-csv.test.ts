@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { expect } from "chai";
 import { ethers } from "hardhat";
-import { packingOrder } from "../backend/chain/commission-plan";
+import { packingOrder, type PlannedRun } from "../backend/chain/commission-plan";
 import { demoRunCodes } from "../backend/chain/runs";
 import type { RunShape } from "../backend/codes/run";
 import { Wallet } from "ethers";
@@ -299,6 +299,66 @@ describe("operators: the commissioning's state reconciled with the chain", funct
       },
     },
   } as unknown as LedgerChain;
+
+  it("waits for the account's unmined transactions before looking runs up by root (a lost state file)", async function () {
+    // The killed process's run is in the node's pool (pending nonce 1, latest 0) and mined two polls later.
+    const root = "0x" + "cc".repeat(32);
+    let polls = 0;
+    const sent: string[] = [];
+    const mined = () => polls >= 2;
+    const log = iface.encodeEventLog("UnitsCommissioned", [7, 1, 1, 3, 0, 0, root, "0x"]);
+    const pooled = {
+      ...chain,
+      rpc: {
+        call: async (method: string, params: unknown[]) => {
+          if (method === "eth_getTransactionCount") {
+            if (params[1] === "latest") polls++;
+            return params[1] === "pending" || mined() ? "0x1" : "0x0";
+          }
+          if (method === "eth_getLogs")
+            return mined()
+              ? [{ ...log, address: chain.address, transactionHash: revertedHash, blockNumber: "0x3" }]
+              : [];
+          sent.push(method);
+          return null;
+        },
+      },
+    } as unknown as LedgerChain;
+    const dir = mkdtempSync(path.join(tmpdir(), "commission-state-"));
+    try {
+      const state = newState({
+        csvSha256: "00",
+        csvBytes: 1,
+        batchId: 1,
+        account: wallet.address.toLowerCase(),
+        ledger: chain.address,
+        chainId: 31337,
+        totalRuns: 1,
+        codes: 3,
+      });
+      const sender = new CommissionSender({
+        chain: pooled,
+        wallet,
+        batchId: 1,
+        stateFile: path.join(dir, "state.json"),
+        fromBlock: 0,
+        maxRangeBlocks: 100,
+        onRunDone: () => undefined,
+        stopRequested: () => false,
+        pollMs: 1,
+      });
+      await sender.reconcile(state);
+      const planned = { index: 0, shape: {}, lines: [1, 2, 3], payload: { root } } as unknown as PlannedRun;
+      async function* plan() {
+        yield planned;
+      }
+      expect(await sender.sendAll(state, plan())).to.equal(true);
+      expect(sent).to.deep.equal([]); // nothing estimated, signed or broadcast: the run was found by its root
+      expect(state.runs[0]).to.include({ state: "done", runId: 7 });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 
   it("sends again a run whose recorded transaction reverted, rather than counting it done", async function () {
     const dir = mkdtempSync(path.join(tmpdir(), "commission-state-"));
