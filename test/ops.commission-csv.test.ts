@@ -281,7 +281,7 @@ describe("operators: commission a batch from a CSV", function () {
 
 describe("operators: the commissioning's state reconciled with the chain", function () {
   const iface = DrugLedger__factory.createInterface();
-  const wallet = Wallet.createRandom();
+  const wallet = new Wallet("0x" + "42".repeat(32));
   const revertedHash = "0x" + "bb".repeat(32);
   /** A node that mined the recorded transaction (nonce 0), and it reverted: no UnitsCommissioned, nonce spent. */
   const chain = {
