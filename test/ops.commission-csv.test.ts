@@ -300,6 +300,31 @@ describe("operators: the commissioning's state reconciled with the chain", funct
     },
   } as unknown as LedgerChain;
 
+  /** A fresh state of a one-run file, as a new start writes it (no run recorded yet). */
+  const oneRunState = () =>
+    newState({
+      csvSha256: "00",
+      csvBytes: 1,
+      batchId: 1,
+      account: wallet.address.toLowerCase(),
+      ledger: chain.address,
+      chainId: 31337,
+      totalRuns: 1,
+      codes: 3,
+    });
+  const senderOn = (on: LedgerChain, stateFile: string) =>
+    new CommissionSender({
+      chain: on,
+      wallet,
+      batchId: 1,
+      stateFile,
+      fromBlock: 0,
+      maxRangeBlocks: 100,
+      onRunDone: () => undefined,
+      stopRequested: () => false,
+      pollMs: 1,
+    });
+
   it("waits for the account's unmined transactions before looking runs up by root (a lost state file)", async function () {
     // The killed process's run is in the node's pool (pending nonce 1, latest 0) and mined two polls later.
     const root = "0x" + "cc".repeat(32);
@@ -326,27 +351,8 @@ describe("operators: the commissioning's state reconciled with the chain", funct
     } as unknown as LedgerChain;
     const dir = mkdtempSync(path.join(tmpdir(), "commission-state-"));
     try {
-      const state = newState({
-        csvSha256: "00",
-        csvBytes: 1,
-        batchId: 1,
-        account: wallet.address.toLowerCase(),
-        ledger: chain.address,
-        chainId: 31337,
-        totalRuns: 1,
-        codes: 3,
-      });
-      const sender = new CommissionSender({
-        chain: pooled,
-        wallet,
-        batchId: 1,
-        stateFile: path.join(dir, "state.json"),
-        fromBlock: 0,
-        maxRangeBlocks: 100,
-        onRunDone: () => undefined,
-        stopRequested: () => false,
-        pollMs: 1,
-      });
+      const state = oneRunState();
+      const sender = senderOn(pooled, path.join(dir, "state.json"));
       await sender.reconcile(state);
       const planned = { index: 0, shape: {}, lines: [1, 2, 3], payload: { root } } as unknown as PlannedRun;
       async function* plan() {
@@ -363,17 +369,7 @@ describe("operators: the commissioning's state reconciled with the chain", funct
   it("sends again a run whose recorded transaction reverted, rather than counting it done", async function () {
     const dir = mkdtempSync(path.join(tmpdir(), "commission-state-"));
     try {
-      const stateFile = path.join(dir, "codes.csv.state.json");
-      const state = newState({
-        csvSha256: "00",
-        csvBytes: 1,
-        batchId: 1,
-        account: wallet.address.toLowerCase(),
-        ledger: chain.address,
-        chainId: 31337,
-        totalRuns: 1,
-        codes: 3,
-      });
+      const state = oneRunState();
       state.runs.push({
         index: 0,
         root: "0x" + "aa".repeat(32),
@@ -386,16 +382,7 @@ describe("operators: the commissioning's state reconciled with the chain", funct
         maxPriorityFeePerGas: "1",
         txHash: revertedHash,
       });
-      const sender = new CommissionSender({
-        chain,
-        wallet,
-        batchId: 1,
-        stateFile,
-        fromBlock: 0,
-        maxRangeBlocks: 100,
-        onRunDone: () => undefined,
-        stopRequested: () => false,
-      });
+      const sender = senderOn(chain, path.join(dir, "state.json"));
       expect(await sender.reconcile(state)).to.equal(0);
       // Its codes are not on chain: done would finish the batch without them.
       expect(state.runs[0]!.state).to.equal("planned");
