@@ -9,10 +9,14 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { expect } from "chai";
 import { ethers } from "hardhat";
-import { packingOrder } from "../backend/chain/commission-plan";
+import { packingOrder, type PlannedRun } from "../backend/chain/commission-plan";
 import { demoRunCodes } from "../backend/chain/runs";
 import type { RunShape } from "../backend/codes/run";
-import type { CommissionState } from "../scripts/lib/commission-state";
+import { Wallet } from "ethers";
+import type { LedgerChain } from "../backend/chain/client";
+import { CommissionSender } from "../scripts/lib/commission-send";
+import { newState, type CommissionState } from "../scripts/lib/commission-state";
+import { DrugLedger__factory } from "../typechain-types";
 import { call } from "./helpers/api";
 import { lastJson, runScript, spawnScript } from "./helpers/cli";
 import { startWriteApi, type WriteHarness } from "./helpers/writes";
@@ -272,5 +276,118 @@ describe("operators: commission a batch from a CSV", function () {
     const resumed = await commission(["--batch", String(batchId), "--file", file]);
     expect(resumed.code, resumed.stderr).to.equal(0);
     expect(await runsOnChain(batchId)).to.have.length(1);
+  });
+});
+
+describe("operators: the commissioning's state reconciled with the chain", function () {
+  const iface = DrugLedger__factory.createInterface();
+  const wallet = new Wallet("0x" + "42".repeat(32));
+  const revertedHash = "0x" + "bb".repeat(32);
+  /** A node that mined the recorded transaction (nonce 0), and it reverted: no UnitsCommissioned, nonce spent. */
+  const chain = {
+    iface,
+    address: "0x" + "11".repeat(20),
+    chainId: 31337,
+    head: async () => ({ number: 3 }),
+    rpc: {
+      call: async (method: string) => {
+        if (method === "eth_getLogs") return [];
+        if (method === "eth_getTransactionCount") return "0x1";
+        if (method === "eth_getTransactionReceipt")
+          return { status: "0x0", blockNumber: "0x3", transactionHash: revertedHash, logs: [] };
+        throw new Error(`unexpected ${method}`);
+      },
+    },
+  } as unknown as LedgerChain;
+
+  /** A fresh state of a one-run file, as a new start writes it (no run recorded yet). */
+  const oneRunState = () =>
+    newState({
+      csvSha256: "00",
+      csvBytes: 1,
+      batchId: 1,
+      account: wallet.address.toLowerCase(),
+      ledger: chain.address,
+      chainId: 31337,
+      totalRuns: 1,
+      codes: 3,
+    });
+  const senderOn = (on: LedgerChain, stateFile: string) =>
+    new CommissionSender({
+      chain: on,
+      wallet,
+      batchId: 1,
+      stateFile,
+      fromBlock: 0,
+      maxRangeBlocks: 100,
+      onRunDone: () => undefined,
+      stopRequested: () => false,
+      pollMs: 1,
+    });
+
+  it("waits for the account's unmined transactions before looking runs up by root (a lost state file)", async function () {
+    // The killed process's run is in the node's pool (pending nonce 1, latest 0) and mined two polls later.
+    const root = "0x" + "cc".repeat(32);
+    let polls = 0;
+    const sent: string[] = [];
+    const mined = () => polls >= 2;
+    const log = iface.encodeEventLog("UnitsCommissioned", [7, 1, 1, 3, 0, 0, root, "0x"]);
+    const pooled = {
+      ...chain,
+      rpc: {
+        call: async (method: string, params: unknown[]) => {
+          if (method === "eth_getTransactionCount") {
+            if (params[1] === "latest") polls++;
+            return params[1] === "pending" || mined() ? "0x1" : "0x0";
+          }
+          if (method === "eth_getLogs")
+            return mined()
+              ? [{ ...log, address: chain.address, transactionHash: revertedHash, blockNumber: "0x3" }]
+              : [];
+          sent.push(method);
+          return null;
+        },
+      },
+    } as unknown as LedgerChain;
+    const dir = mkdtempSync(path.join(tmpdir(), "commission-state-"));
+    try {
+      const state = oneRunState();
+      const sender = senderOn(pooled, path.join(dir, "state.json"));
+      await sender.reconcile(state);
+      const planned = { index: 0, shape: {}, lines: [1, 2, 3], payload: { root } } as unknown as PlannedRun;
+      async function* plan() {
+        yield planned;
+      }
+      expect(await sender.sendAll(state, plan())).to.equal(true);
+      expect(sent).to.deep.equal([]); // nothing estimated, signed or broadcast: the run was found by its root
+      expect(state.runs[0]).to.include({ state: "done", runId: 7 });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("sends again a run whose recorded transaction reverted, rather than counting it done", async function () {
+    const dir = mkdtempSync(path.join(tmpdir(), "commission-state-"));
+    try {
+      const state = oneRunState();
+      state.runs.push({
+        index: 0,
+        root: "0x" + "aa".repeat(32),
+        codes: 3,
+        lines: { first: 1, last: 3 },
+        state: "sending",
+        nonce: 0,
+        gasLimit: "100000",
+        maxFeePerGas: "1",
+        maxPriorityFeePerGas: "1",
+        txHash: revertedHash,
+      });
+      const sender = senderOn(chain, path.join(dir, "state.json"));
+      expect(await sender.reconcile(state)).to.equal(0);
+      // Its codes are not on chain: done would finish the batch without them.
+      expect(state.runs[0]!.state).to.equal("planned");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -160,6 +160,65 @@ describe("operators: the CSV read as a stream", function () {
     }
   });
 
+  it("numbers lines as the API does: CRLF, a BOM, blank lines, a stray CR inside a line, no final newline", async function () {
+    const rows = unitCodes(12, 1);
+    rows[4] = "86123"; // line 5 (line 6 below, after the blank first line)
+    rows[7] = rows[7]!.slice(0, 9) + "\r" + rows[7]!.slice(9); // a stray CR: one bad line, not two
+    const texts = {
+      crlf: "\uFEFF" + ["", ...rows, "", ""].join("\r\n") + "\r\n",
+      lf: ["", ...rows].join("\n"),
+      mixed: ["", ...rows].map((r, i) => (i % 2 ? `${r}\r\n` : `${r}\n`)).join(""),
+    };
+    for (const [name, text] of Object.entries(texts)) {
+      const file = path.join(dir, `${name}.csv`);
+      writeFileSync(file, text);
+      const { checked, errors } = await check(file);
+      const whole = readCodesCsv(text);
+      const outcome = planCommission(whole.lines, context, whole.errors as never);
+      const api = outcome.ok ? [] : outcome.errors.map((e) => `${e.line}:${e.reason}`);
+      expect(
+        errors.map((e) => `${e.line}:${e.reason}`),
+        name,
+      ).to.deep.equal(api);
+      expect(
+        errors.map((e) => e.line),
+        name,
+      ).to.deep.equal([6, 9]);
+      expect(checked.codes, name).to.equal(12);
+    }
+  });
+
+  it("reports a line of megabytes by its number, held only in part, and numbers the next lines right", async function () {
+    const rows = unitCodes(10, 1);
+    rows[2] = "9".repeat(3_000_000) + ",unit,,,";
+    const file = write("long-line.csv", rows);
+    const { checked, errors } = await check(file);
+    expect(errors.map((e) => [e.line, e.reason])).to.deep.equal([[3, "BAD_LINE"]]);
+    expect(errors[0]!.detail).to.match(/^3000008 characters/);
+    expect(checked.codes).to.equal(9);
+  });
+
+  it("reports a line of unknown level alone, not the packing errors it causes, as the API's plan does", async function () {
+    const shape: RunShape = { unitCount: 30, unitsPerCase: 10, casesPerPallet: 0 };
+    const packed = packingOrder(
+      demoRunCodes(PRODUCT, shape, 9).map((c) => c.replace(/^(CN|X):/, "")),
+      shape,
+    );
+    const caseAfter = (i: number) => packed.slice(i).find((l) => l.level === "case")!.code;
+    const rows = [
+      "code,level,parent",
+      ...packed.map((l, i) => `${l.code},${l.level},${l.level === "unit" ? caseAfter(i) : ""}`),
+    ];
+    rows[3] = rows[3]!.split(",")[0]!; // line 4: a unit with no level column, so its case seems to hold 9
+    const file = write("no-level.csv", rows);
+    const { errors } = await check(file);
+    const whole = readCodesCsv(rows.join("\n"));
+    const outcome = planCommission(whole.lines, context, whole.errors as never);
+    const api = outcome.ok ? [] : outcome.errors.map((e) => `${e.line}:${e.reason}`);
+    expect(api).to.deep.equal(["4:BAD_LINE"]);
+    expect(errors.map((e) => `${e.line}:${e.reason}`)).to.deep.equal(api);
+  });
+
   it("refuses to go on planning a file changed after it was checked", async function () {
     const file = write("changing.csv", unitCodes(200, 1));
     const { checked } = await check(file);

@@ -1,8 +1,9 @@
 /**
  * Sends a plan's runs one transaction each, several in flight, as the plan's windows arrive
  * (scripts/lib/csv-stream.ts), recording every step in the state file, and reconciles what an earlier,
- * interrupted process may have sent before sending anything again:
- * - a run `sending` whose transaction has a receipt is done;
+ * interrupted process may have sent before sending anything again (once the account's transactions in the node's
+ * pool are mined, so that the chain shows them):
+ * - a run `sending` whose transaction has a receipt is done, unless it reverted: then it is sent again;
  * - a run `sending` whose nonce the account has not used yet is re-signed with the same nonce and fees (the same
  *   transaction, byte for byte: deterministic signatures) and re-broadcast when its window is planned again;
  *   the nonce makes a second copy impossible, and no later run is sent before it;
@@ -97,16 +98,31 @@ export class CommissionSender {
     return found;
   }
 
+  /**
+   * Waits until the account's transactions that the node holds unmined are mined: a run in the pool is not among
+   * the UnitsCommissioned events yet, so a process killed with runs in flight whose state file is lost (or does
+   * not record them) would send them a second time, and the ledger would commission the codes twice.
+   */
+  private async untilPoolMined(): Promise<void> {
+    const pending = await this.nonce("pending");
+    while ((await this.nonce("latest")) < pending) await sleep(this.o.pollMs ?? 50);
+  }
+
   /** Brings the state in line with the chain; returns how many runs were found done that the state did not show. */
   async reconcile(state: CommissionState): Promise<number> {
+    await this.untilPoolMined();
     this.onChain = await this.runsOnChain();
     const open = state.runs.filter((r) => r.state !== "done");
     const latestNonce = open.length > 0 ? await this.nonce("latest") : 0;
     for (const run of open.filter((r) => r.state === "sending")) {
       const receipt = await this.receipt(run.txHash!);
-      if (receipt) {
+      if (receipt?.status === "0x1") {
         this.markDone(run, receipt);
         this.found++;
+      } else if (receipt) {
+        // Mined and reverted (the error the last process stopped on): its nonce is spent and its codes are not on
+        // chain, so it is sent again, not counted done (which would finish the batch without them).
+        run.state = "planned";
       } else if (run.nonce! >= latestNonce) {
         // The nonce is still ours: the same transaction again, at most once on chain whatever the pool held.
         this.rebroadcast.add(run.index);

@@ -10,7 +10,7 @@
  */
 import { createHash } from "node:crypto";
 import { createReadStream, statSync } from "node:fs";
-import { createInterface } from "node:readline";
+import { StringDecoder } from "node:string_decoder";
 import {
   checkEven,
   checkLine,
@@ -30,7 +30,15 @@ import { hasParentColumn, ParentCheck, readCodesRow, type CsvLineError } from ".
 export interface Row {
   line: number;
   text: string;
+  /** Set when the line is longer than {@link MAX_LINE_CHARS}: its length (`text` is then only its start). */
+  tooLong?: number;
 }
+
+/**
+ * Characters of a line held in memory: a line of codes is a few hundred at most, and a longer one is bad whatever
+ * follows, so that a file with no newline in gigabytes is read in bounded memory and reported as one bad line.
+ */
+export const MAX_LINE_CHARS = 1 << 16;
 
 /** Size and modification time: what tells, cheaply, that the file changed since it was checked. */
 export interface FileStamp {
@@ -45,24 +53,55 @@ export function stampOf(file: string): FileStamp {
 
 /**
  * The file's physical lines in order, with its SHA-256 computed on the way (read it from `digest` once the rows
- * are all read) and `onBytes` told how far the read has got.
+ * are all read) and `onBytes` told how far the read has got. Lines end at LF, with a CR before it dropped: the
+ * API's `split(/\r?\n/)`, so that line numbers are the API's (readline would also end a line at a stray CR).
  */
 export function readRows(
   file: string,
   onBytes?: (bytes: number) => void,
 ): { rows: AsyncIterable<Row>; digest: () => string } {
   const hash = createHash("sha256");
-  const input = createReadStream(file, { highWaterMark: 1 << 20 });
-  let read = 0;
-  input.on("data", (chunk) => {
-    hash.update(chunk);
-    read += chunk.length;
-    onBytes?.(read);
-  });
   let digest: string | null = null;
   async function* rows(): AsyncIterable<Row> {
+    // A chunk's text is decoded once (a UTF-8 character split between chunks waits for the next) and cut at LF.
+    const decoder = new StringDecoder("utf8");
     let line = 0;
-    for await (const text of createInterface({ input, crlfDelay: Infinity })) yield { line: ++line, text };
+    let read = 0;
+    let parts: string[] = [];
+    let held = 0;
+    let length = 0;
+    const take = (part: string) => {
+      length += part.length;
+      if (held < MAX_LINE_CHARS && part.length > 0) {
+        const kept = part.slice(0, MAX_LINE_CHARS - held);
+        parts.push(kept);
+        held += kept.length;
+      }
+    };
+    const finish = (): Row => {
+      let text = parts.length === 1 ? parts[0]! : parts.join("");
+      if (text.endsWith("\r")) text = text.slice(0, -1);
+      const row: Row = length > MAX_LINE_CHARS ? { line: ++line, text, tooLong: length } : { line: ++line, text };
+      parts = [];
+      held = 0;
+      length = 0;
+      return row;
+    };
+    for await (const chunk of createReadStream(file, { highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>) {
+      hash.update(chunk);
+      read += chunk.length;
+      onBytes?.(read);
+      const text = decoder.write(chunk);
+      let start = 0;
+      for (let lf = text.indexOf("\n"); lf !== -1; lf = text.indexOf("\n", start)) {
+        take(text.slice(start, lf));
+        yield finish();
+        start = lf + 1;
+      }
+      take(text.slice(start));
+    }
+    take(decoder.end());
+    if (length > 0) yield finish();
     digest = hash.digest("hex");
   }
   return {
@@ -81,6 +120,14 @@ async function* uploadLines(
 ): AsyncIterable<{ upload: UploadLine; parent: string; withParents: boolean }> {
   let withParents = false;
   for await (const row of rows) {
+    if (row.tooLong !== undefined) {
+      errors.push({
+        line: row.line,
+        reason: "BAD_LINE",
+        detail: `${row.tooLong} characters: longer than any line of codes`,
+      });
+      continue;
+    }
     if (row.line === 1) withParents = hasParentColumn(row.text);
     const { read, parent } = readCodesRow(row.text, row.line, withParents);
     if (read && "reason" in read) errors.push(read);
@@ -221,10 +268,16 @@ export async function checkCsvFile(file: string, context: PlanContext, o: CheckO
     badLines.add(e.line);
     o.onError(e);
   };
-  const lineLocal = { push: (e: CsvLineError) => o.skip?.has(e.line) || report(e) };
-  // Packing errors wait for the end: a line of unknown level leaves the packing unknown, and its consequences
-  // would only repeat that line's error (as in planCommission).
+  // Packing errors wait for the end: a line of unknown level (BAD_LEVEL, or BAD_LINE: no level column) leaves the
+  // packing unknown, and its consequences would only repeat that line's error (as in planCommission).
   let levelsKnown = true;
+  const lineLocal = {
+    push: (e: CsvLineError) => {
+      if (o.skip?.has(e.line)) return;
+      if (e.reason === "BAD_LINE") levelsKnown = false;
+      report(e);
+    },
+  };
   const packingErrors = { push: (e: CsvLineError) => structural.push(e) };
   const prefixes = new PrefixSet(o.prefixOf, Math.ceil(stamp.bytes / 21));
   const sizes = { case: new SizeList(), pallet: new SizeList() };
