@@ -312,18 +312,18 @@ describe("operators: the commissioning's state reconciled with the chain", funct
       totalRuns: 1,
       codes: 3,
     });
-  const senderOn = (on: LedgerChain, stateFile: string) =>
-    new CommissionSender({
-      chain: on,
-      wallet,
-      batchId: 1,
-      stateFile,
-      fromBlock: 0,
-      maxRangeBlocks: 100,
-      onRunDone: () => undefined,
-      stopRequested: () => false,
-      pollMs: 1,
-    });
+  const senderOptions = (on: LedgerChain, stateFile: string) => ({
+    chain: on,
+    wallet,
+    batchId: 1,
+    stateFile,
+    fromBlock: 0,
+    maxRangeBlocks: 100,
+    onRunDone: () => undefined,
+    stopRequested: () => false,
+    pollMs: 1,
+  });
+  const senderOn = (on: LedgerChain, stateFile: string) => new CommissionSender(senderOptions(on, stateFile));
 
   it("waits for the account's unmined transactions before looking runs up by root (a lost state file)", async function () {
     // The killed process's run is in the node's pool (pending nonce 1, latest 0) and mined two polls later.
@@ -361,6 +361,24 @@ describe("operators: the commissioning's state reconciled with the chain", funct
       expect(await sender.sendAll(state, plan())).to.equal(true);
       expect(sent).to.deep.equal([]); // nothing estimated, signed or broadcast: the run was found by its root
       expect(state.runs[0]).to.include({ state: "done", runId: 7 });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("stops with the nonces it waited for when the account's pooled transactions are not mined in time", async function () {
+    const stuck = {
+      ...chain,
+      rpc: { call: async (_method: string, params: unknown[]) => (params[1] === "pending" ? "0x3" : "0x1") },
+    } as unknown as LedgerChain;
+    const dir = mkdtempSync(path.join(tmpdir(), "commission-state-"));
+    try {
+      const sender = new CommissionSender({ ...senderOptions(stuck, path.join(dir, "state.json")), poolWaitMs: 20 });
+      const failure = await sender.reconcile(oneRunState()).then(
+        () => null,
+        (err: Error) => err,
+      );
+      expect(failure?.message).to.contain("2 transaction(s)").and.contain("nonces 1 to 2");
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -38,6 +38,11 @@ export interface SendOptions {
   /** Checked between runs: true stops cleanly after the run in flight is recorded. */
   stopRequested(): boolean;
   pollMs?: number;
+  /**
+   * How long to wait at start for the account's transactions still in the node's pool to be mined (default 120 s);
+   * past it the command stops rather than send runs that may be among them.
+   */
+  poolWaitMs?: number;
   /** Transactions sent and not yet mined at once (default 1: one run at a time). */
   inFlight?: number;
 }
@@ -105,7 +110,17 @@ export class CommissionSender {
    */
   private async untilPoolMined(): Promise<void> {
     const pending = await this.nonce("pending");
-    while ((await this.nonce("latest")) < pending) await sleep(this.o.pollMs ?? 50);
+    const deadline = Date.now() + (this.o.poolWaitMs ?? 120_000);
+    for (let latest = await this.nonce("latest"); latest < pending; latest = await this.nonce("latest")) {
+      if (Date.now() > deadline) {
+        throw new Error(
+          `${pending - latest} transaction(s) of ${this.o.wallet.address} are still unmined in the node's pool ` +
+            `(nonces ${latest} to ${pending - 1}); they may carry runs of this batch, so nothing is sent until they ` +
+            `are mined or replaced: start the command again then`,
+        );
+      }
+      await sleep(this.o.pollMs ?? 50);
+    }
   }
 
   /** Brings the state in line with the chain; returns how many runs were found done that the state did not show. */
