@@ -129,18 +129,24 @@ export type CodeReads = Map<string, { code: ParsedCode; found: Promise<CodeLooku
  */
 export function readCodes(reader: IndexReader, codeHashDomain: string, codes: readonly string[]): CodeReads {
   const reads: CodeReads = new Map();
+  const readable: { raw: string; code: ParsedCode }[] = [];
   for (const raw of codes) {
     if (reads.has(raw)) continue;
     try {
       const code = parseCode(raw);
-      const found = reader.lookupCode(codeHash(code.normalised, codeHashDomain));
-      found.catch(() => undefined); // awaited by the line's check, or never (the request was refused)
-      reads.set(raw, { code, found });
+      readable.push({ raw, code });
+      reads.set(raw, { error: "" }); // replaced below, once every lookup has started
     } catch (err) {
       if (!(err instanceof CodeFormatError)) throw err;
       reads.set(raw, { error: err.message });
     }
   }
+  // All lookups at once: the claim's conflicts in one HMGET (IndexReader.lookupCodes).
+  const found = reader.lookupCodes(readable.map((r) => codeHash(r.code.normalised, codeHashDomain)));
+  readable.forEach(({ raw, code }, i) => {
+    found[i]!.catch(() => undefined); // awaited by the line's check, or never (the request was refused)
+    reads.set(raw, { code, found: found[i]! });
+  });
   return reads;
 }
 

@@ -178,13 +178,25 @@ export class IndexReader {
   }
 
   async lookupCode(code: Buffer): Promise<CodeLookup | null> {
-    const slot = codeSlot(code, this.codeBucketBits);
-    const [ref, conflicts] = await Promise.all([
-      this.redis.hgetBuffer(slot.key, Buffer.from(slot.field, "latin1")),
-      this.redis.hget(CONFLICTS_KEY, code.toString("hex")),
-    ]);
-    if (!ref) return null;
-    return { ref: refFromBytes(ref.toString("latin1")), conflicts: (json<string[]>(conflicts) ?? []).map(hexToRef) };
+    return this.lookupCodes([code])[0]!;
+  }
+
+  /**
+   * The lookups of several codes, started at once: each code's bucket field (one HGET per bucket key, and the
+   * keys seldom repeat) and the conflicts of them all in one HMGET, so that a claim of n lines costs n + 1
+   * commands rather than 2n. One promise per code, in order, so that each line goes on as soon as its reads land.
+   */
+  lookupCodes(codes: readonly Buffer[]): Promise<CodeLookup | null>[] {
+    if (codes.length === 0) return [];
+    const conflicts = this.redis.hmget(CONFLICTS_KEY, ...codes.map((c) => c.toString("hex")));
+    conflicts.catch(() => undefined); // awaited by every code's lookup, unless its own read failed first
+    return codes.map(async (code, i) => {
+      const slot = codeSlot(code, this.codeBucketBits);
+      const ref = await this.redis.hgetBuffer(slot.key, Buffer.from(slot.field, "latin1"));
+      const conflict = (await conflicts)[i] ?? null;
+      if (!ref) return null;
+      return { ref: refFromBytes(ref.toString("latin1")), conflicts: (json<string[]>(conflict) ?? []).map(hexToRef) };
+    });
   }
 
   /**
@@ -241,8 +253,10 @@ export class IndexReader {
     const fields = chain.flatMap((c) => [RUN_FIELD.custody(c.level, c.index), RUN_FIELD.trail(c.level, c.index)]);
     if (ref.level === Level.Unit) fields.push(RUN_FIELD.dispensing(ref.index), RUN_FIELD.settlement(ref.index));
     const values = await this.redis.hmgetBuffer(runKey(ref.runId), ...fields);
-    const byField = new Map<string, Value>(fields.map((f, i) => [f, values[i]?.toString("latin1") ?? null]));
-    const reader: Reader = { get: (_key, field) => byField.get(field) ?? null };
+    // Each field decoded once, from the bytes Redis returned: custody entries as the latin1 strings the model
+    // reads, trails as bytes, dispensing and settlement as UTF-8 JSON.
+    const byField = new Map<string, Buffer | null>(fields.map((f, i) => [f, values[i] ?? null]));
+    const reader: Reader = { get: (_key, field) => byField.get(field)?.toString("latin1") ?? null };
     const entry = effectiveEntry(reader, run, ref.level, ref.index);
     const transit = describeEntry(entry, () => 0);
     const shipment = transit.inTransitShipment ? await this.shipment(transit.inTransitShipment) : null;
@@ -273,10 +287,8 @@ export class IndexReader {
       custody,
       holder,
       trail,
-      dispensing:
-        ref.level === Level.Unit ? jsonField<DispensingRecord>(byField, RUN_FIELD.dispensing(ref.index)) : null,
-      settlement:
-        ref.level === Level.Unit ? jsonField<SettlementRecord>(byField, RUN_FIELD.settlement(ref.index)) : null,
+      dispensing: ref.level === Level.Unit ? jsonBytes<DispensingRecord>(values[fields.length - 2]) : null,
+      settlement: ref.level === Level.Unit ? jsonBytes<SettlementRecord>(values[fields.length - 1]) : null,
     };
   }
 
@@ -438,6 +450,10 @@ function recalledOn(batch: BatchRecord, day: string): boolean {
   for (const r of batch.recalls) if (utcDay(r.time) <= day) recalled = r.action === "recalled";
   return recalled;
 }
+
+/** A JSON field as the bytes Redis returned (UTF-8 text). */
+const jsonBytes = <T>(raw: Buffer | null | undefined): T | null =>
+  raw == null ? null : (JSON.parse(raw.toString("utf8")) as T);
 
 /** A JSON field read as bytes (latin1) holding UTF-8 text. */
 function jsonField<T>(byField: Map<string, Value>, field: string): T | null {
