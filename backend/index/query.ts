@@ -247,15 +247,57 @@ export class IndexReader {
 
   /** Everything the index knows about one unit, case or pallet; null when it was never commissioned. */
   async item(ref: ItemRef): Promise<ItemView | null> {
-    const run = await this.run(ref.runId);
-    if (!run || ref.index >= itemCount(run, ref.level)) return null;
-    const chain = [{ level: ref.level, index: ref.index }, ...containersOf(run, ref.level, ref.index)];
-    const fields = chain.flatMap((c) => [RUN_FIELD.custody(c.level, c.index), RUN_FIELD.trail(c.level, c.index)]);
-    if (ref.level === Level.Unit) fields.push(RUN_FIELD.dispensing(ref.index), RUN_FIELD.settlement(ref.index));
-    const values = await this.redis.hmgetBuffer(runKey(ref.runId), ...fields);
-    // Each field decoded once, from the bytes Redis returned: custody entries as the latin1 strings the model
-    // reads, trails as bytes, dispensing and settlement as UTF-8 JSON.
-    const byField = new Map<string, Buffer | null>(fields.map((f, i) => [f, values[i] ?? null]));
+    return (await this.items([ref]))[0]!;
+  }
+
+  /**
+   * {@link item} of several refs, in order: the fields of refs in the same run in one HMGET (a claim's packs are
+   * often of one run, and units of one case share its custody and trail), one command per run.
+   */
+  async items(refs: readonly ItemRef[]): Promise<(ItemView | null)[]> {
+    const out: (ItemView | null)[] = refs.map(() => null);
+    const byRun = new Map<number, number[]>();
+    refs.forEach((ref, i) => {
+      const at = byRun.get(ref.runId);
+      if (at) at.push(i);
+      else byRun.set(ref.runId, [i]);
+    });
+    await Promise.all(
+      [...byRun].map(async ([runId, at]) => {
+        const run = await this.run(runId);
+        if (!run) return;
+        const wanted = at.filter((i) => refs[i]!.index < itemCount(run, refs[i]!.level));
+        if (wanted.length === 0) return;
+        const chains = wanted.map((i) => {
+          const ref = refs[i]!;
+          return [{ level: ref.level, index: ref.index }, ...containersOf(run, ref.level, ref.index)];
+        });
+        const fields = new Set<string>();
+        wanted.forEach((i, k) => {
+          for (const c of chains[k]!)
+            fields.add(RUN_FIELD.custody(c.level, c.index)).add(RUN_FIELD.trail(c.level, c.index));
+          const ref = refs[i]!;
+          if (ref.level === Level.Unit)
+            fields.add(RUN_FIELD.dispensing(ref.index)).add(RUN_FIELD.settlement(ref.index));
+        });
+        const list = [...fields];
+        const values = await this.redis.hmgetBuffer(runKey(runId), ...list);
+        // Each field decoded once, from the bytes Redis returned: custody entries as the latin1 strings the model
+        // reads, trails as bytes, dispensing and settlement as UTF-8 JSON.
+        const byField = new Map<string, Buffer | null>(list.map((f, k) => [f, values[k] ?? null]));
+        await Promise.all(wanted.map(async (i, k) => (out[i] = await this.itemOf(refs[i]!, run, chains[k]!, byField))));
+      }),
+    );
+    return out;
+  }
+
+  /** An item's view from its run's fields as read (see {@link items}). */
+  private async itemOf(
+    ref: ItemRef,
+    run: RunMeta,
+    chain: { level: Level; index: number }[],
+    byField: Map<string, Buffer | null>,
+  ): Promise<ItemView> {
     const reader: Reader = { get: (_key, field) => byField.get(field)?.toString("latin1") ?? null };
     const entry = effectiveEntry(reader, run, ref.level, ref.index);
     const transit = describeEntry(entry, () => 0);
@@ -278,6 +320,7 @@ export class IndexReader {
       if (own.length > 0) leftAt = Math.min(leftAt, own[0]!.block);
     }
     trail.sort((a, b) => a.block - b.block || a.kind - b.kind);
+    const unit = ref.level === Level.Unit;
     return {
       ref,
       run,
@@ -287,8 +330,8 @@ export class IndexReader {
       custody,
       holder,
       trail,
-      dispensing: ref.level === Level.Unit ? jsonBytes<DispensingRecord>(values[fields.length - 2]) : null,
-      settlement: ref.level === Level.Unit ? jsonBytes<SettlementRecord>(values[fields.length - 1]) : null,
+      dispensing: unit ? jsonBytes<DispensingRecord>(byField.get(RUN_FIELD.dispensing(ref.index))) : null,
+      settlement: unit ? jsonBytes<SettlementRecord>(byField.get(RUN_FIELD.settlement(ref.index))) : null,
     };
   }
 
