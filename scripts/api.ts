@@ -1,7 +1,13 @@
 /**
  * `npm run api`: the HTTP service alone, against the configured chain (RPC_URL, the deployment) and index
  * (REDIS_URL or REDIS_CLUSTER_NODES). SIGINT/SIGTERM stop it gracefully.
+ *
+ * API_WORKERS > 1: that many processes (node:cluster) share the port. The service keeps nothing between requests
+ * that another process could not rebuild (limits, nonces, idempotency and alerts live in Redis; each process's
+ * record cache follows the index's checkpoint), so the workers need nothing from each other. The primary only
+ * forks, replaces a worker that died, and passes SIGINT/SIGTERM on.
  */
+import cluster from "node:cluster";
 import { loadAlertSettings } from "../backend/alerts";
 import { loadClaimSettings } from "../backend/api/claims-config";
 import { loadCommissionSettings } from "../backend/api/commissioning";
@@ -21,19 +27,52 @@ async function main(): Promise<void> {
   // Shortages, demand surges and expiry risk raised as supply alerts (one process evaluates each window).
   const supplyEvaluation = startSupplyEvaluation(ctx);
   console.log(JSON.stringify({ msg: "API listening", url: api.url, docs: `${api.url}/docs` }));
-  const shutdown = async () => {
-    log.info("shutting down: no new connections, finishing in-flight requests");
-    await api.close();
-    await sweeper.stop();
-    await supplyEvaluation.stop();
-    ctx.rpc.destroy();
-    ctx.redis.disconnect();
-  };
-  process.once("SIGINT", () => void shutdown());
-  process.once("SIGTERM", () => void shutdown());
+  let stopping: Promise<void> | undefined;
+  const shutdown = () =>
+    (stopping ??= (async () => {
+      log.info("shutting down: no new connections, finishing in-flight requests");
+      await api.close();
+      await sweeper.stop();
+      await supplyEvaluation.stop();
+      ctx.rpc.destroy();
+      ctx.redis.disconnect();
+      // A worker's channel to its primary would keep it alive: let go of it, and the process ends.
+      cluster.worker?.disconnect();
+    })());
+  // `on`, not `once`: a worker gets Ctrl-C from the terminal and the same signal again from its primary.
+  process.on("SIGINT", () => void shutdown());
+  process.on("SIGTERM", () => void shutdown());
 }
 
-main().catch((err) => {
-  console.error(err);
-  process.exitCode = 1;
-});
+/** The primary of API_WORKERS processes: forks them, replaces one that dies, stops them on SIGINT/SIGTERM. */
+function supervise(workers: number): void {
+  let stopping = false;
+  const stop = (signal: NodeJS.Signals) => {
+    stopping = true;
+    for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill(signal);
+  };
+  const listening = new Set<number>();
+  for (let i = 0; i < workers; i++) cluster.fork();
+  cluster.on("listening", (worker) => listening.add(worker.id));
+  cluster.on("exit", (worker, code, signal) => {
+    if (stopping) return;
+    if (!listening.has(worker.id) && signal === null) {
+      // It failed before it listened (settings, Redis, the chain): another would fail the same way.
+      console.error(JSON.stringify({ msg: "API worker failed to start; stopping", pid: worker.process.pid, code }));
+      process.exitCode = code || 1;
+      return stop("SIGTERM");
+    }
+    console.error(JSON.stringify({ msg: "API worker died; starting another", pid: worker.process.pid, code, signal }));
+    cluster.fork();
+  });
+  process.once("SIGINT", () => stop("SIGINT"));
+  process.once("SIGTERM", () => stop("SIGTERM"));
+}
+
+const workers = loadConfig().API_WORKERS;
+if (workers > 1 && cluster.isPrimary) supervise(workers);
+else
+  main().catch((err) => {
+    console.error(err);
+    process.exitCode = 1;
+  });

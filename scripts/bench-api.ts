@@ -7,14 +7,17 @@
  *
  * BENCH_API_UNITS (default 100,000), BENCH_API_SECONDS (per leg and run, default 10), BENCH_API_CONNECTIONS (50).
  * BENCH_API_PROFILE=<dir>: a CPU profile of the service's process during each leg of the first run
- * (`<leg>.cpuprofile`, for Chrome DevTools or speedscope).
+ * (`<leg>.cpuprofile`, for Chrome DevTools or speedscope; one process only).
+ * BENCH_API_WORKERS=n (default 1): the API and the bare route each served by the same n processes (node:cluster,
+ * as API_WORKERS runs the service), so that the two are compared in the same process shape; CPU per request is
+ * then the workers' and the primary's together.
  * The last line of output is one JSON object.
  */
 import { spawn } from "node:child_process";
+import cluster, { type Worker } from "node:cluster";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { Session } from "node:inspector/promises";
 import { join } from "node:path";
-import express from "express";
 import { JsonRpcProvider } from "ethers";
 import type { AddressInfo } from "node:net";
 import { loadAlertSettings } from "../backend/alerts";
@@ -28,6 +31,8 @@ import { loadConfig } from "../backend/config/env";
 import { createLogger } from "../backend/log";
 import { connectRedis } from "../backend/store/redis";
 import { indexChain, populate, PRODUCT_CODE, SHAPE, startNode } from "./lib/bench-chain";
+import type { BenchWorkerSetup } from "./lib/bench-api-worker";
+import { bareExpress } from "./lib/bench-bare";
 import { freePort, startRedis } from "./lib/redis-server";
 
 const UNITS = Number(process.env.BENCH_API_UNITS ?? 100_000);
@@ -35,6 +40,7 @@ const SECONDS = Number(process.env.BENCH_API_SECONDS ?? 10);
 const RUNS = Number(process.env.BENCH_API_RUNS ?? 3);
 const CONNECTIONS = Number(process.env.BENCH_API_CONNECTIONS ?? 50);
 const PROFILE_DIR = process.env.BENCH_API_PROFILE;
+const WORKERS = Number(process.env.BENCH_API_WORKERS ?? 1);
 const DISPENSED_PER_RUN = 1_000;
 
 interface Leg {
@@ -119,6 +125,53 @@ async function profiled<T>(name: string, work: () => Promise<T>): Promise<T> {
   }
 }
 
+/** BENCH_API_WORKERS processes serving the API and the bare route on shared ports (scripts/lib/bench-api-worker.ts). */
+async function startWorkers(setup: BenchWorkerSetup): Promise<{ workers: Worker[]; stop: () => Promise<void> }> {
+  cluster.setupPrimary({
+    exec: join(__dirname, "lib", "bench-api-worker.ts"),
+    execArgv: ["-r", "ts-node/register/transpile-only"],
+  });
+  const workers = Array.from({ length: WORKERS }, () => cluster.fork({ BENCH_API_WORKER: JSON.stringify(setup) }));
+  await Promise.all(
+    workers.map(
+      (w) =>
+        new Promise<void>((resolve, reject) => {
+          w.once("message", (m) => (m === "ready" ? resolve() : reject(new Error(`worker said ${String(m)}`))));
+          w.once("exit", (code) => reject(new Error(`bench worker exited with ${code}`)));
+        }),
+    ),
+  );
+  const stop = async () => {
+    await Promise.all(
+      workers.map(
+        (w) =>
+          new Promise<void>((resolve) => (w.isDead() ? resolve() : (w.once("exit", () => resolve()), w.send("stop")))),
+      ),
+    );
+  };
+  return { workers, stop };
+}
+
+/** CPU time (µs) of this process and of the workers, so far. */
+async function cpuNow(workers: Worker[]): Promise<number> {
+  const own = process.cpuUsage();
+  const theirs = await Promise.all(
+    workers.map(
+      (w) =>
+        new Promise<number>((resolve) => {
+          const onMessage = (m: { cpu?: NodeJS.CpuUsage }) => {
+            if (!m.cpu) return;
+            w.off("message", onMessage);
+            resolve(m.cpu.user + m.cpu.system);
+          };
+          w.on("message", onMessage);
+          w.send("cpu");
+        }),
+    ),
+  );
+  return own.user + own.system + theirs.reduce((a, b) => a + b, 0);
+}
+
 const median = (values: number[]): number => {
   const sorted = [...values].sort((a, b) => a - b);
   const mid = sorted.length >> 1;
@@ -159,16 +212,32 @@ async function main(): Promise<void> {
     const chain = await LedgerChain.connect(node.url, await bench.ledger.getAddress());
     closers.push(() => chain.destroy());
     const ctx = apiContext(apiConfig, redis, chain, log);
-    const api = await serveApi(ctx, "127.0.0.1", 0);
-    closers.push(() => api.close());
-    const bare = express();
-    bare.get("/bare", (_req, res) => {
-      res.json({ ok: true, service: "bare express" });
-    });
-    const bareServer = bare.listen(0, "127.0.0.1");
-    await new Promise((r) => bareServer.once("listening", r));
-    closers.push(() => new Promise<void>((r) => bareServer.close(() => r())));
-    const bareUrl = `http://127.0.0.1:${(bareServer.address() as AddressInfo).port}`;
+    let apiUrl: string;
+    let bareUrl: string;
+    let workers: Worker[] = [];
+    if (WORKERS > 1) {
+      const [apiPort, barePort] = [await freePort(), await freePort()];
+      const started = await startWorkers({
+        config: apiConfig,
+        redisUrl: redisServer.url,
+        nodeUrl: node.url,
+        ledger: await bench.ledger.getAddress(),
+        apiPort,
+        barePort,
+      });
+      closers.push(started.stop);
+      workers = started.workers;
+      apiUrl = `http://127.0.0.1:${apiPort}`;
+      bareUrl = `http://127.0.0.1:${barePort}`;
+    } else {
+      const api = await serveApi(ctx, "127.0.0.1", 0);
+      closers.push(() => api.close());
+      const bareServer = bareExpress().listen(0, "127.0.0.1");
+      await new Promise((r) => bareServer.once("listening", r));
+      closers.push(() => new Promise<void>((r) => bareServer.close(() => r())));
+      apiUrl = api.url;
+      bareUrl = `http://127.0.0.1:${(bareServer.address() as AddressInfo).port}`;
+    }
 
     const distributorKey = (await ctx.keys.issue(bench.accounts.distributor, "bench scanner")).key;
     const insurerKey = (await ctx.keys.issue(bench.accounts.insurer, "bench claims")).key;
@@ -185,14 +254,14 @@ async function main(): Promise<void> {
     const legs: Record<"bare" | "scan" | "claim", (seconds: number) => Leg> = {
       bare: (seconds) => ({ url: bareUrl, method: "GET", headers: {}, paths: ["/bare"], seconds }),
       scan: (seconds) => ({
-        url: api.url,
+        url: apiUrl,
         method: "GET",
         headers: { authorization: `Bearer ${distributorKey}` },
         paths: unitCodes.map((c) => `/v1/codes/${c}`),
         seconds,
       }),
       claim: (seconds) => ({
-        url: api.url,
+        url: apiUrl,
         method: "POST",
         headers: { authorization: `Bearer ${insurerKey}`, "content-type": "application/json" },
         claim: { path: "/v1/claims/check", pharmacy: bench.accounts.pharmacy, codes: dispensedCodes, lineCount: 10 },
@@ -207,10 +276,9 @@ async function main(): Promise<void> {
       for (const name of ["bare", "scan", "claim"] as const) {
         const leg = legs[name](SECONDS);
         // The service's CPU per request: a figure other load on the machine disturbs less than req/s.
-        const cpu = process.cpuUsage();
-        const r = run === 0 ? await profiled(name, () => drive(leg)) : await drive(leg);
-        const used = process.cpuUsage(cpu);
-        const cpuUs = Math.round((used.user + used.system) / Math.max(1, r.requests));
+        const cpu = await cpuNow(workers);
+        const r = run === 0 && WORKERS === 1 ? await profiled(name, () => drive(leg)) : await drive(leg);
+        const cpuUs = Math.round(((await cpuNow(workers)) - cpu) / Math.max(1, r.requests));
         results[name].push({ ...r, cpuUs });
         console.log(
           `run ${run + 1} ${name}: ${Math.round(r.rps)} req/s, p50 ${r.p50} ms, p99 ${r.p99} ms, ${cpuUs} µs CPU/request` +
@@ -238,6 +306,7 @@ async function main(): Promise<void> {
         scan: m("scan", (r) => r.cpuUs ?? 0),
         claimCheck: m("claim", (r) => r.cpuUs ?? 0),
       },
+      workers: WORKERS,
       runs: RUNS,
       secondsPerLeg: SECONDS,
       connections: CONNECTIONS,

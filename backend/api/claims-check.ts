@@ -129,18 +129,24 @@ export type CodeReads = Map<string, { code: ParsedCode; found: Promise<CodeLooku
  */
 export function readCodes(reader: IndexReader, codeHashDomain: string, codes: readonly string[]): CodeReads {
   const reads: CodeReads = new Map();
+  const readable: { raw: string; code: ParsedCode }[] = [];
   for (const raw of codes) {
     if (reads.has(raw)) continue;
     try {
       const code = parseCode(raw);
-      const found = reader.lookupCode(codeHash(code.normalised, codeHashDomain));
-      found.catch(() => undefined); // awaited by the line's check, or never (the request was refused)
-      reads.set(raw, { code, found });
+      readable.push({ raw, code });
+      reads.set(raw, { error: "" }); // replaced below, once every lookup has started
     } catch (err) {
       if (!(err instanceof CodeFormatError)) throw err;
       reads.set(raw, { error: err.message });
     }
   }
+  // All lookups at once: the claim's conflicts in one HMGET (IndexReader.lookupCodes).
+  const found = reader.lookupCodes(readable.map((r) => codeHash(r.code.normalised, codeHashDomain)));
+  readable.forEach(({ raw, code }, i) => {
+    found[i]!.catch(() => undefined); // awaited by the line's check, or never (the request was refused)
+    reads.set(raw, { code, found: found[i]! });
+  });
   return reads;
 }
 
@@ -219,6 +225,15 @@ export async function checkClaim(deps: ClaimCheckDeps, input: ClaimCheckInput): 
     return { code: read.code, found: read.found, repeatOf: first ?? null };
   });
   const context: LineContext = { deps, input, claimId, nowMs, org };
+  // Every line's code resolved, then every pack read at once: one HMGET per run (IndexReader.items), not per line.
+  const resolved = await Promise.all(
+    parsed.map((p) =>
+      "error" in p || p.repeatOf !== null ? null : p.found.then((found) => resolveFound(deps.reader, p.code, found)),
+    ),
+  );
+  const toRead = resolved.flatMap((r) => (r?.ref ? [r.ref] : []));
+  const read = await deps.reader.items(toRead);
+  const views = new Map(toRead.map((ref, k) => [ref, read[k]!]));
   const lines = await Promise.all(
     input.lines.map((line, i) => {
       const p = parsed[i]!;
@@ -237,7 +252,8 @@ export async function checkClaim(deps: ClaimCheckDeps, input: ClaimCheckInput): 
           pack: null,
           reasons: [{ reason: "REPEATED_IN_CLAIM", detail: `the same code as line ${p.repeatOf}` }],
         } as LineResult;
-      return checkLine(context, base, line, p.code, p.found);
+      const r = resolved[i]!;
+      return checkLine(context, base, line, r, (r.ref && views.get(r.ref)) ?? null);
     }),
   );
   await Promise.all([
@@ -275,22 +291,20 @@ function lineResult(base: LineBase, ok: boolean, reasons: LineReason[], pack: Pa
     : { line: base.line, code: base.code, quantity: base.quantity, ok, reasons, pack };
 }
 
+/** One line's reasons, from its code as resolved (copies are other refs) and its pack as read (null: none). */
 async function checkLine(
   ctx: LineContext,
   base: LineBase,
   line: ClaimLineInput,
-  code: ParsedCode,
-  found: Promise<CodeLookup | null>,
+  resolved: { ref: ItemRef | null; duplicates: ItemRef[] },
+  view: ItemView | null,
 ): Promise<LineResult> {
-  const { reader } = ctx.deps;
-  const resolved = await resolveFound(reader, code, await found);
   const reasons: LineReason[] = [];
   if (resolved.duplicates.length > 0)
     reasons.push({
       reason: "DUPLICATE_CODE",
       detail: `the code was commissioned ${resolved.duplicates.length + (resolved.ref ? 1 : 0)} times: a copy is circulating`,
     });
-  const view = resolved.ref ? await reader.item(resolved.ref) : null;
   if (!view) {
     reasons.push({ reason: "UNKNOWN_CODE", detail: "no pack of this product carries the code" });
     return lineResult(base, false, sortReasons(reasons), null);

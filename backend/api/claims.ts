@@ -47,14 +47,16 @@ const claimCheckBody = z
   })
   .openapi("ClaimCheckRequest");
 
-/** The codes of a claim check's body, read ahead (RouteOptions.prefetch); undefined for a body its schema refuses. */
-function prefetchClaimCodes(ctx: ApiContext, req: Request): CodeReads | undefined {
-  const parsed = claimCheckBody.shape.lines.safeParse((req.body as { lines?: unknown } | undefined)?.lines);
-  if (!parsed.success) return undefined;
+/**
+ * The codes of a claim check's body, read ahead (RouteOptions.prefetch, which hands over the body as the schema
+ * parsed it, once for both); undefined for a body its schema refuses.
+ */
+function prefetchClaimCodes(ctx: ApiContext, body: z.infer<typeof claimCheckBody> | undefined): CodeReads | undefined {
+  if (!body) return undefined;
   return readCodes(
     ctx.reader,
     ctx.config.CODE_HASH_DOMAIN,
-    parsed.data.map((l) => l.code),
+    body.lines.map((l) => l.code),
   );
 }
 
@@ -116,7 +118,10 @@ export function claimsRoutes(ctx: ApiContext): Router {
         ...(prefetched ? { reads: prefetched } : {}),
       });
     },
-    { prefetch: (req: Request) => prefetchClaimCodes(ctx, req) },
+    {
+      prefetch: (_req: Request, body: unknown) =>
+        prefetchClaimCodes(ctx, body as z.infer<typeof claimCheckBody> | undefined),
+    },
   );
   api.route(
     {

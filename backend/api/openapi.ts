@@ -75,10 +75,12 @@ export interface RouteOptions<F> {
   /**
    * Reads that need neither the caller nor the cached records (a code's lookup), started as the request arrives
    * so that they share the round trip of the checkpoint read and the rate limits; the handler gets what it
-   * returned (a promise) as `prefetched`. It gets the raw request, before validation: it must only read, and
-   * must not throw for bad input (the handler's validation answers that).
+   * returned (a promise) as `prefetched`. It gets the raw request, before authentication, and — on a route
+   * with a body schema — the body as that schema parsed it (undefined when the schema refused it; the parse is
+   * the handler's too, made once): it must only read, and must not throw for bad input (the handler's
+   * validation answers that).
    */
-  prefetch?: (req: Request) => F;
+  prefetch?: (req: Request, body: unknown) => F;
 }
 
 const declared = new WeakMap<Router, RouteSpec[]>();
@@ -98,6 +100,14 @@ export function startSync(ctx: ApiContext, res: Response): Promise<void> {
 
 /** The route declarations of a router made with {@link ApiRouter}. */
 export const routeSpecs = (router: Router): RouteSpec[] => declared.get(router) ?? [];
+
+/** The body as its schema parses it: the parse made for the route's prefetch, else made here. Throws ZodError. */
+function parsedBody(schema: ZodTypeAny, req: Request, res: Response): unknown {
+  const early = res.locals.parsedBody as z.SafeParseReturnType<unknown, unknown> | undefined;
+  if (!early) return schema.parse(req.body);
+  if (early.success) return early.data;
+  throw early.error;
+}
 
 const expressPath = (path: string): string => path.replace(/\{(\w+)\}/g, ":$1");
 
@@ -137,7 +147,13 @@ export class ApiRouter {
               }
             }
             if (options.prefetch) {
-              const prefetched = options.prefetch(req);
+              let body: unknown;
+              if (spec.request?.body) {
+                const parsed = spec.request.body.safeParse(req.body);
+                res.locals.parsedBody = parsed;
+                if (parsed.success) body = parsed.data;
+              }
+              const prefetched = options.prefetch(req, body);
               if (prefetched instanceof Promise) prefetched.catch(() => undefined); // the handler awaits it
               res.locals.prefetched = prefetched;
             }
@@ -162,7 +178,7 @@ export class ApiRouter {
         const input: RouteInput<z.infer<P>, z.infer<Q>, z.infer<B>, F> = {
           params: spec.request?.params ? spec.request.params.parse(req.params) : req.params,
           query: spec.request?.query ? spec.request.query.parse(req.query) : req.query,
-          body: spec.request?.body ? spec.request.body.parse(req.body) : undefined,
+          body: spec.request?.body ? parsedBody(spec.request.body, req, res) : undefined,
           prefetched: res.locals.prefetched as F,
           caller: (res.locals.caller as Caller | undefined) ?? null,
           req,

@@ -83,6 +83,8 @@ const schema = z.object({
   API_MAX_LAG_BLOCKS: z.coerce.number().int().min(0).default(20),
   API_MAX_LAG_SECONDS: z.coerce.number().min(0).default(60),
   API_SHUTDOWN_GRACE_MS: z.coerce.number().int().min(0).default(10_000),
+  /** `npm run api`: processes serving the port (node:cluster); 1 serves from the process itself. */
+  API_WORKERS: z.coerce.number().int().min(1).max(64).default(1),
   // --- writes ---
   NODE_ENV: z.string().default("development"),
   SIGNER_KEYSTORE_DIR: z.string().optional(),

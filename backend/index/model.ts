@@ -147,9 +147,10 @@ export function encodeTrailEntry(entry: TrailEntry): string {
   return buf.toString("latin1");
 }
 
-export function decodeTrail(bytes: Value): TrailEntry[] {
+/** A trail field, as a latin1 byte string or as the bytes Redis returned. */
+export function decodeTrail(bytes: Value | Buffer): TrailEntry[] {
   if (bytes === null) return [];
-  const buf = Buffer.from(bytes, "latin1");
+  const buf = typeof bytes === "string" ? Buffer.from(bytes, "latin1") : bytes;
   const out: TrailEntry[] = [];
   for (let at = 0; at + TRAIL_BYTES <= buf.length; at += TRAIL_BYTES) {
     out.push({
