@@ -22,9 +22,9 @@ const hash = (n: number): Buffer => {
   return b;
 };
 
-function batchOf(runs: readonly FakeRun[]): CodeClaims {
+function batchOf(runs: readonly FakeRun[], bits = BITS): CodeClaims {
   const events = runs.map((run, i) => ({ name: "UnitsCommissioned", args: run, block: 1, logIndex: i }) as never);
-  return new CodeClaims(events as LedgerEvent[], BITS, (ev) => {
+  return new CodeClaims(events as LedgerEvent[], bits, (ev) => {
     const run = ev.args as unknown as FakeRun;
     const unitCount = run.codes.length - 2;
     const codes = `0x${Buffer.concat(run.codes).toString("hex")}`;
@@ -70,6 +70,33 @@ const second: FakeRun[] = [
   { runId: 3, codes: [hash(1000), hash(1001), hash(1000), hash(1002), hash(5)] },
   { runId: 4, codes: Array.from({ length: 400 }, (_, i) => hash(2000 + i)) },
 ];
+
+describe("Code claims gathered for the server", function () {
+  it("groups claims by bucket in key order, in batch order within a bucket, at any bucket width", function () {
+    // Three runs and a repeated code, so that buckets hold codes of several events and a bucket a field twice.
+    const runs: FakeRun[] = [
+      { runId: 1, codes: Array.from({ length: 3000 }, (_, i) => hash(i)) },
+      { runId: 2, codes: [...Array.from({ length: 2000 }, (_, i) => hash(5000 + i)), hash(7)] },
+    ];
+    for (const bits of [8, 12, 13, 16, 20, 24]) {
+      const claims = batchOf(runs, bits);
+      // The expectation, by a plain stable sort of every code with its ref by bucket.
+      const all = runs.flatMap((run) => {
+        const units = run.codes.length - 2;
+        return run.codes.map((code, i) => ({
+          ...codeSlot(code, bits),
+          top: code.readUInt32BE(0) >>> (32 - bits),
+          ref: i < units ? refBytes(run.runId, Level.Unit, i) : refBytes(run.runId, Level.Case, i - units),
+        }));
+      });
+      all.sort((a, b) => a.top - b.top);
+      const expected = new Map<string, string>();
+      for (const { key, field, ref } of all) expected.set(key, (expected.get(key) ?? "") + field + ref);
+      const packed = [...claims.packedClaims()].map(([key, buf]) => [key, buf.toString("latin1")]);
+      expect(packed, `${bits} bits`).to.deep.equal([...expected]);
+    }
+  });
+});
 
 for (const clustered of [false, true]) {
   describe(`Code claims on the server (${clustered ? "Redis Cluster" : "single Redis"})`, function () {
