@@ -54,11 +54,11 @@ async function lookup(redis: RedisClient): Promise<Record<string, Record<string,
   const out: Record<string, Record<string, string>> = {};
   for (let top = 0; top < 1 << BITS; top++) {
     const key = `c:${top.toString(36)}`;
-    const all = await redis.hgetallBuffer(key);
-    if (Object.keys(all).length > 0)
-      out[key] = Object.fromEntries(
-        Object.entries(all).map(([f, v]) => [Buffer.from(f, "latin1").toString("hex"), v.toString("hex")]),
-      );
+    // Not hgetallBuffer: it keys its object by each field read as UTF-8, so fields of bytes past 0x7f collide.
+    const fields = await redis.hkeysBuffer(key);
+    if (fields.length === 0) continue;
+    const values = await redis.hmgetBuffer(key, ...fields);
+    out[key] = Object.fromEntries(fields.map((f, i) => [f.toString("hex"), values[i]!.toString("hex")]));
   }
   return out;
 }
@@ -146,6 +146,34 @@ for (const clustered of [false, true]) {
         i < units ? refBytes(1, Level.Unit, i) : refBytes(1, Level.Case, i - units),
       );
       expect(held.map((ref) => ref?.toString("latin1"))).to.deep.equal(expected);
+    });
+
+    it("keeps the first claim of a code claimed two and three times in one call, across the script's chunks", async function () {
+      // Every code in bucket 0 (top byte 0), so that one bucket holds more claims than one HMGET or HSET takes
+      // (1,000 claims): the repeats land in other chunks than their first claims, in the same call.
+      const inBucket0 = (n: number): Buffer => {
+        const b = Buffer.alloc(12);
+        b.writeUInt32BE(n, 8);
+        return b;
+      };
+      const held: FakeRun[] = [{ runId: 1, codes: Array.from({ length: 50 }, (_, i) => inBucket0(100_000 + i)) }];
+      const repeats: FakeRun[] = [
+        {
+          runId: 2,
+          codes: [...Array.from({ length: 2500 }, (_, i) => inBucket0(i)), inBucket0(7), inBucket0(100_003)],
+        },
+        // Run 3: a code run 2 claimed first (twice over), a code Redis held before (twice), one new code twice.
+        { runId: 3, codes: [inBucket0(7), inBucket0(100_010), inBucket0(9_000), inBucket0(100_010), inBucket0(9_000)] },
+      ];
+      const [loading, server] = await Promise.all([fresh(), fresh()]);
+      await claimByLoading(loading, held);
+      await claimOnServer(server, held);
+      const expected = await claimByLoading(loading, repeats);
+      const found = await claimOnServer(server, repeats);
+      // Run 2: its repeat of 7 and run 1's 100,003; run 3: 7 (run 2's), 100,010 twice (run 1's), 9,000 once (its own).
+      expect(conflictsOf(expected).map((list) => list.length)).to.deep.equal([2, 4]);
+      expect(conflictsOf(found)).to.deep.equal(conflictsOf(expected));
+      expect(await lookup(server.redis)).to.deep.equal(await lookup(loading.redis));
     });
 
     it("finds the same conflicts again when a batch cut short by a crash is applied again", async function () {

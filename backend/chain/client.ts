@@ -55,7 +55,10 @@ export class LedgerChain {
     readonly address: string,
     readonly chainId: number,
   ) {
-    this.iface.forEachEvent((event) => this.eventsByTopic.set(event.topicHash, event));
+    // An anonymous event has no topic of its own (parseLog never names one either).
+    this.iface.forEachEvent((event) => {
+      if (!event.anonymous) this.eventsByTopic.set(event.topicHash, event);
+    });
   }
 
   /** Connects once the node answers (the caller retries); the network is then fixed, never re-detected. */
@@ -145,7 +148,9 @@ export class LedgerChain {
   private decodeLog(log: RawLog): Pick<LedgerEvent, "name" | "args"> {
     const topic = log.topics[0];
     if (topic === this.commissionedTopic) return { name: "UnitsCommissioned", args: decodeCommissioned(log) };
-    const event = topic === undefined ? undefined : this.eventsByTopic.get(topic);
+    // Nodes spell hex in lower case; parseLog took any case, so a miss is looked up again in lower case.
+    const event =
+      topic === undefined ? undefined : (this.eventsByTopic.get(topic) ?? this.eventsByTopic.get(topic.toLowerCase()));
     if (!event) return { name: "Unknown", args: {} };
     return { name: event.name, args: this.iface.decodeEventLog(event, log.data, log.topics).toObject() };
   }
