@@ -44,6 +44,14 @@ async function main(): Promise<void> {
   process.on("SIGTERM", () => void shutdown());
 }
 
+/**
+ * A worker that dies within this long of listening died of its start, not of its work; this many such deaths in
+ * a row (no worker outliving its start between them) is a crash loop, each replacement dying the same way, and
+ * the primary stops rather than fork forever.
+ */
+const EARLY_DEATH_MS = 30_000;
+const MAX_EARLY_DEATHS = 3;
+
 /** The primary of API_WORKERS processes: forks them, replaces one that dies, stops them on SIGINT/SIGTERM. */
 function supervise(workers: number): void {
   let stopping = false;
@@ -51,18 +59,36 @@ function supervise(workers: number): void {
     stopping = true;
     for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill(signal);
   };
-  const listening = new Set<number>();
+  const listeningSince = new Map<number, number>();
+  let earlyDeaths = 0;
   for (let i = 0; i < workers; i++) cluster.fork();
-  cluster.on("listening", (worker) => listening.add(worker.id));
+  cluster.on("listening", (worker) => {
+    if (listeningSince.has(worker.id)) return;
+    listeningSince.set(worker.id, Date.now());
+    // A worker that outlived its start ends the row: early deaths days apart are not a loop.
+    setTimeout(() => {
+      if (listeningSince.has(worker.id)) earlyDeaths = 0;
+    }, EARLY_DEATH_MS).unref();
+  });
   cluster.on("exit", (worker, code, signal) => {
     if (stopping) return;
-    if (!listening.has(worker.id) && signal === null) {
+    const since = listeningSince.get(worker.id);
+    listeningSince.delete(worker.id);
+    if (since === undefined && signal === null) {
       // It failed before it listened (settings, Redis, the chain): another would fail the same way.
       console.error(JSON.stringify({ msg: "API worker failed to start; stopping", pid: worker.process.pid, code }));
       process.exitCode = code || 1;
       return stop("SIGTERM");
     }
-    console.error(JSON.stringify({ msg: "API worker died; starting another", pid: worker.process.pid, code, signal }));
+    earlyDeaths = since === undefined || Date.now() - since < EARLY_DEATH_MS ? earlyDeaths + 1 : 0;
+    console.error(JSON.stringify({ msg: "API worker died", pid: worker.process.pid, code, signal, earlyDeaths }));
+    if (earlyDeaths >= MAX_EARLY_DEATHS) {
+      console.error(
+        JSON.stringify({ msg: `API workers in a crash loop (${earlyDeaths} died soon after starting); stopping` }),
+      );
+      process.exitCode = 1;
+      return stop("SIGTERM");
+    }
     cluster.fork();
   });
   process.once("SIGINT", () => stop("SIGINT"));

@@ -176,6 +176,22 @@ describe("Claim check (engine, against an indexed chain)", function () {
     expect(result.lines[0]!.alertId).to.equal(undefined);
   });
 
+  it("answers each line of a many-line claim as it answers that line alone (packs read per run, not per line)", async function () {
+    // Every kind of line in one claim: units of one run sharing cases, a split pack, a copied code, a case, GS1
+    // codes, an unknown and an invalid code. Read together, no line may take another's pack or fields.
+    const lines: ClaimLineInput[] = [
+      ...Object.values(f.codes).map((code) => (code === f.codes.split ? { code, quantity: 20 } : { code })),
+      { code: "not a code" },
+    ];
+    const now = Date.now();
+    const together = await check(lines, pharmacy, now);
+    const alone = await Promise.all(lines.map((l) => check([l], pharmacy, now)));
+    expect(together.lines).to.have.length(lines.length);
+    together.lines.forEach((line, i) => {
+      expect({ ...line, line: 0 }, `line ${i} (${line.code})`).to.deep.equal(alone[i]!.lines[0]);
+    });
+  });
+
   describe("NHSA interface 3505 sale record", function () {
     const envelope = (codes: string[], overrides: Record<string, unknown> = {}) => {
       const e = structuredClone(fixture3505) as unknown as { input: { selinfo: Record<string, unknown> } };

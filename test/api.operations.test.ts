@@ -141,6 +141,9 @@ describe("API: operating it", function () {
     const limited = await call(a, codePath(h.s.codes.inPharmacyStock), { key });
     expect(limited.body).to.deep.include({ type: "urn:drugtrace:problem:rate-limited" });
     expect(limited.headers.get("ratelimit-policy")).to.match(/5/);
+    // A body the route's schema refuses (parsed early for its prefetch) waits for the counts: 429, not 400.
+    const badClaim = await call(a, "/v1/claims/check", { key, body: { claimRef: "", lines: [] } });
+    expect(badClaim.status).to.equal(429);
     const client = { "x-forwarded-for": `203.0.113.${Math.floor(Math.random() * 200) + 1}` };
     const pub: number[] = [];
     for (let i = 0; i < 4; i++)

@@ -254,6 +254,11 @@ describe("API: claim check, NHSA 3505, alerts and GS1 LMS over HTTP", function (
       const none = await call(h, ROUTE, { body });
       expectProblem(none, 401, "unauthorized");
       expect(none.headers.get("www-authenticate")).to.match(/^Bearer/);
+      // A body the schema refuses (parsed early, for the prefetch) is still answered after the caller: 401, 403.
+      const bad = { claimRef: "", pharmacy: "nobody", lines: [] };
+      expectProblem(await call(h, ROUTE, { body: bad }), 401, "unauthorized");
+      expectProblem(await call(h, ROUTE, { key: h.keys.pharmacy, body: bad }), 403, "forbidden");
+      expectProblem(await call(h, ROUTE, { key: h.keys.insurer, body: bad }), 400, "validation");
     });
 
     it("refuses bad JSON, too many lines, an oversized body and a claim for a non-pharmacy (400, 413)", async function () {

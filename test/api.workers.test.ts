@@ -3,12 +3,13 @@
  * over the same Redis and chain; the primary only forks them, replaces one that dies and passes signals on.
  */
 import { readFileSync } from "node:fs";
+import path from "node:path";
 import { expect } from "chai";
 import { ApiKeyStore } from "../backend/api/keys";
 import { connectRedis, type RedisClient } from "../backend/store/redis";
 import { startRedis, type RedisServer } from "../scripts/lib/redis-server";
 import { apiScenario, call, codePath, type ApiScenario } from "./helpers/api";
-import { childEnv, killChildApis, startChildApi, until, type ChildApi } from "./helpers/child-api";
+import { childEnv, killChildApis, ROOT, startChildApi, until, type ChildApi } from "./helpers/child-api";
 import { newIndexer, startRpcServer, testLog, type TestIndexer } from "./helpers/indexer";
 
 /** The pids of a process's children (Linux /proc). */
@@ -79,5 +80,32 @@ describe("API: API_WORKERS processes on one port", function () {
     await stopped;
     expect(api.proc.exitCode).to.equal(0);
     for (const pid of workers) expect(() => process.kill(pid, 0), `worker ${pid}`).to.throw();
+  });
+
+  it("stops rather than forking forever when its workers crash each time they start", async function () {
+    const preload = path.join(ROOT, "test", "fixtures", "preload", "worker-crash-after-listen.cjs");
+    const crashing = await startChildApi(
+      childEnv(
+        { rpcUrl: rpc.url, ledger: await s.ledger.getAddress(), redisUrl: server.url },
+        { API_WORKERS: "2", NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ""} --require ${preload}`.trim() },
+      ),
+    );
+    const primary = crashing.proc.pid!;
+    const exited = new Promise<number | null>((resolve) => {
+      if (crashing.proc.exitCode !== null) resolve(crashing.proc.exitCode);
+      else crashing.proc.once("exit", (code) => resolve(code));
+    });
+    const outcome = await Promise.race([
+      exited,
+      new Promise<"running">((r) => setTimeout(() => r("running"), 90_000).unref()),
+    ]);
+    const deaths = crashing
+      .output()
+      .split("\n")
+      .filter((l) => l.includes('"API worker died')).length;
+    if (outcome === "running") await crashing.kill("SIGKILL");
+    expect(outcome, `primary ${primary} after ${deaths} worker deaths`).to.equal(1);
+    expect(crashing.output()).to.include("crash loop");
+    expect(deaths).to.be.at.most(4);
   });
 });
