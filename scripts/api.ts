@@ -39,9 +39,14 @@ async function main(): Promise<void> {
       // A worker's channel to its primary would keep it alive: let go of it, and the process ends.
       cluster.worker?.disconnect();
     })());
-  // `on`, not `once`: a worker gets Ctrl-C from the terminal and the same signal again from its primary.
-  process.on("SIGINT", () => void shutdown());
-  process.on("SIGTERM", () => void shutdown());
+  // `on`, not `once`: a worker gets Ctrl-C from the terminal and the same signal again from its primary, and
+  // takes it once; a single process takes a second Ctrl-C as "stop now", without waiting for in-flight requests.
+  const onSignal = () => {
+    if (stopping && !cluster.isWorker) process.exit(130);
+    void shutdown();
+  };
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
 }
 
 /**
