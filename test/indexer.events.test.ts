@@ -204,13 +204,14 @@ describe("Indexer: reorgs", function () {
       // Branch A: the pharmacy dispenses, the insurer settles, the maker recalls.
       await s.ledger.connect(s.pharmacy).dispense(packUnits(s, [4, 5]), ethers.ZeroHash);
       await settleWithConsent(s.ledger, s.insurer, s.pharmacy, ethers.id("claim-A"), packUnits(s, [4]));
-      await s.ledger.connect(s.maker).recallBatch(2, "branch A");
+      // Mined before the sync looks at the head: on Anvil a sent transaction's block can follow a few ms later.
+      await (await s.ledger.connect(s.maker).recallBatch(2, "branch A")).wait();
       await t.indexer.syncOnce();
       expect((await new IndexReader(redis, 16).batch(2))!.recalled).to.equal(true);
 
       await network.provider.send("evm_revert", [snapshot]);
       // Branch B: something else happens at the same heights.
-      await s.ledger.connect(s.pharmacy).dispense(packUnits(s, [6]), ethers.ZeroHash);
+      await (await s.ledger.connect(s.pharmacy).dispense(packUnits(s, [6]), ethers.ZeroHash)).wait();
       if (shape === "a longer") {
         for (let i = 0; i < 4; i++) await network.provider.send("evm_mine");
       }
