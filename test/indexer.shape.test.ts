@@ -21,10 +21,13 @@ describe("Indexer: an index built with another shape is refused, not continued",
   before(async function () {
     [server, rpc] = await Promise.all([startRedis(), startRpcServer()]);
     redis = connectRedis({ url: server.url });
-    ledger = await (await everyEventScenario()).ledger.getAddress();
+    const scenario = await everyEventScenario();
+    ledger = await scenario.ledger.getAddress();
     const first = await newIndexer(rpc.url, ledger, redis);
     await first.indexer.syncOnce();
     first.close();
+    // An event after the index was built, so that an indexer that continued when it must refuse would write it.
+    await (await scenario.ledger.connect(scenario.maker).recallBatch(scenario.recalledBatchId, "after")).wait();
   });
 
   after(async function () {
@@ -75,6 +78,8 @@ describe("Indexer: an index built with another shape is refused, not continued",
   });
 
   it("continues an index of the same shape", async function () {
+    const before = await dumpIndex(redis);
     expect(await syncWith({})).to.equal(null);
+    expect((await dumpIndex(redis)).digest).to.not.equal(before.digest); // the recall after the first sync
   });
 });
