@@ -29,7 +29,7 @@ import { demoRunCodes } from "../backend/chain/runs";
 import { totalCodes } from "../backend/codes/run";
 import { loadConfig } from "../backend/config/env";
 import { createLogger } from "../backend/log";
-import { connectRedis } from "../backend/store/redis";
+import { connectRedis, type RedisClient } from "../backend/store/redis";
 import { indexChain, populate, PRODUCT_CODE, SHAPE, startNode } from "./lib/bench-chain";
 import type { BenchWorkerSetup } from "./lib/bench-api-worker";
 import { bareExpress } from "./lib/bench-bare";
@@ -63,6 +63,10 @@ interface LegResult {
   errors: number;
   /** The service's CPU time per request (µs), measured here, not by the load generator. */
   cpuUs?: number;
+  /** redis-server's CPU time per request (µs): it shares the two cores with the service and the load generator. */
+  redisCpuUs?: number;
+  /** Redis commands per request (a script counts once). */
+  redisCommands?: number;
 }
 
 /**
@@ -172,6 +176,17 @@ async function cpuNow(workers: Worker[]): Promise<number> {
   return own.user + own.system + theirs.reduce((a, b) => a + b, 0);
 }
 
+/** redis-server's CPU time (µs) and commands processed so far, from INFO. */
+async function redisLoad(redis: RedisClient): Promise<{ cpuUs: number; commands: number }> {
+  const info = await redis.info();
+  const field = (name: string) => Number(new RegExp(`^${name}:([\\d.]+)`, "m").exec(info)?.[1] ?? 0);
+  return {
+    cpuUs: (field("used_cpu_user") + field("used_cpu_sys")) * 1e6,
+    // Less this INFO itself, which is counted when it runs.
+    commands: field("total_commands_processed") - 1,
+  };
+}
+
 const median = (values: number[]): number => {
   const sorted = [...values].sort((a, b) => a - b);
   const mid = sorted.length >> 1;
@@ -232,7 +247,7 @@ async function main(): Promise<void> {
     } else {
       const api = await serveApi(ctx, "127.0.0.1", 0);
       closers.push(() => api.close());
-      const bareServer = bareExpress().listen(0, "127.0.0.1");
+      const bareServer = bareExpress(ctx).listen(0, "127.0.0.1");
       await new Promise((r) => bareServer.once("listening", r));
       closers.push(() => new Promise<void>((r) => bareServer.close(() => r())));
       apiUrl = api.url;
@@ -251,8 +266,15 @@ async function main(): Promise<void> {
       for (const i of bench.dispensed) dispensedCodes.push(run[i]!.slice(3));
     }
 
-    const legs: Record<"bare" | "scan" | "claim", (seconds: number) => Leg> = {
+    const legs: Record<"bare" | "floor" | "scan" | "claim", (seconds: number) => Leg> = {
       bare: (seconds) => ({ url: bareUrl, method: "GET", headers: {}, paths: ["/bare"], seconds }),
+      floor: (seconds) => ({
+        url: bareUrl,
+        method: "GET",
+        headers: { authorization: `Bearer ${distributorKey}` },
+        paths: unitCodes.map((c) => `/floor/${c}`),
+        seconds,
+      }),
       scan: (seconds) => ({
         url: apiUrl,
         method: "GET",
@@ -270,18 +292,24 @@ async function main(): Promise<void> {
     };
     // Warm-up: JIT, caches and connections.
     for (const leg of Object.values(legs)) await drive(leg(2));
-    const results: Record<keyof typeof legs, LegResult[]> = { bare: [], scan: [], claim: [] };
+    const results: Record<keyof typeof legs, LegResult[]> = { bare: [], floor: [], scan: [], claim: [] };
     t = Date.now();
     for (let run = 0; run < RUNS; run++)
-      for (const name of ["bare", "scan", "claim"] as const) {
+      for (const name of ["bare", "floor", "scan", "claim"] as const) {
         const leg = legs[name](SECONDS);
         // The service's CPU per request: a figure other load on the machine disturbs less than req/s.
         const cpu = await cpuNow(workers);
+        const redisBefore = await redisLoad(redis);
         const r = run === 0 && WORKERS === 1 ? await profiled(name, () => drive(leg)) : await drive(leg);
-        const cpuUs = Math.round(((await cpuNow(workers)) - cpu) / Math.max(1, r.requests));
-        results[name].push({ ...r, cpuUs });
+        const redisAfter = await redisLoad(redis);
+        const perRequest = (total: number) => total / Math.max(1, r.requests);
+        const cpuUs = Math.round(perRequest((await cpuNow(workers)) - cpu));
+        const redisCpuUs = Math.round(perRequest(redisAfter.cpuUs - redisBefore.cpuUs));
+        const redisCommands = Number(perRequest(redisAfter.commands - redisBefore.commands).toFixed(2));
+        results[name].push({ ...r, cpuUs, redisCpuUs, redisCommands });
         console.log(
-          `run ${run + 1} ${name}: ${Math.round(r.rps)} req/s, p50 ${r.p50} ms, p99 ${r.p99} ms, ${cpuUs} µs CPU/request` +
+          `run ${run + 1} ${name}: ${Math.round(r.rps)} req/s, p50 ${r.p50} ms, p99 ${r.p99} ms, ${cpuUs} µs CPU/request, ` +
+            `Redis ${redisCpuUs} µs CPU and ${redisCommands} commands/request` +
             (r.non2xx || r.errors ? `, ${r.non2xx} non-2xx, ${r.errors} errors` : ""),
         );
       }
@@ -299,12 +327,25 @@ async function main(): Promise<void> {
       claimCheckP99Ms: m("claim", (r) => r.p99),
       bareExpressP99Ms: m("bare", (r) => r.p99),
       scanToBareRatio: Number((m("scan", (r) => r.rps) / m("bare", (r) => r.rps)).toFixed(3)),
+      // The scan's own work in the bare app, without the service's middleware: what bounds scanToBareRatio.
+      scanFloorRps: Math.round(m("floor", (r) => r.rps)),
+      scanFloorP99Ms: m("floor", (r) => r.p99),
+      scanFloorToBareRatio: Number((m("floor", (r) => r.rps) / m("bare", (r) => r.rps)).toFixed(3)),
       // Where even the bare route misses an absolute latency goal (a slower or busier machine), hold the ratio.
       scanP99ToBareP99Ratio: Number((m("scan", (r) => r.p99) / m("bare", (r) => r.p99)).toFixed(2)),
       cpuUsPerRequest: {
         bare: m("bare", (r) => r.cpuUs ?? 0),
+        scanFloor: m("floor", (r) => r.cpuUs ?? 0),
         scan: m("scan", (r) => r.cpuUs ?? 0),
         claimCheck: m("claim", (r) => r.cpuUs ?? 0),
+      },
+      redisCpuUsPerRequest: {
+        scan: m("scan", (r) => r.redisCpuUs ?? 0),
+        claimCheck: m("claim", (r) => r.redisCpuUs ?? 0),
+      },
+      redisCommandsPerRequest: {
+        scan: m("scan", (r) => r.redisCommands ?? 0),
+        claimCheck: m("claim", (r) => r.redisCommands ?? 0),
       },
       workers: WORKERS,
       runs: RUNS,
@@ -312,7 +353,7 @@ async function main(): Promise<void> {
       connections: CONNECTIONS,
       failedRequests: failures,
     };
-    console.log(`${RUNS} runs x 3 legs x ${SECONDS} s in ${((Date.now() - t) / 1000).toFixed(0)} s`);
+    console.log(`${RUNS} runs x 4 legs x ${SECONDS} s in ${((Date.now() - t) / 1000).toFixed(0)} s`);
     console.log(JSON.stringify(summary));
   } finally {
     // The load generator leaves by dropping its connections: let the requests it left in flight finish.

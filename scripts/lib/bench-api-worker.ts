@@ -1,6 +1,6 @@
 /**
  * One process of bench:api's BENCH_API_WORKERS shape (node:cluster, forked by scripts/bench-api.ts): the API and
- * the bare Express route, each on the port the primary shares among the workers, so that both legs run in the
+ * the bare Express routes (the constant one and the scan's floor), each on the port the primary shares among the workers, so that both legs run in the
  * same process shape. It answers the primary's "cpu" message with its CPU time so far.
  */
 import { apiContext, serveApi } from "../../backend/api/service";
@@ -24,8 +24,9 @@ async function main(): Promise<void> {
   const log = createLogger(setup.config.LOG_LEVEL, "bench-api-worker");
   const redis = connectRedis({ url: setup.redisUrl }, log, setup.config.REDIS_COMMAND_TIMEOUT_MS);
   const chain = await LedgerChain.connect(setup.nodeUrl, setup.ledger);
-  const api = await serveApi(apiContext(setup.config, redis, chain, log), "127.0.0.1", setup.apiPort);
-  const bare = bareExpress().listen(setup.barePort, "127.0.0.1");
+  const ctx = apiContext(setup.config, redis, chain, log);
+  const api = await serveApi(ctx, "127.0.0.1", setup.apiPort);
+  const bare = bareExpress(ctx).listen(setup.barePort, "127.0.0.1");
   await new Promise((r) => bare.once("listening", r));
   process.on("message", (message) => {
     if (message === "cpu") process.send!({ cpu: process.cpuUsage() });
