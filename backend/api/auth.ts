@@ -3,7 +3,7 @@
  * send it) → the key's organisation as the chain knows it. A regulator is an account holding REGULATOR_ROLE on
  * chain; business roles come from the participant record; a suspended participant is refused.
  */
-import type { RequestHandler } from "express";
+import type { Request, Response } from "express";
 import type { ApiContext, Caller, CallerRole } from "./context";
 import type { ApiKeyRecord } from "./keys";
 import { ROLE_BY_NUMBER } from "./context";
@@ -53,30 +53,21 @@ export async function callerOf(ctx: ApiContext, key: string, verified?: ApiKeyRe
   };
 }
 
-/** Sets res.locals.caller, or answers 401/403. */
-export function authenticate(ctx: ApiContext): RequestHandler {
-  return async (req, res, next) => {
-    try {
-      const key = keyFromHeader(req.headers.authorization);
-      if (!key) {
-        res.setHeader("WWW-Authenticate", 'Bearer realm="drugtrace"');
-        throw problems.unauthorized("Send Authorization: Bearer <API key>.");
-      }
-      res.locals.caller = await callerOf(ctx, key, res.locals.verifiedKey as ApiKeyRecord | undefined);
-      next();
-    } catch (err) {
-      next(err);
-    }
-  };
+/**
+ * The request's caller, from its Authorization header (the key's record when the request verified it already),
+ * or a 401/403 problem.
+ */
+export async function callerOfRequest(ctx: ApiContext, req: Request, res: Response): Promise<Caller> {
+  const key = keyFromHeader(req.headers.authorization);
+  if (!key) {
+    res.setHeader("WWW-Authenticate", 'Bearer realm="drugtrace"');
+    throw problems.unauthorized("Send Authorization: Bearer <API key>.");
+  }
+  return callerOf(ctx, key, res.locals.verifiedKey as ApiKeyRecord | undefined);
 }
 
-export function requireRole(...roles: readonly CallerRole[]): RequestHandler {
-  return (_req, res, next) => {
-    const caller = res.locals.caller as Caller | undefined;
-    if (!caller || !roles.includes(caller.role))
-      return next(
-        problems.forbidden(`This route is for: ${roles.join(", ")}; the key is a ${caller?.role ?? "none"}'s.`),
-      );
-    next();
-  };
+/** Throws 403 unless the caller has one of the roles. */
+export function requireRole(caller: Caller, roles: readonly CallerRole[]): void {
+  if (!roles.includes(caller.role))
+    throw problems.forbidden(`This route is for: ${roles.join(", ")}; the key is a ${caller.role}'s.`);
 }

@@ -4,9 +4,9 @@
  * service does. Each router remembers its declarations; app.ts gathers them into `/openapi.json` and `/docs`.
  */
 import { extendZodWithOpenApi, OpenAPIRegistry, OpenApiGeneratorV31 } from "@asteasolutions/zod-to-openapi";
-import express, { type NextFunction, type Request, type RequestHandler, type Response, type Router } from "express";
+import express, { type NextFunction, type Request, type Response, type Router } from "express";
 import { z, type ZodType, type ZodTypeAny } from "zod";
-import { authenticate, keyFromHeader, requireRole } from "./auth";
+import { callerOfRequest, keyFromHeader, requireRole } from "./auth";
 import type { ApiContext, Caller, CallerRole } from "./context";
 import { PROBLEM_CONTENT_TYPE } from "./errors";
 import { limitsPassed, rateLimits, startKeyLimit, startLimit } from "./ratelimit";
@@ -111,6 +111,44 @@ function parsedBody(schema: ZodTypeAny, req: Request, res: Response): unknown {
 
 const expressPath = (path: string): string => path.replace(/\{(\w+)\}/g, ":$1");
 
+/**
+ * A route's first step: the index's checkpoint first, so that cached records are never older than it (a
+ * suspension, a recall or a dispensing indexed since the last request is seen at once). The rate limits' counts
+ * (the per-key one when the key was verified lately) and the route's prefetch travel in the same round trip;
+ * nothing goes on before every count passed.
+ */
+async function startRoute<F>(
+  ctx: ApiContext,
+  spec: RouteSpec,
+  options: RouteOptions<F>,
+  req: Request,
+  res: Response,
+): Promise<void> {
+  const sync = startSync(ctx, res);
+  if (spec.access === "public") startLimit(rateLimits(ctx).publicPerAddress, req, res);
+  else {
+    const key = keyFromHeader(req.headers.authorization);
+    const known = key ? ctx.keys.remembered(key) : undefined;
+    if (known) {
+      res.locals.verifiedKey = known;
+      startKeyLimit(ctx, known.keyId, req, res);
+    }
+  }
+  if (options.prefetch) {
+    let body: unknown;
+    if (spec.request?.body) {
+      const parsed = spec.request.body.safeParse(req.body);
+      res.locals.parsedBody = parsed;
+      if (parsed.success) body = parsed.data;
+    }
+    const prefetched = options.prefetch(req, body);
+    if (prefetched instanceof Promise) prefetched.catch(() => undefined); // the handler awaits it
+    res.locals.prefetched = prefetched;
+  }
+  await sync;
+  await limitsPassed(res);
+}
+
 export class ApiRouter {
   readonly router: Router = express.Router();
   private readonly specs: RouteSpec[] = [];
@@ -126,61 +164,27 @@ export class ApiRouter {
   ): this {
     this.specs.push(spec as unknown as RouteSpec);
     const ctx = this.ctx;
-    const limits = rateLimits(ctx);
-    const chain: RequestHandler[] = [
-      // The index's checkpoint first, so that cached records are never older than it (a suspension, a recall
-      // or a dispensing indexed since the last request is seen at once). The rate limits' counts (the per-key
-      // one when the key was verified lately) and the route's prefetch travel in the same round trip; nothing
-      // goes on before every count passed.
-      async (req, res, next) => {
-        res.locals.route = spec.path;
-        try {
-          if (!spec.operational) {
-            const sync = startSync(ctx, res);
-            if (spec.access === "public") startLimit(limits.publicPerAddress, req, res);
-            else {
-              const key = keyFromHeader(req.headers.authorization);
-              const known = key ? ctx.keys.remembered(key) : undefined;
-              if (known) {
-                res.locals.verifiedKey = known;
-                startKeyLimit(ctx, known.keyId, req, res);
-              }
-            }
-            if (options.prefetch) {
-              let body: unknown;
-              if (spec.request?.body) {
-                const parsed = spec.request.body.safeParse(req.body);
-                res.locals.parsedBody = parsed;
-                if (parsed.success) body = parsed.data;
-              }
-              const prefetched = options.prefetch(req, body);
-              if (prefetched instanceof Promise) prefetched.catch(() => undefined); // the handler awaits it
-              res.locals.prefetched = prefetched;
-            }
-            await sync;
+    // One handler does the route's steps in turn: one layer for the router to dispatch, not one per step.
+    const handle = async (req: Request, res: Response, next: NextFunction): Promise<void> => {
+      res.locals.route = spec.path;
+      try {
+        if (!spec.operational) await startRoute(ctx, spec, options, req, res);
+        let caller: Caller | null = null;
+        if (spec.access !== "public") {
+          caller = await callerOfRequest(ctx, req, res);
+          res.locals.caller = caller;
+          if (res.locals.limitedKeyId === undefined) {
+            startKeyLimit(ctx, caller.keyId, req, res);
             await limitsPassed(res);
           }
-          next();
-        } catch (err) {
-          next(err);
+          if (Array.isArray(spec.access)) requireRole(caller, spec.access);
         }
-      },
-    ];
-    if (spec.access !== "public")
-      chain.push(authenticate(ctx), (req, res, next) => {
-        if (res.locals.limitedKeyId !== undefined) return next();
-        startKeyLimit(ctx, (res.locals.caller as Caller).keyId, req, res);
-        limitsPassed(res).then(() => next(), next);
-      });
-    if (Array.isArray(spec.access)) chain.push(requireRole(...spec.access));
-    chain.push(async (req: Request, res: Response, next: NextFunction) => {
-      try {
         const input: RouteInput<z.infer<P>, z.infer<Q>, z.infer<B>, F> = {
           params: spec.request?.params ? spec.request.params.parse(req.params) : req.params,
           query: spec.request?.query ? spec.request.query.parse(req.query) : req.query,
           body: spec.request?.body ? parsedBody(spec.request.body, req, res) : undefined,
           prefetched: res.locals.prefetched as F,
-          caller: (res.locals.caller as Caller | undefined) ?? null,
+          caller,
           req,
           res,
         };
@@ -189,8 +193,8 @@ export class ApiRouter {
       } catch (err) {
         next(err);
       }
-    });
-    this.router[spec.method](expressPath(spec.path), ...chain);
+    };
+    this.router[spec.method](expressPath(spec.path), handle);
     return this;
   }
 }
