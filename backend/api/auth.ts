@@ -30,6 +30,11 @@ export function keyFromHeader(header: string | undefined): string | null {
 export async function callerOf(ctx: ApiContext, key: string, verified?: ApiKeyRecord): Promise<Caller> {
   const record = verified ?? (await ctx.keys.verify(key));
   if (!record) throw problems.unauthorized("The API key is not valid or was revoked.");
+  return callerOfRecord(ctx, record);
+}
+
+/** The caller of a verified key's record. */
+async function callerOfRecord(ctx: ApiContext, record: ApiKeyRecord): Promise<Caller> {
   const [participant, regulator] = await Promise.all([
     ctx.reader.participantByAccount(record.account),
     ctx.reader.isRegulator(record.account),
@@ -57,12 +62,17 @@ export async function callerOf(ctx: ApiContext, key: string, verified?: ApiKeyRe
 export function authenticate(ctx: ApiContext): RequestHandler {
   return async (req, res, next) => {
     try {
-      const key = keyFromHeader(req.headers.authorization);
-      if (!key) {
-        res.setHeader("WWW-Authenticate", 'Bearer realm="drugtrace"');
-        throw problems.unauthorized("Send Authorization: Bearer <API key>.");
+      // A key the route verified already (ApiRouter) came from this very header: it is not parsed again.
+      const verified = res.locals.verifiedKey as ApiKeyRecord | undefined;
+      if (verified) res.locals.caller = await callerOfRecord(ctx, verified);
+      else {
+        const key = keyFromHeader(req.headers.authorization);
+        if (!key) {
+          res.setHeader("WWW-Authenticate", 'Bearer realm="drugtrace"');
+          throw problems.unauthorized("Send Authorization: Bearer <API key>.");
+        }
+        res.locals.caller = await callerOf(ctx, key);
       }
-      res.locals.caller = await callerOf(ctx, key, res.locals.verifiedKey as ApiKeyRecord | undefined);
       next();
     } catch (err) {
       next(err);
