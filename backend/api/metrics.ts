@@ -2,17 +2,9 @@
  * Prometheus metrics (prom-client), in a registry of the service's own so that several apps in one process (the
  * tests) do not collide: request rate and latency by route, scan verdicts, indexer lag.
  */
-import type { IncomingMessage, ServerResponse } from "node:http";
 import { performance } from "node:perf_hooks";
-import type { RequestHandler, Response } from "express";
+import type { RequestHandler } from "express";
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
-
-declare module "node:http" {
-  interface ServerResponse {
-    /** When {@link ApiMetrics.middleware} saw the request (performance.now(), ms). */
-    timedFrom?: number;
-  }
-}
 
 /** One label set's counter and histogram; its requests are counted here and told to the counter when scraped. */
 interface Series {
@@ -101,22 +93,17 @@ export class ApiMetrics {
   }
 
   /**
-   * Times every request; the route label is the declared route (never the raw path, which is unbounded). One
-   * listener shared by every request, not a `once` closure made per request.
+   * Times every request; the route label is the declared route (never the raw path, which is unbounded). A plain
+   * listener (finish is emitted once), not `once`'s wrapper; performance.now(), not a BigInt per request.
    */
   middleware(): RequestHandler {
-    const record = (res: ServerResponse<IncomingMessage>) => {
-      const route = ((res as Response).locals.route as string | undefined) ?? "unmatched";
-      const series = this.series(res.req.method!, route, res.statusCode);
-      series.unreported++;
-      series.duration.observe((performance.now() - res.timedFrom!) / 1000);
-    };
-    function observe(this: ServerResponse<IncomingMessage>): void {
-      record(this);
-    }
-    return (_req, res, next) => {
-      res.timedFrom = performance.now();
-      res.on("finish", observe);
+    return (req, res, next) => {
+      const start = performance.now();
+      res.on("finish", () => {
+        const series = this.series(req.method, (res.locals.route as string | undefined) ?? "unmatched", res.statusCode);
+        series.unreported++;
+        series.duration.observe((performance.now() - start) / 1000);
+      });
       next();
     };
   }
