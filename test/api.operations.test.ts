@@ -91,6 +91,16 @@ describe("API: operating it", function () {
     expect(m.text).to.match(/http_requests_total\{method="GET",route="\/v1\/codes\/\{code\}",status="200"\} \d+/);
     expect(m.text).to.match(/indexer_lag_blocks \d+/);
     expect(m.text).to.match(/indexer_lag_seconds \d+/);
+    // Every request counts once in the counter and in the histogram's count, whenever they are scraped.
+    const scans = (text: string) =>
+      ["http_requests_total", "http_request_duration_seconds_count"].map((name) =>
+        Number(new RegExp(`^${name}\\{[^}]*route="/v1/codes/\\{code\\}",status="200"\\} (\\d+)$`, "m").exec(text)?.[1]),
+      );
+    const before = scans(m.text);
+    expect(before.every((n) => n > 0)).to.equal(true);
+    for (let i = 0; i < 3; i++) await call(h, codePath(h.s.codes.inPharmacyStock), { key: h.keys.pharmacy });
+    const after = scans((await call(h, "/metrics")).text);
+    expect(after).to.deep.equal(before.map((n) => n + 3));
   });
 
   it("accepts and echoes X-Request-Id (a malformed one is replaced) and names it in problems", async function () {

@@ -1,5 +1,6 @@
 import { expect } from "chai";
 import express from "express";
+import { createHash } from "node:crypto";
 import type { AddressInfo } from "node:net";
 import type { ApiContext } from "../backend/api/context";
 import { problemHandler } from "../backend/api/errors";
@@ -81,6 +82,31 @@ for (const topology of TOPOLOGIES) {
       const [keyed, pub] = await Promise.all([statuses("/keyed/e", 2), statuses("/public", 3)]);
       expect(keyed).to.deep.equal([429, 429]); // the address is spent (previous test)
       expect(pub).to.deep.equal([200, 200, 429]);
+    });
+
+    it("sends each limiter's draft-8 RateLimit and RateLimit-Policy headers, and Retry-After when refused", async function () {
+      // As express-rate-limit words them: the policy's name is its quota and window, pk the partition key's hash.
+      const partition = (key: string) =>
+        Buffer.from(createHash("sha256").update(key).digest("hex").slice(0, 12)).toString("base64");
+      const policies =
+        `"8-in-1min"; q=8; w=60; pk=:${partition("127.0.0.1")}:, ` + `"3-in-1min"; q=3; w=60; pk=:${partition("g")}:`;
+      await redis.del("svc:{rl}:ip:127.0.0.1");
+      const passed = await fetch(`${url}/keyed/g`);
+      expect(passed.status).to.equal(200);
+      expect(passed.headers.get("ratelimit")).to.match(/^"8-in-1min"; r=7; t=(59|60), "3-in-1min"; r=2; t=(59|60)$/);
+      expect(passed.headers.get("ratelimit-policy")).to.equal(policies);
+      expect(passed.headers.get("retry-after")).to.equal(null);
+      for (let i = 0; i < 2; i++) expect((await fetch(`${url}/keyed/g`)).status).to.equal(200);
+      const refused = await fetch(`${url}/keyed/g`);
+      expect(refused.status).to.equal(429);
+      expect(refused.headers.get("content-type")).to.match(/^application\/problem\+json/);
+      expect(await refused.json()).to.deep.include({
+        type: "urn:drugtrace:problem:rate-limited",
+        detail: "More than 3 requests with this API key in 60 s; slow down.",
+      });
+      expect(refused.headers.get("ratelimit")).to.match(/^"8-in-1min"; r=4; t=(59|60), "3-in-1min"; r=0; t=(59|60)$/);
+      expect(refused.headers.get("ratelimit-policy")).to.equal(policies);
+      expect(refused.headers.get("retry-after")).to.match(/^(59|60)$/);
     });
 
     it("answers 503 while Redis is away (never lets traffic through unmetered)", async function () {

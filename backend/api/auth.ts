@@ -30,6 +30,11 @@ export function keyFromHeader(header: string | undefined): string | null {
 export async function callerOf(ctx: ApiContext, key: string, verified?: ApiKeyRecord): Promise<Caller> {
   const record = verified ?? (await ctx.keys.verify(key));
   if (!record) throw problems.unauthorized("The API key is not valid or was revoked.");
+  return callerOfRecord(ctx, record);
+}
+
+/** The caller of a verified key's record. */
+async function callerOfRecord(ctx: ApiContext, record: ApiKeyRecord): Promise<Caller> {
   const [participant, regulator] = await Promise.all([
     ctx.reader.participantByAccount(record.account),
     ctx.reader.isRegulator(record.account),
@@ -54,16 +59,18 @@ export async function callerOf(ctx: ApiContext, key: string, verified?: ApiKeyRe
 }
 
 /**
- * The request's caller, from its Authorization header (the key's record when the request verified it already),
- * or a 401/403 problem.
+ * The request's caller, from its Authorization header, or a 401/403 problem. A key the route verified already
+ * (ApiRouter) came from this very header: it is not parsed again.
  */
 export async function callerOfRequest(ctx: ApiContext, req: Request, res: Response): Promise<Caller> {
+  const verified = res.locals.verifiedKey as ApiKeyRecord | undefined;
+  if (verified) return callerOfRecord(ctx, verified);
   const key = keyFromHeader(req.headers.authorization);
   if (!key) {
     res.setHeader("WWW-Authenticate", 'Bearer realm="drugtrace"');
     throw problems.unauthorized("Send Authorization: Bearer <API key>.");
   }
-  return callerOf(ctx, key, res.locals.verifiedKey as ApiKeyRecord | undefined);
+  return callerOf(ctx, key);
 }
 
 /** Throws 403 unless the caller has one of the roles. */
