@@ -5,7 +5,7 @@ import { checkClaim, type ClaimCheckDeps, type ClaimLineInput, type LineResult }
 import { claimSettingsSchema } from "../backend/api/claims-config";
 import { answer3505, claimRefOf, failure3505, linesOf, read3505, type Nhsa3505 } from "../backend/api/nhsa";
 import fixture3505 from "./fixtures/nhsa-3505.json";
-import { DEFAULT_CODE_HASH_DOMAIN } from "../backend/codes/parse";
+import { codeHash, DEFAULT_CODE_HASH_DOMAIN, tryParseCode } from "../backend/codes/parse";
 import type { ParticipantRecord } from "../backend/index/events";
 import type { RedisClient } from "../backend/store/redis";
 import { indexedClaimsFixture, type ClaimsFixture, type IndexedClaimsFixture } from "./helpers/claims-fixture";
@@ -189,6 +189,28 @@ describe("Claim check (engine, against an indexed chain)", function () {
     expect(together.lines).to.have.length(lines.length);
     together.lines.forEach((line, i) => {
       expect({ ...line, line: 0 }, `line ${i} (${line.code})`).to.deep.equal(alone[i]!.lines[0]);
+    });
+  });
+
+  it("reads each pack's state as the full item view has it, less the trail and holder a claim does not need", async function () {
+    // IndexReader.packStates reads fewer fields than IndexReader.items: every other member must be the same.
+    const refs = (
+      await Promise.all(
+        Object.values(f.codes).map(async (raw) => {
+          const read = tryParseCode(raw);
+          if (!read.ok) return [];
+          const found = await deps.reader.lookupCode(codeHash(read.code.normalised, deps.codeHashDomain));
+          return found ? [found.ref, ...found.conflicts] : [];
+        }),
+      )
+    ).flat();
+    expect(refs.length).to.be.greaterThan(5);
+    const [states, views] = await Promise.all([deps.reader.packStates(refs), deps.reader.items(refs)]);
+    expect(states).to.have.length(refs.length);
+    states.forEach((state, i) => {
+      const { trail, holder, ...rest } = views[i]!;
+      expect(trail.length + (holder ? 1 : 0), `ref ${i}: a view with something to leave out`).to.be.greaterThan(0);
+      expect(state, `ref ${i}`).to.deep.equal(rest);
     });
   });
 

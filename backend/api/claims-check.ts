@@ -13,7 +13,7 @@ import type { AlertActor } from "../alerts/model";
 import { codeHash, CodeFormatError, parseCode, type ParsedCode } from "../codes/parse";
 import { type ItemRef, Level } from "../codes/refs";
 import type { ParticipantRecord } from "../index/events";
-import type { CodeLookup, IndexReader, ItemView } from "../index/query";
+import type { CodeLookup, IndexReader, PackState } from "../index/query";
 import type { Logger } from "../log";
 import { raiseCrossRegion } from "../supply/flows";
 import type { ClaimSettings } from "./claims-config";
@@ -225,14 +225,14 @@ export async function checkClaim(deps: ClaimCheckDeps, input: ClaimCheckInput): 
     return { code: read.code, found: read.found, repeatOf: first ?? null };
   });
   const context: LineContext = { deps, input, claimId, nowMs, org };
-  // Every line's code resolved, then every pack read at once: one HMGET per run (IndexReader.items), not per line.
+  // Every line's code resolved, then every pack read at once: one HMGET per run (IndexReader.packStates), not per line.
   const resolved = await Promise.all(
     parsed.map((p) =>
       "error" in p || p.repeatOf !== null ? null : p.found.then((found) => resolveFound(deps.reader, p.code, found)),
     ),
   );
   const toRead = resolved.flatMap((r) => (r?.ref ? [r.ref] : []));
-  const read = await deps.reader.items(toRead);
+  const read = await deps.reader.packStates(toRead);
   const views = new Map(toRead.map((ref, k) => [ref, read[k]!]));
   const lines = await Promise.all(
     input.lines.map((line, i) => {
@@ -297,7 +297,7 @@ async function checkLine(
   base: LineBase,
   line: ClaimLineInput,
   resolved: { ref: ItemRef | null; duplicates: ItemRef[] },
-  view: ItemView | null,
+  view: PackState | null,
 ): Promise<LineResult> {
   const reasons: LineReason[] = [];
   if (resolved.duplicates.length > 0)
@@ -324,7 +324,7 @@ async function checkLine(
 }
 
 /** Whether the pack was dispensed here and is not paid for yet (split packs: enough doses left). */
-async function useReasons(ctx: LineContext, view: ItemView, line: ClaimLineInput): Promise<LineReason[]> {
+async function useReasons(ctx: LineContext, view: PackState, line: ClaimLineInput): Promise<LineReason[]> {
   const { dispensing, settlement } = view;
   const pharmacyId = ctx.input.pharmacy.id;
   if (!dispensing) return [{ reason: "NOT_DISPENSED", detail: "the ledger has no dispensing of this pack" }];
@@ -401,7 +401,7 @@ function repeatPattern(ctx: LineContext, earlier: EarlierUse, earlierSeconds: nu
  * A sale record's lot and expiry against the batch's. The ledger keeps expiry as an instant and records print a
  * local date, so a day either side matches.
  */
-function recordMismatches(view: ItemView, line: ClaimLineInput): LineReason[] {
+function recordMismatches(view: PackState, line: ClaimLineInput): LineReason[] {
   const out: LineReason[] = [];
   const batch = view.batch;
   if (!batch || !line.expect) return out;
@@ -421,7 +421,7 @@ function recordMismatches(view: ItemView, line: ClaimLineInput): LineReason[] {
   return out;
 }
 
-async function summarise(ctx: LineContext, view: ItemView): Promise<PackSummary> {
+async function summarise(ctx: LineContext, view: PackState): Promise<PackSummary> {
   const { dispensing, settlement } = view;
   const [dispensedBy, insurer] = await Promise.all([
     dispensing ? ctx.org(dispensing.pharmacyId) : null,

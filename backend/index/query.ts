@@ -101,6 +101,9 @@ export interface ItemView {
   settlement: SettlementRecord | null;
 }
 
+/** What a claim check reads of a pack (see {@link IndexReader.packStates}). */
+export type PackState = Omit<ItemView, "trail" | "holder">;
+
 /** A batch's stock in units (see `stockKey` in keys.ts): they sum to the units commissioned of the batch. */
 export interface BatchStock {
   batchId: number;
@@ -260,8 +263,20 @@ export class IndexReader {
    * {@link item} of several refs, in order: the fields of refs in the same run in one HMGET (a claim's packs are
    * often of one run, and units of one case share its custody and trail), one command per run.
    */
-  async items(refs: readonly ItemRef[]): Promise<(ItemView | null)[]> {
-    const out: (ItemView | null)[] = refs.map(() => null);
+  items(refs: readonly ItemRef[]): Promise<(ItemView | null)[]> {
+    return this.readItems(refs, true) as Promise<(ItemView | null)[]>;
+  }
+
+  /**
+   * {@link items} without the custody trail and the holder: what a claim check reads of its packs. The trails are
+   * most of the fields read (the item's, its case's and its pallet's) and of the decoding, and a claim needs none.
+   */
+  packStates(refs: readonly ItemRef[]): Promise<(PackState | null)[]> {
+    return this.readItems(refs, false);
+  }
+
+  private async readItems(refs: readonly ItemRef[], full: boolean): Promise<(ItemView | PackState | null)[]> {
+    const out: (ItemView | PackState | null)[] = refs.map(() => null);
     const byRun = new Map<number, number[]>();
     refs.forEach((ref, i) => {
       const at = byRun.get(ref.runId);
@@ -280,8 +295,10 @@ export class IndexReader {
         });
         const fields = new Set<string>();
         wanted.forEach((i, k) => {
-          for (const c of chains[k]!)
-            fields.add(RUN_FIELD.custody(c.level, c.index)).add(RUN_FIELD.trail(c.level, c.index));
+          for (const c of chains[k]!) {
+            fields.add(RUN_FIELD.custody(c.level, c.index));
+            if (full) fields.add(RUN_FIELD.trail(c.level, c.index));
+          }
           const ref = refs[i]!;
           if (ref.level === Level.Unit)
             fields.add(RUN_FIELD.dispensing(ref.index)).add(RUN_FIELD.settlement(ref.index));
@@ -291,19 +308,22 @@ export class IndexReader {
         // Each field decoded once, from the bytes Redis returned: custody entries as the latin1 strings the model
         // reads, trails as bytes, dispensing and settlement as UTF-8 JSON.
         const byField = new Map<string, Buffer | null>(list.map((f, k) => [f, values[k] ?? null]));
-        await Promise.all(wanted.map(async (i, k) => (out[i] = await this.itemOf(refs[i]!, run, chains[k]!, byField))));
+        await Promise.all(
+          wanted.map(async (i, k) => (out[i] = await this.viewOf(refs[i]!, run, chains[k]!, byField, full))),
+        );
       }),
     );
     return out;
   }
 
-  /** An item's view from its run's fields as read (see {@link items}). */
-  private async itemOf(
+  /** An item's view (`full`) or pack state from its run's fields as read (see {@link readItems}). */
+  private async viewOf(
     ref: ItemRef,
     run: RunMeta,
     chain: { level: Level; index: number }[],
     byField: Map<string, Buffer | null>,
-  ): Promise<ItemView> {
+    full: boolean,
+  ): Promise<ItemView | PackState> {
     const reader: Reader = { get: (_key, field) => byField.get(field)?.toString("latin1") ?? null };
     const entry = effectiveEntry(reader, run, ref.level, ref.index);
     const transit = describeEntry(entry, () => 0);
@@ -313,8 +333,12 @@ export class IndexReader {
     const [product, manufacturer, holder] = await Promise.all([
       batch ? this.product(batch.productId) : null,
       this.participant(run.manufacturerId),
-      this.participant(custody.holderId),
+      full ? this.participant(custody.holderId) : null,
     ]);
+    const unit = ref.level === Level.Unit;
+    const dispensing = unit ? jsonBytes<DispensingRecord>(byField.get(RUN_FIELD.dispensing(ref.index))) : null;
+    const settlement = unit ? jsonBytes<SettlementRecord>(byField.get(RUN_FIELD.settlement(ref.index))) : null;
+    if (!full) return { ref, run, batch, product, manufacturer, custody, dispensing, settlement };
     // A container's moves are the item's only until the item (or a container between them) moved on its own
     // or was opened: a loose unit does not travel with its case any more, nor an opened case with its pallet.
     const trail: TrailStep[] = [];
@@ -326,19 +350,7 @@ export class IndexReader {
       if (own.length > 0) leftAt = Math.min(leftAt, own[0]!.block);
     }
     trail.sort((a, b) => a.block - b.block || a.kind - b.kind);
-    const unit = ref.level === Level.Unit;
-    return {
-      ref,
-      run,
-      batch,
-      product,
-      manufacturer,
-      custody,
-      holder,
-      trail,
-      dispensing: unit ? jsonBytes<DispensingRecord>(byField.get(RUN_FIELD.dispensing(ref.index))) : null,
-      settlement: unit ? jsonBytes<SettlementRecord>(byField.get(RUN_FIELD.settlement(ref.index))) : null,
-    };
+    return { ref, run, batch, product, manufacturer, custody, holder, trail, dispensing, settlement };
   }
 
   /**
