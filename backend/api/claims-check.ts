@@ -203,14 +203,6 @@ const DAY_SECONDS = 86_400;
 export async function checkClaim(deps: ClaimCheckDeps, input: ClaimCheckInput): Promise<ClaimCheckResult> {
   const nowMs = (deps.now ?? Date.now)();
   const claimId = input.insurerId !== null ? claimIdOf(input.insurerId, input.claimRef) : null;
-  const orgs = new Map<number, Promise<ParticipantRecord | null>>([
-    [input.pharmacy.id, Promise.resolve(input.pharmacy)],
-  ]);
-  const org = (id: number) => {
-    let found = orgs.get(id);
-    if (!found) orgs.set(id, (found = deps.reader.participant(id)));
-    return found;
-  };
   const firstLineOf = new Map<string, number>();
   const missing = input.lines.map((l) => l.code).filter((code) => !input.reads?.has(code));
   const reads =
@@ -224,7 +216,6 @@ export async function checkClaim(deps: ClaimCheckDeps, input: ClaimCheckInput): 
     if (first === undefined) firstLineOf.set(read.code.normalised, i);
     return { code: read.code, found: read.found, repeatOf: first ?? null };
   });
-  const context: LineContext = { deps, input, claimId, nowMs, org };
   // Every line's code resolved, then every pack read at once: one HMGET per run (IndexReader.packStates), not per line.
   const resolved = await Promise.all(
     parsed.map((p) =>
@@ -234,28 +225,27 @@ export async function checkClaim(deps: ClaimCheckDeps, input: ClaimCheckInput): 
   const toRead = resolved.flatMap((r) => (r?.ref ? [r.ref] : []));
   const read = await deps.reader.packStates(toRead);
   const views = new Map(toRead.map((ref, k) => [ref, read[k]!]));
-  const lines = await Promise.all(
-    input.lines.map((line, i) => {
-      const p = parsed[i]!;
-      const base = { line: i, code: line.code, ...(line.quantity !== undefined ? { quantity: line.quantity } : {}) };
-      if ("error" in p)
-        return {
-          ...base,
-          ok: false,
-          pack: null,
-          reasons: [{ reason: "INVALID_CODE", detail: p.error! }],
-        } as LineResult;
-      if (p.repeatOf !== null)
-        return {
-          ...base,
-          ok: false,
-          pack: null,
-          reasons: [{ reason: "REPEATED_IN_CLAIM", detail: `the same code as line ${p.repeatOf}` }],
-        } as LineResult;
-      const r = resolved[i]!;
-      return checkLine(context, base, line, r, (r.ref && views.get(r.ref)) ?? null);
-    }),
-  );
+  const context: LineContext = { deps, input, claimId, nowMs, orgs: await orgsOf(deps.reader, input.pharmacy, read) };
+  const lines = input.lines.map((line, i) => {
+    const p = parsed[i]!;
+    const base = { line: i, code: line.code, ...(line.quantity !== undefined ? { quantity: line.quantity } : {}) };
+    if ("error" in p)
+      return {
+        ...base,
+        ok: false,
+        pack: null,
+        reasons: [{ reason: "INVALID_CODE", detail: p.error! }],
+      } as LineResult;
+    if (p.repeatOf !== null)
+      return {
+        ...base,
+        ok: false,
+        pack: null,
+        reasons: [{ reason: "REPEATED_IN_CLAIM", detail: `the same code as line ${p.repeatOf}` }],
+      } as LineResult;
+    const r = resolved[i]!;
+    return checkLine(context, base, line, r, (r.ref && views.get(r.ref)) ?? null);
+  });
   await Promise.all([
     raiseAlerts(
       context,
@@ -279,8 +269,33 @@ interface LineContext {
   input: ClaimCheckInput;
   claimId: string | null;
   nowMs: number;
-  org: (id: number) => Promise<ParticipantRecord | null>;
+  /** Every participant the lines name beside their packs' manufacturers (see {@link orgsOf}), by id. */
+  orgs: Map<number, ParticipantRecord | null>;
 }
+
+/**
+ * The pharmacies and insurers of the packs' dispensings and settlements, read at once before the lines are
+ * checked, so that each line's check is plain work rather than a chain of awaits per participant.
+ */
+async function orgsOf(
+  reader: IndexReader,
+  pharmacy: ParticipantRecord,
+  packs: readonly (PackState | null)[],
+): Promise<Map<number, ParticipantRecord | null>> {
+  const ids = new Set<number>();
+  for (const pack of packs) {
+    if (pack?.dispensing) ids.add(pack.dispensing.pharmacyId);
+    if (pack?.settlement) ids.add(pack.settlement.pharmacyId).add(pack.settlement.insurerId);
+  }
+  ids.delete(pharmacy.id);
+  const list = [...ids];
+  const found = await Promise.all(list.map((id) => reader.participant(id)));
+  const orgs = new Map<number, ParticipantRecord | null>([[pharmacy.id, pharmacy]]);
+  list.forEach((id, k) => orgs.set(id, found[k]!));
+  return orgs;
+}
+
+const orgOf = (ctx: LineContext, id: number): ParticipantRecord | null => ctx.orgs.get(id) ?? null;
 
 type LineBase = Pick<LineResult, "line" | "code" | "quantity">;
 
@@ -292,13 +307,13 @@ function lineResult(base: LineBase, ok: boolean, reasons: LineReason[], pack: Pa
 }
 
 /** One line's reasons, from its code as resolved (copies are other refs) and its pack as read (null: none). */
-async function checkLine(
+function checkLine(
   ctx: LineContext,
   base: LineBase,
   line: ClaimLineInput,
   resolved: { ref: ItemRef | null; duplicates: ItemRef[] },
   view: PackState | null,
-): Promise<LineResult> {
+): LineResult {
   const reasons: LineReason[] = [];
   if (resolved.duplicates.length > 0)
     reasons.push({
@@ -309,12 +324,12 @@ async function checkLine(
     reasons.push({ reason: "UNKNOWN_CODE", detail: "no pack of this product carries the code" });
     return lineResult(base, false, sortReasons(reasons), null);
   }
-  const pack = await summarise(ctx, view);
+  const pack = summarise(ctx, view);
   if (view.ref.level !== Level.Unit) {
     reasons.push({ reason: "NOT_A_UNIT", detail: `a ${pack.level} code: a claim lists the packs sold` });
     return lineResult(base, false, sortReasons(reasons), pack);
   }
-  reasons.push(...(await useReasons(ctx, view, line)));
+  reasons.push(...useReasons(ctx, view, line));
   if (view.batch?.recalled) reasons.push({ reason: "RECALLED", detail: `batch ${view.batch.lot} is recalled` });
   if (view.custody.decommissioned) reasons.push({ reason: "DECOMMISSIONED", detail: "the pack was decommissioned" });
   if (view.batch && view.dispensing && view.dispensing.time > view.batch.expiresOn)
@@ -324,7 +339,7 @@ async function checkLine(
 }
 
 /** Whether the pack was dispensed here and is not paid for yet (split packs: enough doses left). */
-async function useReasons(ctx: LineContext, view: PackState, line: ClaimLineInput): Promise<LineReason[]> {
+function useReasons(ctx: LineContext, view: PackState, line: ClaimLineInput): LineReason[] {
   const { dispensing, settlement } = view;
   const pharmacyId = ctx.input.pharmacy.id;
   if (!dispensing) return [{ reason: "NOT_DISPENSED", detail: "the ledger has no dispensing of this pack" }];
@@ -333,7 +348,7 @@ async function useReasons(ctx: LineContext, view: PackState, line: ClaimLineInpu
     const earlier: EarlierUse = {
       event: "dispensed",
       at: iso(dispensing.time),
-      pharmacy: orgRef(await ctx.org(dispensing.pharmacyId)),
+      pharmacy: orgRef(orgOf(ctx, dispensing.pharmacyId)),
     };
     out.push({
       reason: "DISPENSED_BY_OTHER_PHARMACY",
@@ -364,8 +379,8 @@ async function useReasons(ctx: LineContext, view: PackState, line: ClaimLineInpu
     const earlier: EarlierUse = {
       event: "settled",
       at: iso(settlement.time),
-      pharmacy: orgRef(await ctx.org(settlement.pharmacyId)),
-      insurer: orgRef(await ctx.org(settlement.insurerId)),
+      pharmacy: orgRef(orgOf(ctx, settlement.pharmacyId)),
+      insurer: orgRef(orgOf(ctx, settlement.insurerId)),
       ...(settlement.claimRef ? { claimRef: settlement.claimRef } : {}),
       ...(settlement.claimId ? { claimId: settlement.claimId } : {}),
       ...(settlement.claimId && settlement.claimId === ctx.claimId ? { sameClaim: true } : {}),
@@ -421,12 +436,10 @@ function recordMismatches(view: PackState, line: ClaimLineInput): LineReason[] {
   return out;
 }
 
-async function summarise(ctx: LineContext, view: PackState): Promise<PackSummary> {
+function summarise(ctx: LineContext, view: PackState): PackSummary {
   const { dispensing, settlement } = view;
-  const [dispensedBy, insurer] = await Promise.all([
-    dispensing ? ctx.org(dispensing.pharmacyId) : null,
-    settlement ? ctx.org(settlement.insurerId) : null,
-  ]);
+  const dispensedBy = dispensing ? orgOf(ctx, dispensing.pharmacyId) : null;
+  const insurer = settlement ? orgOf(ctx, settlement.insurerId) : null;
   return {
     level: LEVEL_NAMES[view.ref.level],
     product: view.product
