@@ -1,7 +1,16 @@
 import { expect } from "chai";
 import { AlertStore } from "../backend/alerts";
 import type { AlertActor } from "../backend/alerts/model";
-import { checkClaim, type ClaimCheckDeps, type ClaimLineInput, type LineResult } from "../backend/api/claims-check";
+import { keccak256, toUtf8Bytes } from "ethers";
+import fc from "fast-check";
+import {
+  checkClaim,
+  claimRefBytes32,
+  iso,
+  type ClaimCheckDeps,
+  type ClaimLineInput,
+  type LineResult,
+} from "../backend/api/claims-check";
 import { claimSettingsSchema } from "../backend/api/claims-config";
 import { answer3505, claimRefOf, failure3505, linesOf, read3505, type Nhsa3505 } from "../backend/api/nhsa";
 import fixture3505 from "./fixtures/nhsa-3505.json";
@@ -293,5 +302,36 @@ describe("Claim check (engine, against an indexed chain)", function () {
       expect(claimRefOf(read.envelope)).to.equal("S110105202507010001");
       expect(linesOf(read.envelope).map((l) => l.code)).to.deep.equal([f.codes.dispensed]);
     });
+  });
+});
+
+describe("Claim check: instants and claim references laid out by hand", function () {
+  it("writes an instant as Date#toISOString does, and throws where it throws", function () {
+    fc.assert(
+      fc.property(
+        fc.oneof(fc.integer({ min: 0, max: 253_402_300_799 }), fc.integer({ min: 0, max: 4_102_444_800 })),
+        (s) => {
+          expect(iso(s)).to.equal(new Date(s * 1000).toISOString());
+        },
+      ),
+      { numRuns: 5_000 },
+    );
+    for (const s of [0, 59, 86_399, 951_782_400, 951_868_800, 4_107_456_000, 253_402_300_799, 253_402_300_800, -1, 1.5])
+      expect(iso(s), String(s)).to.equal(new Date(s * 1000).toISOString());
+    expect(() => iso(9e12)).to.throw(RangeError);
+    expect(() => iso(Number.NaN)).to.throw(RangeError);
+  });
+
+  it("hashes a claim reference's UTF-8 as ethers does, surrogates included", function () {
+    const viaEthers = (ref: string) => keccak256(toUtf8Bytes(ref));
+    fc.assert(
+      fc.property(fc.string({ unit: "binary", maxLength: 40 }), (ref) => {
+        fc.pre(!/^0x[0-9a-fA-F]{64}$/.test(ref));
+        expect(claimRefBytes32(ref)).to.equal(viaEthers(ref));
+      }),
+      { numRuns: 2_000 },
+    );
+    expect(claimRefBytes32("处方-\uDC00-x")).to.equal(viaEthers("处方-\uDC00-x")); // a lone low surrogate
+    expect(() => claimRefBytes32("C-\uD800")).to.throw(/invalid surrogate pair/); // a lone high one, as before
   });
 });

@@ -176,8 +176,16 @@ export interface ClaimCheckDeps {
  */
 export function claimRefBytes32(claimRef: string): string {
   // js-sha3 rather than ethers' keccak256 (over @noble/hashes): the same digest, a fraction of the CPU.
-  return /^0x[0-9a-fA-F]{64}$/.test(claimRef) ? claimRef.toLowerCase() : `0x${keccak256Fast(toUtf8Bytes(claimRef))}`;
+  return /^0x[0-9a-fA-F]{64}$/.test(claimRef) ? claimRef.toLowerCase() : `0x${keccak256Fast(utf8Of(claimRef))}`;
 }
+
+/**
+ * A claim reference's UTF-8 as ethers' toUtf8Bytes makes it. Node's encoder is native and allocates one buffer, and
+ * both agree on every string without surrogates; with surrogates they differ (ethers throws on a lone high one and
+ * encodes a lone low one, Node writes U+FFFD), so those keep ethers' encoding.
+ */
+const utf8Of = (text: string): Uint8Array =>
+  /[\uD800-\uDFFF]/.test(text) ? toUtf8Bytes(text) : Buffer.from(text, "utf8");
 
 /**
  * Settlement.claimIdOf: keccak256(abi.encode(insurerId, claimRef)). Both are static types, so the encoding is two
@@ -193,11 +201,39 @@ export function claimIdOf(insurerId: number, claimRef: string): string {
   return `0x${keccak256Fast(encoded)}`;
 }
 
-const iso = (seconds: number): string => new Date(seconds * 1000).toISOString();
+const DAY_SECONDS = 86_400;
+const TWO_DIGITS = Array.from({ length: 60 }, (_, n) => String(n).padStart(2, "0"));
+/** 10000-01-01T00:00:00Z: from then on toISOString writes a six-digit signed year. */
+const YEAR_10000 = 253_402_300_800;
+
+/**
+ * `new Date(seconds * 1000).toISOString()`, laid out by hand for whole seconds of 1970-9999 (block times, expiries):
+ * a claim line writes two or three instants, and a Date per instant was a hot spot of the check. Other values take
+ * the Date path, so every answer (and every RangeError) stays as it was.
+ */
+export function iso(seconds: number): string {
+  if (!Number.isInteger(seconds) || seconds < 0 || seconds >= YEAR_10000) return new Date(seconds * 1000).toISOString();
+  const days = Math.floor(seconds / DAY_SECONDS);
+  const inDay = seconds - days * DAY_SECONDS;
+  // Days to a civil date (H. Hinnant, "chrono-Compatible Low-Level Date Algorithms"): eras of 400 years from 0000-03-01.
+  const z = days + 719_468;
+  const era = Math.floor(z / 146_097);
+  const dayOfEra = z - era * 146_097;
+  const yearOfEra = Math.floor(
+    (dayOfEra - Math.floor(dayOfEra / 1460) + Math.floor(dayOfEra / 36_524) - Math.floor(dayOfEra / 146_096)) / 365,
+  );
+  const dayOfYear = dayOfEra - (365 * yearOfEra + Math.floor(yearOfEra / 4) - Math.floor(yearOfEra / 100));
+  const marchMonth = Math.floor((5 * dayOfYear + 2) / 153);
+  const day = dayOfYear - Math.floor((153 * marchMonth + 2) / 5) + 1;
+  const month = marchMonth < 10 ? marchMonth + 3 : marchMonth - 9;
+  const year = yearOfEra + era * 400 + (month <= 2 ? 1 : 0);
+  const hours = Math.floor(inDay / 3600);
+  const minutes = Math.floor((inDay % 3600) / 60);
+  return `${year}-${TWO_DIGITS[month]}-${TWO_DIGITS[day]}T${TWO_DIGITS[hours]}:${TWO_DIGITS[minutes]}:${TWO_DIGITS[inDay % 60]}.000Z`;
+}
 const orgRef = (p: ParticipantRecord | null): OrgRef | null =>
   p ? { id: p.id, name: p.name, region: p.region } : null;
 const LEVEL_NAMES = { [Level.Unit]: "unit", [Level.Case]: "case", [Level.Pallet]: "pallet" } as const;
-const DAY_SECONDS = 86_400;
 
 /** Checks a claim, line by line, reading every line's index state at once (pipelined), and raises alerts. */
 export async function checkClaim(deps: ClaimCheckDeps, input: ClaimCheckInput): Promise<ClaimCheckResult> {
