@@ -155,7 +155,7 @@ return { refs, redis.call('HMGET', KEYS[n + 1], unpack(ARGV, n + 1, 2 * n)) }`,
 const CACHE_MAX_ENTRIES = 100_000;
 
 export class IndexReader {
-  private readonly cache = new Map<string, unknown>();
+  private readonly cache = new Map<string, Promise<unknown>>();
   private checkpointSeen: string | null = null;
   private syncing: Promise<void> | null = null;
   /** Bumped whenever the cache is dropped: a read that started before then must not fill the cache. */
@@ -193,16 +193,22 @@ export class IndexReader {
     this.epoch++;
   }
 
-  private async cachedRead<T>(key: string, read: () => Promise<T>): Promise<T> {
+  /**
+   * A record through the cache, which keeps each as a settled promise: a hit hands back that promise rather than
+   * a fresh one per call (a claim check's lines make dozens of hits), and only reads that succeeded are kept.
+   */
+  private cachedRead<T>(key: string, read: () => Promise<T>): Promise<T> {
     if (!this.options.cached) return read();
-    if (this.cache.has(key)) return this.cache.get(key) as T;
+    const hit = this.cache.get(key) as Promise<T> | undefined;
+    if (hit) return hit;
     const epoch = this.epoch;
-    const value = await read();
-    if (epoch === this.epoch) {
-      if (this.cache.size >= CACHE_MAX_ENTRIES) this.cache.clear();
-      this.cache.set(key, value);
-    }
-    return value;
+    return read().then((value) => {
+      if (epoch === this.epoch) {
+        if (this.cache.size >= CACHE_MAX_ENTRIES) this.cache.clear();
+        this.cache.set(key, Promise.resolve(value));
+      }
+      return value;
+    });
   }
 
   async lookupCode(code: Buffer): Promise<CodeLookup | null> {
