@@ -1,11 +1,20 @@
 import { expect } from "chai";
 import { AlertStore } from "../backend/alerts";
 import type { AlertActor } from "../backend/alerts/model";
-import { checkClaim, type ClaimCheckDeps, type ClaimLineInput, type LineResult } from "../backend/api/claims-check";
+import { keccak256, toUtf8Bytes } from "ethers";
+import fc from "fast-check";
+import {
+  checkClaim,
+  claimRefBytes32,
+  iso,
+  type ClaimCheckDeps,
+  type ClaimLineInput,
+  type LineResult,
+} from "../backend/api/claims-check";
 import { claimSettingsSchema } from "../backend/api/claims-config";
 import { answer3505, claimRefOf, failure3505, linesOf, read3505, type Nhsa3505 } from "../backend/api/nhsa";
 import fixture3505 from "./fixtures/nhsa-3505.json";
-import { DEFAULT_CODE_HASH_DOMAIN } from "../backend/codes/parse";
+import { codeHash, DEFAULT_CODE_HASH_DOMAIN, tryParseCode } from "../backend/codes/parse";
 import type { ParticipantRecord } from "../backend/index/events";
 import type { RedisClient } from "../backend/store/redis";
 import { indexedClaimsFixture, type ClaimsFixture, type IndexedClaimsFixture } from "./helpers/claims-fixture";
@@ -192,6 +201,46 @@ describe("Claim check (engine, against an indexed chain)", function () {
     });
   });
 
+  it("looks up a claim's codes in one script as it looks each code up alone", async function () {
+    // Several codes on one server take IndexReader.lookupCodes' script; one code takes an HGET and an HMGET.
+    const hashes = [...Object.values(f.codes), f.codes.dispensed, "00000000000000000000"].flatMap((raw) => {
+      const read = tryParseCode(raw);
+      return read.ok ? [codeHash(read.code.normalised, deps.codeHashDomain)] : [];
+    });
+    const together = await Promise.all(deps.reader.lookupCodes(hashes));
+    const alone = await Promise.all(hashes.map((h) => deps.reader.lookupCode(h)));
+    expect(together).to.deep.equal(alone);
+    expect(alone.filter((l) => l === null)).to.have.length.greaterThan(0); // unknown codes
+    expect(alone.filter((l) => (l?.conflicts.length ?? 0) > 1)).to.have.length.greaterThan(0); // a duplicate
+    // One script for all the codes (Redis counts the commands it runs inside as commands too).
+    const scripts = async () => Number(/cmdstat_evalsha:calls=(\d+)/.exec(await redis.info("commandstats"))?.[1] ?? 0);
+    const before = await scripts();
+    await Promise.all(deps.reader.lookupCodes(hashes));
+    expect((await scripts()) - before).to.equal(1);
+  });
+
+  it("reads each pack's state as the full item view has it, less the trail and holder a claim does not need", async function () {
+    // IndexReader.packStates reads fewer fields than IndexReader.items: every other member must be the same.
+    const refs = (
+      await Promise.all(
+        Object.values(f.codes).map(async (raw) => {
+          const read = tryParseCode(raw);
+          if (!read.ok) return [];
+          const found = await deps.reader.lookupCode(codeHash(read.code.normalised, deps.codeHashDomain));
+          return found ? [found.ref, ...found.conflicts] : [];
+        }),
+      )
+    ).flat();
+    expect(refs.length).to.be.greaterThan(5);
+    const [states, views] = await Promise.all([deps.reader.packStates(refs), deps.reader.items(refs)]);
+    expect(states).to.have.length(refs.length);
+    states.forEach((state, i) => {
+      const { trail, holder, ...rest } = views[i]!;
+      expect(trail.length + (holder ? 1 : 0), `ref ${i}: a view with something to leave out`).to.be.greaterThan(0);
+      expect(state, `ref ${i}`).to.deep.equal(rest);
+    });
+  });
+
   describe("NHSA interface 3505 sale record", function () {
     const envelope = (codes: string[], overrides: Record<string, unknown> = {}) => {
       const e = structuredClone(fixture3505) as unknown as { input: { selinfo: Record<string, unknown> } };
@@ -271,5 +320,36 @@ describe("Claim check (engine, against an indexed chain)", function () {
       expect(claimRefOf(read.envelope)).to.equal("S110105202507010001");
       expect(linesOf(read.envelope).map((l) => l.code)).to.deep.equal([f.codes.dispensed]);
     });
+  });
+});
+
+describe("Claim check: instants and claim references laid out by hand", function () {
+  it("writes an instant as Date#toISOString does, and throws where it throws", function () {
+    fc.assert(
+      fc.property(
+        fc.oneof(fc.integer({ min: 0, max: 253_402_300_799 }), fc.integer({ min: 0, max: 4_102_444_800 })),
+        (s) => {
+          expect(iso(s)).to.equal(new Date(s * 1000).toISOString());
+        },
+      ),
+      { numRuns: 5_000 },
+    );
+    for (const s of [0, 59, 86_399, 951_782_400, 951_868_800, 4_107_456_000, 253_402_300_799, 253_402_300_800, -1, 1.5])
+      expect(iso(s), String(s)).to.equal(new Date(s * 1000).toISOString());
+    expect(() => iso(9e12)).to.throw(RangeError);
+    expect(() => iso(Number.NaN)).to.throw(RangeError);
+  });
+
+  it("hashes a claim reference's UTF-8 as ethers does, surrogates included", function () {
+    const viaEthers = (ref: string) => keccak256(toUtf8Bytes(ref));
+    fc.assert(
+      fc.property(fc.string({ unit: "binary", maxLength: 40 }), (ref) => {
+        fc.pre(!/^0x[0-9a-fA-F]{64}$/.test(ref));
+        expect(claimRefBytes32(ref)).to.equal(viaEthers(ref));
+      }),
+      { numRuns: 2_000 },
+    );
+    expect(claimRefBytes32("处方-\uDC00-x")).to.equal(viaEthers("处方-\uDC00-x")); // a lone low surrogate
+    expect(() => claimRefBytes32("C-\uD800")).to.throw(/invalid surrogate pair/); // a lone high one, as before
   });
 });

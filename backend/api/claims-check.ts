@@ -13,7 +13,7 @@ import type { AlertActor } from "../alerts/model";
 import { codeHash, CodeFormatError, parseCode, type ParsedCode } from "../codes/parse";
 import { type ItemRef, Level } from "../codes/refs";
 import type { ParticipantRecord } from "../index/events";
-import type { CodeLookup, IndexReader, ItemView } from "../index/query";
+import type { CodeLookup, IndexReader, PackState } from "../index/query";
 import type { Logger } from "../log";
 import { raiseCrossRegion } from "../supply/flows";
 import type { ClaimSettings } from "./claims-config";
@@ -176,8 +176,16 @@ export interface ClaimCheckDeps {
  */
 export function claimRefBytes32(claimRef: string): string {
   // js-sha3 rather than ethers' keccak256 (over @noble/hashes): the same digest, a fraction of the CPU.
-  return /^0x[0-9a-fA-F]{64}$/.test(claimRef) ? claimRef.toLowerCase() : `0x${keccak256Fast(toUtf8Bytes(claimRef))}`;
+  return /^0x[0-9a-fA-F]{64}$/.test(claimRef) ? claimRef.toLowerCase() : `0x${keccak256Fast(utf8Of(claimRef))}`;
 }
+
+/**
+ * A claim reference's UTF-8 as ethers' toUtf8Bytes makes it. Node's encoder is native and allocates one buffer, and
+ * both agree on every string without surrogates; with surrogates they differ (ethers throws on a lone high one and
+ * encodes a lone low one, Node writes U+FFFD), so those keep ethers' encoding.
+ */
+const utf8Of = (text: string): Uint8Array =>
+  /[\uD800-\uDFFF]/.test(text) ? toUtf8Bytes(text) : Buffer.from(text, "utf8");
 
 /**
  * Settlement.claimIdOf: keccak256(abi.encode(insurerId, claimRef)). Both are static types, so the encoding is two
@@ -193,24 +201,44 @@ export function claimIdOf(insurerId: number, claimRef: string): string {
   return `0x${keccak256Fast(encoded)}`;
 }
 
-const iso = (seconds: number): string => new Date(seconds * 1000).toISOString();
+const DAY_SECONDS = 86_400;
+const TWO_DIGITS = Array.from({ length: 60 }, (_, n) => String(n).padStart(2, "0"));
+/** 10000-01-01T00:00:00Z: from then on toISOString writes a six-digit signed year. */
+const YEAR_10000 = 253_402_300_800;
+
+/**
+ * `new Date(seconds * 1000).toISOString()`, laid out by hand for whole seconds of 1970-9999 (block times, expiries):
+ * a claim line writes two or three instants, and a Date per instant was a hot spot of the check. Other values take
+ * the Date path, so every answer (and every RangeError) stays as it was.
+ */
+export function iso(seconds: number): string {
+  if (!Number.isInteger(seconds) || seconds < 0 || seconds >= YEAR_10000) return new Date(seconds * 1000).toISOString();
+  const days = Math.floor(seconds / DAY_SECONDS);
+  const inDay = seconds - days * DAY_SECONDS;
+  // Days to a civil date (H. Hinnant, "chrono-Compatible Low-Level Date Algorithms"): eras of 400 years from 0000-03-01.
+  const z = days + 719_468;
+  const era = Math.floor(z / 146_097);
+  const dayOfEra = z - era * 146_097;
+  const yearOfEra = Math.floor(
+    (dayOfEra - Math.floor(dayOfEra / 1460) + Math.floor(dayOfEra / 36_524) - Math.floor(dayOfEra / 146_096)) / 365,
+  );
+  const dayOfYear = dayOfEra - (365 * yearOfEra + Math.floor(yearOfEra / 4) - Math.floor(yearOfEra / 100));
+  const marchMonth = Math.floor((5 * dayOfYear + 2) / 153);
+  const day = dayOfYear - Math.floor((153 * marchMonth + 2) / 5) + 1;
+  const month = marchMonth < 10 ? marchMonth + 3 : marchMonth - 9;
+  const year = yearOfEra + era * 400 + (month <= 2 ? 1 : 0);
+  const hours = Math.floor(inDay / 3600);
+  const minutes = Math.floor((inDay % 3600) / 60);
+  return `${year}-${TWO_DIGITS[month]}-${TWO_DIGITS[day]}T${TWO_DIGITS[hours]}:${TWO_DIGITS[minutes]}:${TWO_DIGITS[inDay % 60]}.000Z`;
+}
 const orgRef = (p: ParticipantRecord | null): OrgRef | null =>
   p ? { id: p.id, name: p.name, region: p.region } : null;
 const LEVEL_NAMES = { [Level.Unit]: "unit", [Level.Case]: "case", [Level.Pallet]: "pallet" } as const;
-const DAY_SECONDS = 86_400;
 
 /** Checks a claim, line by line, reading every line's index state at once (pipelined), and raises alerts. */
 export async function checkClaim(deps: ClaimCheckDeps, input: ClaimCheckInput): Promise<ClaimCheckResult> {
   const nowMs = (deps.now ?? Date.now)();
   const claimId = input.insurerId !== null ? claimIdOf(input.insurerId, input.claimRef) : null;
-  const orgs = new Map<number, Promise<ParticipantRecord | null>>([
-    [input.pharmacy.id, Promise.resolve(input.pharmacy)],
-  ]);
-  const org = (id: number) => {
-    let found = orgs.get(id);
-    if (!found) orgs.set(id, (found = deps.reader.participant(id)));
-    return found;
-  };
   const firstLineOf = new Map<string, number>();
   const missing = input.lines.map((l) => l.code).filter((code) => !input.reads?.has(code));
   const reads =
@@ -224,38 +252,36 @@ export async function checkClaim(deps: ClaimCheckDeps, input: ClaimCheckInput): 
     if (first === undefined) firstLineOf.set(read.code.normalised, i);
     return { code: read.code, found: read.found, repeatOf: first ?? null };
   });
-  const context: LineContext = { deps, input, claimId, nowMs, org };
-  // Every line's code resolved, then every pack read at once: one HMGET per run (IndexReader.items), not per line.
+  // Every line's code resolved, then every pack read at once: one HMGET per run (IndexReader.packStates), not per line.
   const resolved = await Promise.all(
     parsed.map((p) =>
       "error" in p || p.repeatOf !== null ? null : p.found.then((found) => resolveFound(deps.reader, p.code, found)),
     ),
   );
   const toRead = resolved.flatMap((r) => (r?.ref ? [r.ref] : []));
-  const read = await deps.reader.items(toRead);
+  const read = await deps.reader.packStates(toRead);
   const views = new Map(toRead.map((ref, k) => [ref, read[k]!]));
-  const lines = await Promise.all(
-    input.lines.map((line, i) => {
-      const p = parsed[i]!;
-      const base = { line: i, code: line.code, ...(line.quantity !== undefined ? { quantity: line.quantity } : {}) };
-      if ("error" in p)
-        return {
-          ...base,
-          ok: false,
-          pack: null,
-          reasons: [{ reason: "INVALID_CODE", detail: p.error! }],
-        } as LineResult;
-      if (p.repeatOf !== null)
-        return {
-          ...base,
-          ok: false,
-          pack: null,
-          reasons: [{ reason: "REPEATED_IN_CLAIM", detail: `the same code as line ${p.repeatOf}` }],
-        } as LineResult;
-      const r = resolved[i]!;
-      return checkLine(context, base, line, r, (r.ref && views.get(r.ref)) ?? null);
-    }),
-  );
+  const context: LineContext = { deps, input, claimId, nowMs, orgs: await orgsOf(deps.reader, input.pharmacy, read) };
+  const lines = input.lines.map((line, i) => {
+    const p = parsed[i]!;
+    const base = { line: i, code: line.code, ...(line.quantity !== undefined ? { quantity: line.quantity } : {}) };
+    if ("error" in p)
+      return {
+        ...base,
+        ok: false,
+        pack: null,
+        reasons: [{ reason: "INVALID_CODE", detail: p.error! }],
+      } as LineResult;
+    if (p.repeatOf !== null)
+      return {
+        ...base,
+        ok: false,
+        pack: null,
+        reasons: [{ reason: "REPEATED_IN_CLAIM", detail: `the same code as line ${p.repeatOf}` }],
+      } as LineResult;
+    const r = resolved[i]!;
+    return checkLine(context, base, line, r, (r.ref && views.get(r.ref)) ?? null);
+  });
   await Promise.all([
     raiseAlerts(
       context,
@@ -279,8 +305,33 @@ interface LineContext {
   input: ClaimCheckInput;
   claimId: string | null;
   nowMs: number;
-  org: (id: number) => Promise<ParticipantRecord | null>;
+  /** Every participant the lines name beside their packs' manufacturers (see {@link orgsOf}), by id. */
+  orgs: Map<number, ParticipantRecord | null>;
 }
+
+/**
+ * The pharmacies and insurers of the packs' dispensings and settlements, read at once before the lines are
+ * checked, so that each line's check is plain work rather than a chain of awaits per participant.
+ */
+async function orgsOf(
+  reader: IndexReader,
+  pharmacy: ParticipantRecord,
+  packs: readonly (PackState | null)[],
+): Promise<Map<number, ParticipantRecord | null>> {
+  const ids = new Set<number>();
+  for (const pack of packs) {
+    if (pack?.dispensing) ids.add(pack.dispensing.pharmacyId);
+    if (pack?.settlement) ids.add(pack.settlement.pharmacyId).add(pack.settlement.insurerId);
+  }
+  ids.delete(pharmacy.id);
+  const list = [...ids];
+  const found = await Promise.all(list.map((id) => reader.participant(id)));
+  const orgs = new Map<number, ParticipantRecord | null>([[pharmacy.id, pharmacy]]);
+  list.forEach((id, k) => orgs.set(id, found[k]!));
+  return orgs;
+}
+
+const orgOf = (ctx: LineContext, id: number): ParticipantRecord | null => ctx.orgs.get(id) ?? null;
 
 type LineBase = Pick<LineResult, "line" | "code" | "quantity">;
 
@@ -292,13 +343,13 @@ function lineResult(base: LineBase, ok: boolean, reasons: LineReason[], pack: Pa
 }
 
 /** One line's reasons, from its code as resolved (copies are other refs) and its pack as read (null: none). */
-async function checkLine(
+function checkLine(
   ctx: LineContext,
   base: LineBase,
   line: ClaimLineInput,
   resolved: { ref: ItemRef | null; duplicates: ItemRef[] },
-  view: ItemView | null,
-): Promise<LineResult> {
+  view: PackState | null,
+): LineResult {
   const reasons: LineReason[] = [];
   if (resolved.duplicates.length > 0)
     reasons.push({
@@ -309,12 +360,12 @@ async function checkLine(
     reasons.push({ reason: "UNKNOWN_CODE", detail: "no pack of this product carries the code" });
     return lineResult(base, false, sortReasons(reasons), null);
   }
-  const pack = await summarise(ctx, view);
+  const pack = summarise(ctx, view);
   if (view.ref.level !== Level.Unit) {
     reasons.push({ reason: "NOT_A_UNIT", detail: `a ${pack.level} code: a claim lists the packs sold` });
     return lineResult(base, false, sortReasons(reasons), pack);
   }
-  reasons.push(...(await useReasons(ctx, view, line)));
+  reasons.push(...useReasons(ctx, view, line));
   if (view.batch?.recalled) reasons.push({ reason: "RECALLED", detail: `batch ${view.batch.lot} is recalled` });
   if (view.custody.decommissioned) reasons.push({ reason: "DECOMMISSIONED", detail: "the pack was decommissioned" });
   if (view.batch && view.dispensing && view.dispensing.time > view.batch.expiresOn)
@@ -324,7 +375,7 @@ async function checkLine(
 }
 
 /** Whether the pack was dispensed here and is not paid for yet (split packs: enough doses left). */
-async function useReasons(ctx: LineContext, view: ItemView, line: ClaimLineInput): Promise<LineReason[]> {
+function useReasons(ctx: LineContext, view: PackState, line: ClaimLineInput): LineReason[] {
   const { dispensing, settlement } = view;
   const pharmacyId = ctx.input.pharmacy.id;
   if (!dispensing) return [{ reason: "NOT_DISPENSED", detail: "the ledger has no dispensing of this pack" }];
@@ -333,7 +384,7 @@ async function useReasons(ctx: LineContext, view: ItemView, line: ClaimLineInput
     const earlier: EarlierUse = {
       event: "dispensed",
       at: iso(dispensing.time),
-      pharmacy: orgRef(await ctx.org(dispensing.pharmacyId)),
+      pharmacy: orgRef(orgOf(ctx, dispensing.pharmacyId)),
     };
     out.push({
       reason: "DISPENSED_BY_OTHER_PHARMACY",
@@ -364,8 +415,8 @@ async function useReasons(ctx: LineContext, view: ItemView, line: ClaimLineInput
     const earlier: EarlierUse = {
       event: "settled",
       at: iso(settlement.time),
-      pharmacy: orgRef(await ctx.org(settlement.pharmacyId)),
-      insurer: orgRef(await ctx.org(settlement.insurerId)),
+      pharmacy: orgRef(orgOf(ctx, settlement.pharmacyId)),
+      insurer: orgRef(orgOf(ctx, settlement.insurerId)),
       ...(settlement.claimRef ? { claimRef: settlement.claimRef } : {}),
       ...(settlement.claimId ? { claimId: settlement.claimId } : {}),
       ...(settlement.claimId && settlement.claimId === ctx.claimId ? { sameClaim: true } : {}),
@@ -401,7 +452,7 @@ function repeatPattern(ctx: LineContext, earlier: EarlierUse, earlierSeconds: nu
  * A sale record's lot and expiry against the batch's. The ledger keeps expiry as an instant and records print a
  * local date, so a day either side matches.
  */
-function recordMismatches(view: ItemView, line: ClaimLineInput): LineReason[] {
+function recordMismatches(view: PackState, line: ClaimLineInput): LineReason[] {
   const out: LineReason[] = [];
   const batch = view.batch;
   if (!batch || !line.expect) return out;
@@ -421,12 +472,10 @@ function recordMismatches(view: ItemView, line: ClaimLineInput): LineReason[] {
   return out;
 }
 
-async function summarise(ctx: LineContext, view: ItemView): Promise<PackSummary> {
+function summarise(ctx: LineContext, view: PackState): PackSummary {
   const { dispensing, settlement } = view;
-  const [dispensedBy, insurer] = await Promise.all([
-    dispensing ? ctx.org(dispensing.pharmacyId) : null,
-    settlement ? ctx.org(settlement.insurerId) : null,
-  ]);
+  const dispensedBy = dispensing ? orgOf(ctx, dispensing.pharmacyId) : null;
+  const insurer = settlement ? orgOf(ctx, settlement.insurerId) : null;
   return {
     level: LEVEL_NAMES[view.ref.level],
     product: view.product

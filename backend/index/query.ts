@@ -3,7 +3,7 @@
  */
 import { id } from "ethers";
 import { Level, type ItemRef } from "../codes/refs";
-import type { RedisClient } from "../store/redis";
+import { isCluster, luaScript, type RedisClient } from "../store/redis";
 import type { BatchRecord, ClaimRecord, ParticipantRecord, ProductRecord, ShipmentRecord } from "./events";
 import {
   accountKey,
@@ -101,6 +101,9 @@ export interface ItemView {
   settlement: SettlementRecord | null;
 }
 
+/** What a claim check reads of a pack (see {@link IndexReader.packStates}). */
+export type PackState = Omit<ItemView, "trail" | "holder">;
+
 /** A batch's stock in units (see `stockKey` in keys.ts): they sum to the units commissioned of the batch. */
 export interface BatchStock {
   batchId: number;
@@ -129,11 +132,30 @@ export interface HourlyDispensing {
 const json = <T>(raw: string | null): T | null => (raw === null ? null : (JSON.parse(raw) as T));
 const hexToRef = (hex: string): ItemRef => refFromBytes(Buffer.from(hex, "hex").toString("latin1"));
 
+/** A code's lookup from its bucket field (the packed ref) and its conflicts field (JSON), as Redis returned them. */
+function codeLookup(ref: Buffer | null, conflicts: Buffer | string | null): CodeLookup | null {
+  if (!ref) return null;
+  const all = conflicts === null ? [] : (JSON.parse(conflicts.toString()) as string[]);
+  return { ref: refFromBytes(ref.toString("latin1")), conflicts: all.map(hexToRef) };
+}
+
+/**
+ * {@link IndexReader.lookupCodes} on one server: KEYS are n buckets then the conflicts hash, ARGV n bucket fields
+ * then n code hashes (hex). A missing field is Lua false in the table, so the list keeps its length and order.
+ */
+const lookupScript = luaScript<[(Buffer | null)[], (Buffer | null)[]]>(
+  `local n = #KEYS - 1
+local refs = {}
+for i = 1, n do refs[i] = redis.call('HGET', KEYS[i], ARGV[i]) end
+return { refs, redis.call('HMGET', KEYS[n + 1], unpack(ARGV, n + 1, 2 * n)) }`,
+  "bytes",
+);
+
 /** Distinct records kept in the read cache before it starts afresh (a bound on memory, not an LRU). */
 const CACHE_MAX_ENTRIES = 100_000;
 
 export class IndexReader {
-  private readonly cache = new Map<string, unknown>();
+  private readonly cache = new Map<string, Promise<unknown>>();
   private checkpointSeen: string | null = null;
   private syncing: Promise<void> | null = null;
   /** Bumped whenever the cache is dropped: a read that started before then must not fill the cache. */
@@ -171,16 +193,22 @@ export class IndexReader {
     this.epoch++;
   }
 
-  private async cachedRead<T>(key: string, read: () => Promise<T>): Promise<T> {
+  /**
+   * A record through the cache, which keeps each as a settled promise: a hit hands back that promise rather than
+   * a fresh one per call (a claim check's lines make dozens of hits), and only reads that succeeded are kept.
+   */
+  private cachedRead<T>(key: string, read: () => Promise<T>): Promise<T> {
     if (!this.options.cached) return read();
-    if (this.cache.has(key)) return this.cache.get(key) as T;
+    const hit = this.cache.get(key) as Promise<T> | undefined;
+    if (hit) return hit;
     const epoch = this.epoch;
-    const value = await read();
-    if (epoch === this.epoch) {
-      if (this.cache.size >= CACHE_MAX_ENTRIES) this.cache.clear();
-      this.cache.set(key, value);
-    }
-    return value;
+    return read().then((value) => {
+      if (epoch === this.epoch) {
+        if (this.cache.size >= CACHE_MAX_ENTRIES) this.cache.clear();
+        this.cache.set(key, Promise.resolve(value));
+      }
+      return value;
+    });
   }
 
   async lookupCode(code: Buffer): Promise<CodeLookup | null> {
@@ -188,20 +216,31 @@ export class IndexReader {
   }
 
   /**
-   * The lookups of several codes, started at once: each code's bucket field (one HGET per bucket key, and the
-   * keys seldom repeat) and the conflicts of them all in one HMGET, so that a claim of n lines costs n + 1
-   * commands rather than 2n. One promise per code, in order, so that each line goes on as soon as its reads land.
+   * The lookups of several codes, started at once: each code's bucket field and the conflicts of them all. On one
+   * Redis server, one script reads them all (one command for a claim's n lines, where n HGETs and an HMGET cost
+   * n + 1 commands, each with its own encoding, reply and timer on this side). On a cluster the buckets sit in
+   * other slots than the conflicts, so each bucket is an HGET and the conflicts one HMGET. One promise per code,
+   * in order, so that each line goes on as soon as its reads land.
    */
   lookupCodes(codes: readonly Buffer[]): Promise<CodeLookup | null>[] {
     if (codes.length === 0) return [];
-    const conflicts = this.redis.hmget(CONFLICTS_KEY, ...codes.map((c) => c.toString("hex")));
+    const slots = codes.map((code) => codeSlot(code, this.codeBucketBits));
+    const fields = slots.map((slot) => Buffer.from(slot.field, "latin1"));
+    const hexes = codes.map((c) => c.toString("hex"));
+    // A single code (a scan) keeps its two plain commands: a script saves nothing there.
+    if (codes.length > 1 && !isCluster(this.redis)) {
+      const read = lookupScript(this.redis, [...slots.map((s) => s.key), CONFLICTS_KEY], [...fields, ...hexes]);
+      read.catch(() => undefined); // awaited by every code's lookup
+      return codes.map(async (_, i) => {
+        const [refs, conflicts] = await read;
+        return codeLookup(refs[i] ?? null, conflicts[i] ?? null);
+      });
+    }
+    const conflicts = this.redis.hmget(CONFLICTS_KEY, ...hexes);
     conflicts.catch(() => undefined); // awaited by every code's lookup, unless its own read failed first
-    return codes.map(async (code, i) => {
-      const slot = codeSlot(code, this.codeBucketBits);
-      const ref = await this.redis.hgetBuffer(slot.key, Buffer.from(slot.field, "latin1"));
-      const conflict = (await conflicts)[i] ?? null;
-      if (!ref) return null;
-      return { ref: refFromBytes(ref.toString("latin1")), conflicts: (json<string[]>(conflict) ?? []).map(hexToRef) };
+    return codes.map(async (_, i) => {
+      const ref = await this.redis.hgetBuffer(slots[i]!.key, fields[i]!);
+      return codeLookup(ref, (await conflicts)[i] ?? null);
     });
   }
 
@@ -260,8 +299,20 @@ export class IndexReader {
    * {@link item} of several refs, in order: the fields of refs in the same run in one HMGET (a claim's packs are
    * often of one run, and units of one case share its custody and trail), one command per run.
    */
-  async items(refs: readonly ItemRef[]): Promise<(ItemView | null)[]> {
-    const out: (ItemView | null)[] = refs.map(() => null);
+  items(refs: readonly ItemRef[]): Promise<(ItemView | null)[]> {
+    return this.readItems(refs, true) as Promise<(ItemView | null)[]>;
+  }
+
+  /**
+   * {@link items} without the custody trail and the holder: what a claim check reads of its packs. The trails are
+   * most of the fields read (the item's, its case's and its pallet's) and of the decoding, and a claim needs none.
+   */
+  packStates(refs: readonly ItemRef[]): Promise<(PackState | null)[]> {
+    return this.readItems(refs, false);
+  }
+
+  private async readItems(refs: readonly ItemRef[], full: boolean): Promise<(ItemView | PackState | null)[]> {
+    const out: (ItemView | PackState | null)[] = refs.map(() => null);
     const byRun = new Map<number, number[]>();
     refs.forEach((ref, i) => {
       const at = byRun.get(ref.runId);
@@ -280,8 +331,10 @@ export class IndexReader {
         });
         const fields = new Set<string>();
         wanted.forEach((i, k) => {
-          for (const c of chains[k]!)
-            fields.add(RUN_FIELD.custody(c.level, c.index)).add(RUN_FIELD.trail(c.level, c.index));
+          for (const c of chains[k]!) {
+            fields.add(RUN_FIELD.custody(c.level, c.index));
+            if (full) fields.add(RUN_FIELD.trail(c.level, c.index));
+          }
           const ref = refs[i]!;
           if (ref.level === Level.Unit)
             fields.add(RUN_FIELD.dispensing(ref.index)).add(RUN_FIELD.settlement(ref.index));
@@ -291,19 +344,22 @@ export class IndexReader {
         // Each field decoded once, from the bytes Redis returned: custody entries as the latin1 strings the model
         // reads, trails as bytes, dispensing and settlement as UTF-8 JSON.
         const byField = new Map<string, Buffer | null>(list.map((f, k) => [f, values[k] ?? null]));
-        await Promise.all(wanted.map(async (i, k) => (out[i] = await this.itemOf(refs[i]!, run, chains[k]!, byField))));
+        await Promise.all(
+          wanted.map(async (i, k) => (out[i] = await this.viewOf(refs[i]!, run, chains[k]!, byField, full))),
+        );
       }),
     );
     return out;
   }
 
-  /** An item's view from its run's fields as read (see {@link items}). */
-  private async itemOf(
+  /** An item's view (`full`) or pack state from its run's fields as read (see {@link readItems}). */
+  private async viewOf(
     ref: ItemRef,
     run: RunMeta,
     chain: { level: Level; index: number }[],
     byField: Map<string, Buffer | null>,
-  ): Promise<ItemView> {
+    full: boolean,
+  ): Promise<ItemView | PackState> {
     const reader: Reader = { get: (_key, field) => byField.get(field)?.toString("latin1") ?? null };
     const entry = effectiveEntry(reader, run, ref.level, ref.index);
     const transit = describeEntry(entry, () => 0);
@@ -313,8 +369,12 @@ export class IndexReader {
     const [product, manufacturer, holder] = await Promise.all([
       batch ? this.product(batch.productId) : null,
       this.participant(run.manufacturerId),
-      this.participant(custody.holderId),
+      full ? this.participant(custody.holderId) : null,
     ]);
+    const unit = ref.level === Level.Unit;
+    const dispensing = unit ? jsonBytes<DispensingRecord>(byField.get(RUN_FIELD.dispensing(ref.index))) : null;
+    const settlement = unit ? jsonBytes<SettlementRecord>(byField.get(RUN_FIELD.settlement(ref.index))) : null;
+    if (!full) return { ref, run, batch, product, manufacturer, custody, dispensing, settlement };
     // A container's moves are the item's only until the item (or a container between them) moved on its own
     // or was opened: a loose unit does not travel with its case any more, nor an opened case with its pallet.
     const trail: TrailStep[] = [];
@@ -326,19 +386,7 @@ export class IndexReader {
       if (own.length > 0) leftAt = Math.min(leftAt, own[0]!.block);
     }
     trail.sort((a, b) => a.block - b.block || a.kind - b.kind);
-    const unit = ref.level === Level.Unit;
-    return {
-      ref,
-      run,
-      batch,
-      product,
-      manufacturer,
-      custody,
-      holder,
-      trail,
-      dispensing: unit ? jsonBytes<DispensingRecord>(byField.get(RUN_FIELD.dispensing(ref.index))) : null,
-      settlement: unit ? jsonBytes<SettlementRecord>(byField.get(RUN_FIELD.settlement(ref.index))) : null,
-    };
+    return { ref, run, batch, product, manufacturer, custody, holder, trail, dispensing, settlement };
   }
 
   /**
