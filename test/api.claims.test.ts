@@ -201,24 +201,6 @@ describe("Claim check (engine, against an indexed chain)", function () {
     });
   });
 
-  it("looks up a claim's codes in one script as it looks each code up alone", async function () {
-    // Several codes on one server take IndexReader.lookupCodes' script; one code takes an HGET and an HMGET.
-    const hashes = [...Object.values(f.codes), f.codes.dispensed, "00000000000000000000"].flatMap((raw) => {
-      const read = tryParseCode(raw);
-      return read.ok ? [codeHash(read.code.normalised, deps.codeHashDomain)] : [];
-    });
-    const together = await Promise.all(deps.reader.lookupCodes(hashes));
-    const alone = await Promise.all(hashes.map((h) => deps.reader.lookupCode(h)));
-    expect(together).to.deep.equal(alone);
-    expect(alone.filter((l) => l === null)).to.have.length.greaterThan(0); // unknown codes
-    expect(alone.filter((l) => (l?.conflicts.length ?? 0) > 1)).to.have.length.greaterThan(0); // a duplicate
-    // One script for all the codes (Redis counts the commands it runs inside as commands too).
-    const scripts = async () => Number(/cmdstat_evalsha:calls=(\d+)/.exec(await redis.info("commandstats"))?.[1] ?? 0);
-    const before = await scripts();
-    await Promise.all(deps.reader.lookupCodes(hashes));
-    expect((await scripts()) - before).to.equal(1);
-  });
-
   it("reads each pack's state as the full item view has it, less the trail and holder a claim does not need", async function () {
     // IndexReader.packStates reads fewer fields than IndexReader.items: every other member must be the same.
     const refs = (

@@ -75,37 +75,24 @@ export async function usedMemory(client: RedisClient): Promise<number> {
   return total;
 }
 
-/**
- * ioredis' byte-reply EVALSHA and EVAL, which it defines for every command but does not declare. Not
- * `callBuffer("EVALSHA", …)`: under auto-pipelining ioredis hands that on without its command name.
- */
-interface BufferScripting {
-  evalshaBuffer(sha: string, keyCount: number, ...keysAndArgs: (string | number | Buffer)[]): Promise<unknown>;
-  evalBuffer(lua: string, keyCount: number, ...keysAndArgs: (string | number | Buffer)[]): Promise<unknown>;
-}
-
 /** A Lua script with a variable number of keys, called with its keys declared. */
-export type LuaScript<T> = (redis: RedisClient, keys: string[], args: (string | number | Buffer)[]) => Promise<T>;
+export type LuaScript<T> = (redis: RedisClient, keys: string[], args: (string | number)[]) => Promise<T>;
 
 /**
  * Calls `lua` by its SHA (EVALSHA) with its keys declared, and falls back to EVAL where the node lacks it (NOSCRIPT:
  * a restart, a failover, another master). Not ioredis' defineCommand: with a variable key count, auto-pipelining on a
  * cluster groups such a command by the slot of its first argument (the key count), and the node's pipeline then
  * fails as a whole ("All keys in the pipeline should belong to the same slots allocation group"); EVALSHA's keys
- * are known to ioredis, so the call is grouped and routed by them. `replies: "bytes"`: bulk replies as Buffers.
+ * are known to ioredis, so the call is grouped and routed by them.
  */
-export function luaScript<T>(lua: string, replies: "text" | "bytes" = "text"): LuaScript<T> {
+export function luaScript<T>(lua: string): LuaScript<T> {
   const sha = createHash("sha1").update(lua).digest("hex");
   return async (redis, keys, args) => {
     try {
-      return (await (replies === "bytes"
-        ? (redis as unknown as BufferScripting).evalshaBuffer(sha, keys.length, ...keys, ...args)
-        : redis.evalsha(sha, keys.length, ...keys, ...args))) as T;
+      return (await redis.evalsha(sha, keys.length, ...keys, ...args)) as T;
     } catch (err) {
       if (!(err instanceof Error) || !err.message.startsWith("NOSCRIPT")) throw err;
-      return (await (replies === "bytes"
-        ? (redis as unknown as BufferScripting).evalBuffer(lua, keys.length, ...keys, ...args)
-        : redis.eval(lua, keys.length, ...keys, ...args))) as T;
+      return (await redis.eval(lua, keys.length, ...keys, ...args)) as T;
     }
   };
 }
