@@ -209,12 +209,20 @@ describe("API: how a request reaches its route", function () {
     expectProblem(csv, 403, "no-signer");
   });
 
-  it("counts each key once per request, whether the key was remembered or verified in the request", async function () {
-    const limited = await another({ API_RATE_LIMIT_PER_KEY: "3" });
-    const fresh = (await h.ctx.keys.issue(h.s.pharmacy.address, "dispatch per-key test")).key;
+  it("counts each key once per request, and a refused key count wins over 403 and 400, remembered key or not", async function () {
+    const settings = { API_RATE_LIMIT_PER_KEY: "3" };
+    const [a, b] = [await another(settings), await another(settings)];
+    const key = (await h.ctx.keys.issue(h.s.insurer.address, "dispatch per-key test")).key;
     const statuses: number[] = [];
-    for (let i = 0; i < 4; i++) statuses.push((await raw(limited, "GET", codePath(code), { key: fresh })).status);
-    expect(statuses).to.deep.equal([200, 200, 200, 429]);
+    for (let i = 0; i < 3; i++) statuses.push((await raw(a, "GET", "/v1/network", { key })).status);
+    expect(statuses).to.deep.equal([200, 200, 200]);
+    // b has not seen the key: it verifies it, then counts it, before the role check (insurers may not verify).
+    expectProblem(await raw(b, "GET", "/v1/lms/checkConnectivity", { key }), 429, "rate-limited");
+    // a remembers the key and counts it with the checkpoint read.
+    expectProblem(await raw(a, "GET", "/v1/lms/checkConnectivity", { key }), 429, "rate-limited");
+    const badClaim = { key, body: "{}", headers: { "content-type": "application/json" } };
+    expectProblem(await raw(b, "POST", "/v1/claims/check", badClaim), 429, "rate-limited");
+    expectProblem(await raw(a, "POST", "/v1/claims/check", badClaim), 429, "rate-limited");
   });
 
   it("answers 429 once the address's count is refused, before 401, 400, 413, 415 and 404; operational routes stay open", async function () {
