@@ -41,6 +41,13 @@ function trustProxy(setting: string): boolean | number | string {
 const hasBody = (req: Request): boolean =>
   req.headers["transfer-encoding"] !== undefined || Number(req.headers["content-length"] ?? 0) > 0;
 
+/**
+ * Whether the body parsers have anything to read, an empty body included: they read `Content-Length: 0` (what
+ * fetch and Node send on a POST without a body) as {} or "" by its type, and routes see that, not undefined.
+ */
+const sendsBody = (req: Request): boolean =>
+  req.headers["transfer-encoding"] !== undefined || req.headers["content-length"] !== undefined;
+
 /** A body on anything but JSON is refused with 415 (a form post or text/plain never reaches a route as {}). */
 const jsonOnly: RequestHandler = (req, _res, next) => {
   // A body already read (a commissioning upload, by its own parser) is no business of this check.
@@ -107,7 +114,7 @@ function v1Entry(ctx: ApiContext): RequestHandler {
   return (req, res, next) => {
     void startSync(ctx, res);
     startLimit(perAddress, req, res);
-    if (!hasBody(req)) return next();
+    if (!sendsBody(req)) return next();
     limitsPassed(res).then(() => readBody(req, res, next), next);
   };
 }
