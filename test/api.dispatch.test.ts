@@ -209,6 +209,17 @@ describe("API: how a request reaches its route", function () {
     expectProblem(csv, 403, "no-signer");
   });
 
+  it("reads a commissioning upload with its own parser whatever case its path was sent in, as Express routes it", async function () {
+    for (const path of ["/V1/BATCHES/1/COMMISSIONS", "/v1/Batches/1/commissions/"]) {
+      const csv = await raw(h, "POST", path, {
+        key: h.keys.maker,
+        headers: { "content-type": "text/csv" },
+        body: "code,level\n",
+      });
+      expectProblem(csv, 403, "no-signer");
+    }
+  });
+
   it("counts each key once per request, and a refused key count wins over 403 and 400, remembered key or not", async function () {
     const settings = { API_RATE_LIMIT_PER_KEY: "3" };
     const [a, b] = [await another(settings), await another(settings)];

@@ -64,7 +64,8 @@ export function jobRunnerOf(ctx: ApiContext): JobRunner {
   return runner;
 }
 
-const COMMISSION_PATH = /^\/v1\/batches\/[^/]+\/commissions\/?$/;
+// Case-insensitive, as Express matches the route: an upload to /V1/BATCHES/… reaches it with its own parser.
+const COMMISSION_PATH = /^\/v1\/batches\/[^/]+\/commissions\/?$/i;
 
 /**
  * Reads commissioning uploads (JSON or text/csv, up to COMMISSION_BODY_LIMIT) before the service's JSON-only body
