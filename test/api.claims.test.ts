@@ -6,12 +6,12 @@ import fc from "fast-check";
 import {
   checkClaim,
   claimRefBytes32,
-  iso,
   type ClaimCheckDeps,
   type ClaimLineInput,
   type LineResult,
 } from "../backend/api/claims-check";
 import { claimSettingsSchema } from "../backend/api/claims-config";
+import { iso } from "../backend/util/time";
 import { answer3505, claimRefOf, failure3505, linesOf, read3505, type Nhsa3505 } from "../backend/api/nhsa";
 import fixture3505 from "./fixtures/nhsa-3505.json";
 import { codeHash, DEFAULT_CODE_HASH_DOMAIN, tryParseCode } from "../backend/codes/parse";

@@ -9,6 +9,7 @@ import { type Custody, type DispensingRecord, type SettlementRecord, TrailKind }
 import type { IndexReader, ItemView, UnitState } from "../index/query";
 import type { Caller } from "./context";
 import { ROLE_BY_NUMBER } from "./context";
+import { iso } from "../util/time";
 
 export const ALERT_KINDS = [
   "DUPLICATE_CODE",
@@ -55,7 +56,6 @@ const TRAIL_NAMES = {
   [TrailKind.Opened]: "opened",
 } as const;
 
-const iso = (seconds: number): string => new Date(seconds * 1000).toISOString();
 const day = (seconds: number): string => iso(seconds).slice(0, 10);
 
 export interface OrgView {

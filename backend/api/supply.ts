@@ -16,6 +16,7 @@ import type { ProductRecord } from "../index/events";
 import { dispensedByRegion, holderIdsOf } from "../supply/read";
 import { allProducts, productOutlookOf, productSummaries, supplyAt, type SupplyAt } from "../supply";
 import type { BatchStock } from "../index/query";
+import { iso } from "../util/time";
 
 const DAY_SECONDS = 86_400;
 /** The longest window a consumption answer covers. */
@@ -378,8 +379,6 @@ const beyondRetention = {
     beyondRetentionSchema,
   ),
 };
-
-const iso = (seconds: number): string => new Date(seconds * 1000).toISOString();
 
 /**
  * The moment an answer is for (`day`, or now), refused when the days it reads reach back past what the index's daily
