@@ -286,6 +286,27 @@ for (const topology of TOPOLOGIES) {
       }
     });
 
+    it("names each process's own limit and window for the same key (policies are kept per limiter)", async function () {
+      const tight = { redis, config: { ...LIMITS, API_RATE_LIMIT_PER_KEY: 4, API_RATE_WINDOW_SECONDS: 30 } };
+      const loose = { redis, config: { ...LIMITS, API_RATE_LIMIT_PER_KEY: 9, API_RATE_WINDOW_SECONDS: 90 } };
+      const apps = await Promise.all(
+        [tight, loose].map((ctx) => serve((req, res) => startKeyLimit(ctx as unknown as ApiContext, "both", req, res))),
+      );
+      try {
+        const pk = partition("both");
+        for (let round = 0; round < 2; round++) {
+          expect((await fetch(apps[0]!.url)).headers.get("ratelimit-policy")).to.equal(
+            `"4-in-30sec"; q=4; w=30; pk=:${pk}:`,
+          );
+          expect((await fetch(apps[1]!.url)).headers.get("ratelimit-policy")).to.equal(
+            `"9-in-1.5min"; q=9; w=90; pk=:${pk}:`,
+          );
+        }
+      } finally {
+        for (const app of apps) await app.close();
+      }
+    });
+
     it("counts IPv6 clients per /56 (express-rate-limit's ipKeyGenerator), IPv4-mapped ones by their IPv4 address", async function () {
       const ctx = { redis, config: { ...LIMITS, API_RATE_LIMIT_PER_ADDRESS: 2 } } as unknown as ApiContext;
       const app = await serve(
