@@ -1,5 +1,8 @@
 import { expect } from "chai";
+import { createHash } from "node:crypto";
+import { createRequire } from "node:module";
 import { ApiKeyStore, KEY_PREFIX } from "../backend/api/keys";
+import type { RedisClient } from "../backend/store/redis";
 import { IndexStore } from "../backend/index/store";
 import { call, codePath, startApi, type ApiHarness } from "./helpers/api";
 import { idOf } from "./helpers/ledger";
@@ -123,5 +126,76 @@ describe("API: who may call what", function () {
       expect(r.body.totals.participants).to.equal(7);
       expect(r.body.totals.codes).to.be.greaterThan(40);
     });
+  });
+});
+
+describe("API keys: the stored hash", function () {
+  const account = "0x" + "ab".repeat(20);
+  /** The few hash and set commands the key store sends, kept in a map. */
+  const fakeRedis = () => {
+    const hashes = new Map<string, Record<string, string>>();
+    return {
+      hashes,
+      redis: {
+        hset: async (key: string, fields: Record<string, string> | string, value?: string) => {
+          const record = hashes.get(key) ?? {};
+          Object.assign(record, typeof fields === "string" ? { [fields]: value } : fields);
+          hashes.set(key, record);
+          return 1;
+        },
+        hgetall: async (key: string) => ({ ...(hashes.get(key) ?? {}) }),
+        sadd: async () => 1,
+        exists: async (key: string) => (hashes.has(key) ? 1 : 0),
+      } as unknown as RedisClient,
+    };
+  };
+  const createHashHex = (key: string) => createHash("sha256").update(key).digest("hex");
+
+  /** Issues, verifies and remembers keys with `Store`; keys stored as the service always stored them verify. */
+  async function checkStore(Store: typeof ApiKeyStore) {
+    const { hashes, redis } = fakeRedis();
+    const store = new Store(redis);
+    const issued = await store.issue(account, "hash check");
+    expect(hashes.get(KEY_PREFIX + issued.keyId)!.hash).to.equal(createHashHex(issued.key));
+    // A key stored before (createHash's hex digest), as Redis holds it: it verifies, and is then remembered.
+    const keyId = "0123456789ab";
+    const old = `dtk_${keyId}_${"A".repeat(43)}`;
+    hashes.set(KEY_PREFIX + keyId, {
+      hash: createHashHex(old),
+      name: "old",
+      account,
+      createdAt: "2025-01-01T00:00:00Z",
+    });
+    for (const key of [issued.key, old]) {
+      expect(store.remembered(key)).to.equal(undefined);
+      const record = await store.verify(key);
+      expect(record).to.not.equal(null);
+      expect(store.remembered(key)).to.deep.equal(record);
+    }
+    const forged = old.slice(0, -1) + "B";
+    expect(await store.verify(forged)).to.equal(null);
+    expect(store.remembered(forged)).to.equal(null);
+  }
+
+  it("is createHash's SHA-256 with Node's one-shot crypto.hash: stored keys still verify and are remembered", async function () {
+    await checkStore(ApiKeyStore);
+  });
+
+  it("is the same without crypto.hash (Node before 20.12): createHash is used", async function () {
+    const require = createRequire(__filename);
+    const crypto = require("node:crypto") as { hash?: unknown };
+    const oneShot = crypto.hash;
+    const path = require.resolve("../backend/api/keys");
+    const cached = require.cache[path];
+    crypto.hash = undefined;
+    delete require.cache[path];
+    try {
+      const { ApiKeyStore: WithoutOneShot } = require(path) as { ApiKeyStore: typeof ApiKeyStore };
+      expect(WithoutOneShot).to.not.equal(ApiKeyStore);
+      await checkStore(WithoutOneShot);
+    } finally {
+      crypto.hash = oneShot;
+      require.cache[path] = cached;
+    }
   });
 });

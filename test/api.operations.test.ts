@@ -1,7 +1,11 @@
 import { expect } from "chai";
-import type { Router } from "express";
+import express, { type Router } from "express";
 import { network } from "hardhat";
+import type { AddressInfo } from "node:net";
+import pino from "pino";
 import { createApp } from "../backend/api/app";
+import { notFoundHandler, problemHandler } from "../backend/api/errors";
+import { requestLog } from "../backend/api/request-log";
 import { apiContext, serveApi, type RunningApi } from "../backend/api/service";
 import { call, codePath, startApi, testConfig, type ApiHarness } from "./helpers/api";
 import { testLog } from "./helpers/indexer";
@@ -103,6 +107,45 @@ describe("API: operating it", function () {
     for (let i = 0; i < 3; i++) await call(h, codePath(h.s.codes.inPharmacyStock), { key: h.keys.pharmacy });
     const after = scans((await call(h, "/metrics")).text);
     expect(after).to.deep.equal(before.map((n) => n + 3));
+  });
+
+  it("counts every request once per label set, scraped during traffic or several times in a row", async function () {
+    const path = codePath(h.s.codes.inPharmacyStock);
+    const sets = [
+      { route: "/v1/codes/{code}", status: 200, send: () => call(h, path, { key: h.keys.pharmacy }) },
+      { route: "/v1/codes/{code}", status: 401, send: () => call(h, path) },
+      { route: "unmatched", status: 404, send: () => call(h, "/v1/nothing-here", { key: h.keys.pharmacy }) },
+    ];
+    /** A label set's counter and its histogram's count, as one scrape reads them. */
+    const counts = (text: string, route: string, status: number) =>
+      ["http_requests_total", "http_request_duration_seconds_count"].map((name) => {
+        const series = `${name}{method="GET",route="${route}",status="${status}"} `;
+        const line = text.split("\n").find((l) => l.startsWith(series));
+        return line ? Number(line.slice(series.length)) : 0;
+      });
+    const scrape = async () => (await call(h, "/metrics")).text;
+    const before = await scrape();
+    const requests: Promise<unknown>[] = [];
+    const during: Promise<string>[] = [];
+    const rounds = 40;
+    for (let i = 0; i < rounds; i++) {
+      for (const set of sets) requests.push(set.send());
+      if (i % 4 === 0) during.push(scrape());
+    }
+    await Promise.all(requests);
+    const after = [await scrape(), await scrape(), await scrape()];
+    for (const { route, status } of sets) {
+      const [total, observed] = counts(before, route, status);
+      // A scrape amid the traffic sees the counter and the histogram agree, and never fewer than before.
+      for (const text of await Promise.all(during)) {
+        const [t, o] = counts(text, route, status);
+        expect(t, `${route} ${status} during`).to.equal(o);
+        expect(t).to.be.within(total!, total! + rounds);
+      }
+      // Scrapes in a row, with no traffic between them: the same totals, each request counted once.
+      for (const text of after)
+        expect(counts(text, route, status), `${route} ${status}`).to.deep.equal([total! + rounds, observed! + rounds]);
+    }
   });
 
   it("accepts and echoes X-Request-Id (a malformed one is replaced) and names it in problems", async function () {
@@ -211,5 +254,83 @@ describe("API: operating it", function () {
     let refused = false;
     await call(api, "/healthz").catch(() => (refused = true));
     expect(refused).to.equal(true);
+  });
+});
+
+describe("API: the request log", function () {
+  const lines: Array<{
+    level: number;
+    msg: string;
+    req?: { id: string };
+    res?: { statusCode: number };
+    route?: string;
+  }> = [];
+  let url: string;
+  let close: () => Promise<void>;
+  let lateWrite: Promise<void>;
+
+  before(async function () {
+    const log = pino({ level: "debug", base: null }, { write: (line: string) => void lines.push(JSON.parse(line)) });
+    const app = express();
+    app.use(requestLog(app, log));
+    app.get("/ok", (_req, res) => {
+      res.locals.route = "/ok";
+      res.json({ ok: true });
+    });
+    app.get("/boom", () => {
+      throw new Error("a bug");
+    });
+    // Answers after its client has gone: the answer written late must not log the request again.
+    app.get("/slow", (_req, res) => {
+      res.locals.route = "/slow";
+      lateWrite = new Promise((resolve) =>
+        setTimeout(() => {
+          res.status(201).json({ late: true });
+          resolve();
+        }, 200),
+      );
+    });
+    app.use(notFoundHandler);
+    app.use(problemHandler);
+    const server = app.listen(0, "127.0.0.1");
+    await new Promise((r) => server.once("listening", r));
+    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    close = () => new Promise<void>((r) => server.close(() => r()));
+  });
+  after(async () => close());
+
+  /** The request log's lines for one request id (not the 5xx's own "request failed" line). */
+  const logged = (id: string) =>
+    lines.filter((l) => l.req?.id === id && ["request completed", "request errored"].includes(l.msg));
+
+  it("writes one line per request, at debug, info or error by its status, named by its request id", async function () {
+    for (const [path, id] of [
+      ["/ok", "ok-1"],
+      ["/nothing", "missing-1"],
+      ["/boom", "boom-1"],
+      ["/ok", "ok-2"],
+    ] as const)
+      await (await fetch(url + path, { headers: { "x-request-id": id } })).text();
+    await new Promise((r) => setTimeout(r, 50));
+    const seen = (id: string) => logged(id).map((l) => ({ level: l.level, status: l.res?.statusCode, route: l.route }));
+    expect(seen("ok-1")).to.deep.equal([{ level: 20, status: 200, route: "/ok" }]);
+    expect(seen("ok-2")).to.deep.equal([{ level: 20, status: 200, route: "/ok" }]);
+    expect(seen("missing-1")).to.deep.equal([{ level: 30, status: 404, route: "unmatched" }]);
+    expect(seen("boom-1")).to.deep.equal([{ level: 50, status: 500, route: "unmatched" }]);
+    expect(logged("boom-1")[0]!.msg).to.equal("request errored");
+  });
+
+  it("writes one line for a request whose client went away before the answer, and none when it is written late", async function () {
+    const aborted = new AbortController();
+    const reply = fetch(`${url}/slow`, { headers: { "x-request-id": "gone-1" }, signal: aborted.signal });
+    await new Promise((r) => setTimeout(r, 50));
+    aborted.abort();
+    await reply.catch(() => undefined);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(logged("gone-1")).to.have.length(1);
+    await lateWrite;
+    await new Promise((r) => setTimeout(r, 50));
+    expect(logged("gone-1")).to.have.length(1);
+    expect(logged("gone-1")[0]!.route).to.equal("/slow");
   });
 });

@@ -128,6 +128,8 @@ function policyName(limit: number, windowMs: number): string {
 
 /** Distinct counted keys whose policy header is kept (few: the keys and addresses calling lately). */
 const POLICIES_KEPT = 10_000;
+/** The longest counted key whose policy is kept: an address (an IPv6 /56 as ipKeyGenerator writes it) or a key id. */
+const KEPT_KEY_LENGTH = 64;
 
 /** Appends a header's value as Express's `res.append` does: a second value makes the header a list. */
 function appendHeader(res: Response, name: string, value: string): void {
@@ -153,8 +155,13 @@ function limiter(
     if (policy === undefined) {
       const partition = Buffer.from(createHash("sha256").update(key).digest("hex").slice(0, 12)).toString("base64");
       policy = `${quoted}; q=${limit}; w=${windowSeconds}; pk=:${partition}:`;
-      if (policies.size >= POLICIES_KEPT) policies.clear();
-      policies.set(key, policy);
+      // Kept under a copy of its own: req.ip is a slice of X-Forwarded-For behind a proxy, and a slice keeps the
+      // whole header alive (up to 16 kB a key: 150 MB for the 10,000 kept). A longer key is no address Express
+      // parsed but a hostile header behind "trust proxy: true": its policy is made each time, not kept.
+      if (key.length <= KEPT_KEY_LENGTH) {
+        if (policies.size >= POLICIES_KEPT) policies.clear();
+        policies.set(Buffer.from(key).toString(), policy);
+      }
     }
     return policy;
   };
