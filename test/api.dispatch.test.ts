@@ -1,8 +1,7 @@
 import { expect } from "chai";
 import { request as httpRequest } from "node:http";
-import { apiContext, serveApi, type RunningApi } from "../backend/api/service";
-import { codePath, startApi, testConfig, type ApiHarness } from "./helpers/api";
-import { testLog } from "./helpers/indexer";
+import type { RunningApi } from "../backend/api/service";
+import { anotherApi, codePath, startApi, type ApiHarness } from "./helpers/api";
 
 /** A reply as the wire carried it: no URL normalisation (fetch resolves "..", "."), headers exactly as sent. */
 interface RawReply {
@@ -53,8 +52,7 @@ describe("API: how a request reaches its route", function () {
 
   /** Another API process over the same Redis and chain, with its own settings. */
   const another = async (overrides: Record<string, string>) => {
-    const ctx = apiContext(testConfig(overrides), h.redis, h.ctx.rpc, testLog);
-    const api = await serveApi(ctx, "127.0.0.1", 0);
+    const api = await anotherApi(h, overrides);
     extra.push(api);
     return api;
   };

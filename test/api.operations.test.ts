@@ -6,9 +6,8 @@ import pino from "pino";
 import { createApp } from "../backend/api/app";
 import { notFoundHandler, problemHandler } from "../backend/api/errors";
 import { requestLog } from "../backend/api/request-log";
-import { apiContext, serveApi, type RunningApi } from "../backend/api/service";
-import { call, codePath, startApi, testConfig, type ApiHarness } from "./helpers/api";
-import { testLog } from "./helpers/indexer";
+import type { RunningApi } from "../backend/api/service";
+import { anotherApi, call, codePath, startApi, type ApiHarness } from "./helpers/api";
 
 interface Layer {
   route?: { path: string; methods: Record<string, boolean> };
@@ -33,8 +32,7 @@ describe("API: operating it", function () {
 
   /** Another API process over the same Redis and chain, with its own settings. */
   const another = async (overrides: Record<string, string>) => {
-    const ctx = apiContext(testConfig(overrides), h.redis, h.ctx.rpc, testLog);
-    const api = await serveApi(ctx, "127.0.0.1", 0);
+    const api = await anotherApi(h, overrides);
     extra.push(api);
     return api;
   };

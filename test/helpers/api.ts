@@ -231,6 +231,11 @@ export async function startApi(
   };
 }
 
+/** Another API process over the harness's Redis and chain, with its own settings (the caller closes it). */
+export async function anotherApi(h: ApiHarness, overrides: Record<string, string>): Promise<RunningApi> {
+  return serveApi(apiContext(testConfig(overrides), h.redis, h.ctx.rpc, testLog), "127.0.0.1", 0);
+}
+
 export interface Reply<T = Record<string, unknown>> {
   status: number;
   headers: Headers;
