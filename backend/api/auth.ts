@@ -24,11 +24,11 @@ export function keyFromHeader(header: string | undefined): string | null {
 }
 
 /**
- * Resolves the caller of a key, refusing what the chain refuses (unknown or suspended organisations). `verified`:
- * the key's record when the request already verified it (see ApiRouter).
+ * Resolves the caller of a key, refusing what the chain refuses (unknown or suspended organisations); a key the
+ * request verified already goes to {@link callerOfRecord} directly (see {@link callerOfRequest}).
  */
-export async function callerOf(ctx: ApiContext, key: string, verified?: ApiKeyRecord): Promise<Caller> {
-  const record = verified ?? (await ctx.keys.verify(key));
+export async function callerOf(ctx: ApiContext, key: string): Promise<Caller> {
+  const record = await ctx.keys.verify(key);
   if (!record) throw problems.unauthorized("The API key is not valid or was revoked.");
   return callerOfRecord(ctx, record);
 }
